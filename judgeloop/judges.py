@@ -1,0 +1,163 @@
+"""The judge: built from settings, registered as versioned MLflow scorers, promoted explicitly.
+
+Versions are MLflow's own (each ``register`` on the same name adds one). Which version is in
+use is an explicit promotion recorded as an experiment tag, never "the latest version": a
+re-aligned judge that failed its gate stays registered but unused.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from judgeloop.settings import FeedbackType, Settings
+
+PROMOTED_TAG = "judgeloop.promoted_judge_version"
+BASE_VERSION_TAG = "judgeloop.base_judge_version"
+BASE_FINGERPRINT_TAG = "judgeloop.base_judge_fingerprint"
+LINEAGE_TAG_PREFIX = "judgeloop.judge_lineage."
+
+
+@dataclass(frozen=True)
+class JudgeVersion:
+    name: str
+    version: int
+    created: bool
+
+
+def feedback_value_type(settings: Settings) -> Any:
+    if settings.feedback_type == FeedbackType.LIKERT:
+        return Literal[tuple(range(settings.scale_min, settings.scale_max + 1))]
+    if settings.feedback_type == FeedbackType.PASS_FAIL:
+        return bool
+    if settings.feedback_type == FeedbackType.CATEGORICAL:
+        return Literal[tuple(settings.categories)]
+    raise ValueError(f"Unknown feedback type {settings.feedback_type!r}: use likert, pass_fail or categorical.")
+
+
+def scale_description(settings: Settings) -> str:
+    if settings.feedback_type == FeedbackType.LIKERT:
+        return (
+            f"Answer with an integer from {settings.scale_min} (worst) to {settings.scale_max} (best)."
+        )
+    if settings.feedback_type == FeedbackType.PASS_FAIL:
+        return "Answer true if the response passes, false if it fails."
+    return "Answer with exactly one of (worst to best): " + ", ".join(settings.categories) + "."
+
+
+def full_instructions(settings: Settings) -> str:
+    text = settings.judge_instructions.strip()
+    if "{{ inputs }}" not in text and "{{ outputs }}" not in text:
+        raise ValueError(
+            "JUDGELOOP_JUDGE_INSTRUCTIONS must reference {{ inputs }} and/or {{ outputs }} "
+            f"so the judge sees the trace; got: {text[:80]!r}"
+        )
+    return f"{text}\n\n{scale_description(settings)}"
+
+
+def build_judge(settings: Settings, model: str):
+    from mlflow.genai.judges import make_judge
+
+    return make_judge(
+        name=settings.judge_name,
+        instructions=full_instructions(settings),
+        model=model,
+        feedback_value_type=feedback_value_type(settings),
+    )
+
+
+def fingerprint(settings: Settings, model: str) -> str:
+    payload = json.dumps(
+        [settings.judge_name, full_instructions(settings), model, str(feedback_value_type(settings))]
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def latest_version(experiment_id: str, name: str) -> int | None:
+    from mlflow.genai.scorers.registry import list_scorer_versions
+
+    try:
+        versions = list_scorer_versions(name=name, experiment_id=experiment_id)
+    except Exception:  # MLflow raises when no scorer of that name exists yet
+        return None
+    return max((v for _, v in versions), default=None)
+
+
+def register(judge, experiment_id: str) -> int:
+    """Register ``judge`` as a new version under its name and return that version number."""
+    judge.register(name=judge.name, experiment_id=experiment_id)
+    version = latest_version(experiment_id, judge.name)
+    if version is None:
+        raise RuntimeError(f"Registering judge {judge.name!r} did not create a version")
+    return version
+
+
+def ensure_base_judge(settings: Settings, experiment_id: str, model: str) -> JudgeVersion:
+    """Register the base judge if its definition changed since the last registration."""
+    from judgeloop.store import get_experiment_tag, set_experiment_tag
+
+    wanted = fingerprint(settings, model)
+    known_version = get_experiment_tag(experiment_id, BASE_VERSION_TAG)
+    if known_version and get_experiment_tag(experiment_id, BASE_FINGERPRINT_TAG) == wanted:
+        if get_experiment_tag(experiment_id, PROMOTED_TAG) is None:
+            set_experiment_tag(experiment_id, PROMOTED_TAG, known_version)
+        return JudgeVersion(settings.judge_name, int(known_version), created=False)
+    version = register(build_judge(settings, model), experiment_id)
+    set_experiment_tag(experiment_id, BASE_VERSION_TAG, str(version))
+    set_experiment_tag(experiment_id, BASE_FINGERPRINT_TAG, wanted)
+    # A new base definition restarts alignment from it: memory learned for other instructions
+    # would grade by criteria the user just replaced.
+    set_experiment_tag(experiment_id, PROMOTED_TAG, str(version))
+    record_lineage(experiment_id, version, {"kind": "base", "model": model, "fingerprint": wanted})
+    return JudgeVersion(settings.judge_name, version, created=True)
+
+
+def load(experiment_id: str, name: str, version: int):
+    from mlflow.genai.scorers.registry import get_scorer
+
+    return get_scorer(name=name, experiment_id=experiment_id, version=version)
+
+
+def promoted_version(experiment_id: str) -> int | None:
+    from judgeloop.store import get_experiment_tag
+
+    value = get_experiment_tag(experiment_id, PROMOTED_TAG)
+    return int(value) if value else None
+
+
+def load_promoted(settings: Settings, experiment_id: str):
+    version = promoted_version(experiment_id)
+    if version is None:
+        raise LookupError(
+            f"No judge is promoted in experiment {experiment_id}: materialize base_judge first."
+        )
+    return version, load(experiment_id, settings.judge_name, version)
+
+
+def promote(experiment_id: str, version: int) -> None:
+    from judgeloop.store import set_experiment_tag
+
+    set_experiment_tag(experiment_id, PROMOTED_TAG, str(version))
+
+
+def record_lineage(experiment_id: str, version: int, lineage: dict) -> None:
+    """What a judge version was built from, readable in MLflow as an experiment tag."""
+    from judgeloop.store import set_experiment_tag
+
+    set_experiment_tag(experiment_id, f"{LINEAGE_TAG_PREFIX}{version}", json.dumps(lineage, sort_keys=True))
+
+
+def lineage(experiment_id: str, version: int) -> dict:
+    from judgeloop.store import get_experiment_tag
+
+    raw = get_experiment_tag(experiment_id, f"{LINEAGE_TAG_PREFIX}{version}")
+    return json.loads(raw) if raw else {}
+
+
+def base_version(experiment_id: str) -> int:
+    from judgeloop.store import get_experiment_tag
+
+    value = get_experiment_tag(experiment_id, BASE_VERSION_TAG)
+    if not value:
+        raise LookupError(f"No base judge registered in experiment {experiment_id}: materialize base_judge first.")
+    return int(value)

@@ -1,0 +1,106 @@
+"""Checks that a model role is configured and its provider reachable, before any state is written."""
+
+import os
+import socket
+from urllib.parse import urlparse
+
+from judgeloop.settings import Settings
+
+ROLES = {
+    "judge": ("judge_model", "JUDGELOOP_JUDGE_MODEL"),
+    "reflection": ("reflection_model", "JUDGELOOP_REFLECTION_MODEL"),
+    "embeddings": ("embedding_model", "JUDGELOOP_EMBEDDING_MODEL"),
+    "agent": ("agent_model", "JUDGELOOP_AGENT_MODEL"),
+}
+
+# Provider -> environment variables of which at least one must be set for a call to succeed.
+_CREDENTIALS = {
+    "openai": ["OPENAI_API_KEY"],
+    "anthropic": ["ANTHROPIC_API_KEY"],
+    "gemini": ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
+    "mistral": ["MISTRAL_API_KEY"],
+}
+
+
+class ModelNotConfiguredError(RuntimeError):
+    """A role has no model URI, or its provider cannot be reached; the message says what to set."""
+
+
+def example_uri(role: str) -> str:
+    return "openai:/text-embedding-3-small" if role == "embeddings" else "openai:/gpt-4.1-mini"
+
+
+def missing_model_message(role: str) -> str:
+    _, env = ROLES[role]
+    return (
+        f"No {role} model is configured: set {env} to an MLflow model URI, e.g. {example_uri(role)} "
+        f"(with OPENAI_API_KEY), anthropic:/claude-sonnet-4-5, databricks:/<endpoint>, ollama:/<model>, "
+        f"or openai:/<model> with OPENAI_API_BASE pointing at any OpenAI-compatible server."
+    )
+
+
+def require_model(settings: Settings, role: str) -> str:
+    """The model URI for ``role``; raises ModelNotConfiguredError naming the setting to set."""
+    attr, env = ROLES[role]
+    uri = getattr(settings, attr)
+    if not uri:
+        raise ModelNotConfiguredError(missing_model_message(role))
+    if ":/" not in uri:
+        raise ModelNotConfiguredError(f"{env}={uri!r} is not an MLflow model URI of the form provider:/model.")
+    provider = uri.split(":/", 1)[0]
+    if provider == "fake":
+        return uri
+    if provider == "openai" and os.environ.get("OPENAI_API_BASE", os.environ.get("OPENAI_BASE_URL")):
+        _require_reachable(os.environ.get("OPENAI_API_BASE") or os.environ["OPENAI_BASE_URL"], env, "OPENAI_API_BASE")
+        os.environ.setdefault("OPENAI_API_KEY", "unused-by-local-server")
+        return uri
+    if provider == "ollama":
+        _require_reachable(os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"), env, "OLLAMA_HOST")
+        return uri
+    if provider == "databricks":
+        if not (os.environ.get("DATABRICKS_HOST") or os.path.exists(os.path.expanduser("~/.databrickscfg"))):
+            raise ModelNotConfiguredError(
+                f"{env}={uri} needs Databricks credentials: set DATABRICKS_HOST and DATABRICKS_TOKEN."
+            )
+        return uri
+    needed = _CREDENTIALS.get(provider)
+    if needed and not any(os.environ.get(name) for name in needed):
+        raise ModelNotConfiguredError(f"{env}={uri} needs an API key: set {' or '.join(needed)}.")
+    return uri
+
+
+def _require_reachable(base_url: str, env: str, url_env: str) -> None:
+    parsed = urlparse(base_url if "://" in base_url else f"http://{base_url}")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=3):
+            return
+    except OSError as exc:
+        raise ModelNotConfiguredError(
+            f"The model server at {base_url} ({url_env}) is unreachable ({exc}); start it or change "
+            f"{url_env} / {env}."
+        ) from exc
+
+
+def require_models(settings: Settings, *roles: str) -> dict[str, str]:
+    """Check several roles at once so the user learns every missing setting in one message."""
+    uris, problems = {}, []
+    for role in roles:
+        try:
+            uris[role] = require_model(settings, role)
+        except ModelNotConfiguredError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ModelNotConfiguredError("\n".join(problems))
+    return uris
+
+
+def configuration_report(settings: Settings) -> list[str]:
+    """One line per role that is not usable, for start-up banners."""
+    lines = []
+    for role in ROLES:
+        try:
+            require_model(settings, role)
+        except ModelNotConfiguredError as exc:
+            lines.append(str(exc))
+    return lines

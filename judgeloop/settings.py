@@ -1,0 +1,134 @@
+"""The one place that decides where judgeloop runs: stores, model URIs, thresholds.
+
+Every value comes from an environment variable prefixed ``JUDGELOOP_`` (or a Dagster
+run config override, see ``judgeloop_assets.resources``), with local defaults that keep all
+state in one git-ignored folder. Secrets (provider API keys) are never settings: providers
+read them from their own environment variables, so they never reach metadata or logs.
+"""
+
+import os
+from enum import Enum
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    # A checkout keeps its state next to workspace.yaml; an installed package uses ~/.judgeloop.
+    repo_root = Path(__file__).resolve().parent.parent
+    if (repo_root / "workspace.yaml").exists():
+        return repo_root / ".judgeloop"
+    return Path.home() / ".judgeloop"
+
+
+class FeedbackType(str, Enum):
+    LIKERT = "likert"
+    PASS_FAIL = "pass_fail"
+    CATEGORICAL = "categorical"
+
+
+DEFAULT_INSTRUCTIONS = (
+    "You review answers that a support assistant gave to user questions. "
+    "Read the user's question in {{ inputs }} and the assistant's answer in {{ outputs }}. "
+    "Rate how well the answer addresses the question: is it on topic, correct, complete "
+    "and directly useful to the person who asked?"
+)
+
+DEFAULT_AGENT_PROMPT = (
+    "You are a support assistant. Answer the user's question using the retrieved passage."
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JUDGELOOP_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="State folder (MLflow store, DAGSTER_HOME).")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite under home.")
+    experiment_name: str = "judgeloop"
+
+    judge_name: str = "answer_quality"
+    judge_instructions: str = DEFAULT_INSTRUCTIONS
+    feedback_type: FeedbackType = FeedbackType.LIKERT
+    scale_min: int = 1
+    scale_max: int = 4
+    categories: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["Bad", "Could be Improved", "Acceptable", "Excellent"])
+
+    judge_model: str | None = Field(None, description="MLflow model URI of the judge, e.g. openai:/gpt-4.1-mini")
+    reflection_model: str | None = Field(None, description="Model URI MemAlign and GEPA reflect with.")
+    embedding_model: str | None = Field(None, description="Embedding model URI for MemAlign's memory.")
+    agent_model: str | None = Field(None, description="Model URI of the demo agent.")
+
+    agent: str | None = Field(None, description="Agent callable 'module:function'; unset = evaluate existing traces.")
+    questions_path: Path | None = Field(None, description="Questions (JSONL/JSON/txt) the agent answers.")
+    feedbackqa_path: Path = Field(
+        default_factory=lambda: Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "feedbackqa"
+    )
+    demo_domain: str = "WHO"
+    demo_items: int = 40
+
+    reviewers: Annotated[list[str], NoDecode] = Field(default_factory=list, description="SMEs assigned to the review queue.")
+
+    heldout_fraction: float = 0.34
+    min_alignment_labels: int = 4
+    min_heldout_labels: int = 3
+    gate_margin: float = 0.05
+    label_threshold: int = 5
+    sensor_interval_seconds: int = 30
+
+    prompt_name: str = "judgeloop-agent-system-prompt"
+    agent_system_prompt: str = DEFAULT_AGENT_PROMPT
+    production_alias: str = "production"
+    gepa_max_metric_calls: int = 60
+    prompt_promotion_margin: float = 0.0
+    skip_records_without_expectations: bool = False
+
+    @field_validator("reviewers", "categories", mode="before")
+    @classmethod
+    def _split_csv(cls, value):
+        # Environment variables carry lists as "a,b,c"; JSON lists also work.
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_ranges(self):
+        if self.scale_min >= self.scale_max:
+            raise ValueError(f"scale_min ({self.scale_min}) must be below scale_max ({self.scale_max})")
+        if not 0 < self.heldout_fraction < 1:
+            raise ValueError(f"heldout_fraction must be between 0 and 1, got {self.heldout_fraction}")
+        if self.feedback_type == FeedbackType.CATEGORICAL and len(self.categories) < 2:
+            raise ValueError("categorical feedback needs at least two categories (JUDGELOOP_CATEGORIES)")
+        return self
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str:
+        return (self.resolved_home / "mlartifacts").as_uri()
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.resolved_home / "dagster"
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with explicit overrides (None means "not overridden")."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def is_databricks(settings: Settings) -> bool:
+    uri = settings.resolved_tracking_uri
+    return uri == "databricks" or uri.startswith("databricks")
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

@@ -1,0 +1,79 @@
+"""Connects this process to the configured MLflow store and experiment."""
+
+import os
+from pathlib import Path
+
+from judgeloop.settings import Settings, is_databricks
+
+# Offline-friendly defaults; each is a no-op where the user already set the variable.
+_QUIET_DEFAULTS = {
+    # Without it the first judge call in a process tries to download a model catalog (~7 s offline).
+    "MLFLOW_MODEL_CATALOG_URI": "",
+    # Without it litellm tries to download a price list at import (~8 s offline).
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    # evaluate() on sqlite exhausts SQLAlchemy's pool and silently drops traces otherwise.
+    "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "50",
+    "MLFLOW_GENAI_EVAL_SKIP_TRACE_VALIDATION": "True",
+}
+
+
+def prepare_environment(settings: Settings) -> None:
+    for key, value in _QUIET_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("DSPY_CACHEDIR", str(settings.resolved_home / "dspy-cache"))
+    if any((uri or "").startswith("fake:/") for uri in model_uris(settings)):
+        from judgeloop.fake_llm import register_litellm_provider
+
+        register_litellm_provider()
+
+
+def model_uris(settings: Settings) -> list[str | None]:
+    return [settings.judge_model, settings.reflection_model, settings.embedding_model, settings.agent_model]
+
+
+def connect(settings: Settings) -> str:
+    """Point MLflow at the configured store and experiment; return the experiment id.
+
+    Creates the state folder and the experiment (with an explicit artifact location, so
+    nothing lands in the current directory) on first use.
+    """
+    import mlflow
+
+    prepare_environment(settings)
+    if not is_databricks(settings):
+        settings.resolved_home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        artifact_location = None if is_databricks(settings) else settings.artifact_location
+        if artifact_location:
+            Path(settings.resolved_home / "mlartifacts").mkdir(parents=True, exist_ok=True)
+        experiment_id = mlflow.create_experiment(settings.experiment_name, artifact_location=artifact_location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def experiment_url(settings: Settings, experiment_id: str, mlflow_ui_url: str | None = None) -> str:
+    base = (mlflow_ui_url or os.environ.get("JUDGELOOP_MLFLOW_UI_URL") or _ui_base(settings)).rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}"
+
+
+def _ui_base(settings: Settings) -> str:
+    uri = settings.resolved_tracking_uri
+    if uri.startswith("http"):
+        return uri
+    return "http://127.0.0.1:5000"
+
+
+def get_experiment_tag(experiment_id: str, key: str) -> str | None:
+    import mlflow
+
+    return mlflow.get_experiment(experiment_id).tags.get(key)
+
+
+def set_experiment_tag(experiment_id: str, key: str, value: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_experiment_tag(experiment_id, key, value)

@@ -1,0 +1,164 @@
+"""Runs the agent (or takes existing production traces), scores them with the judge, and tags
+the traces where the agent answered AND the judge scored with ``eval=complete``.
+
+Re-running is incremental: questions that already have a complete trace are not asked again,
+and existing traces that are already tagged are not re-scored.
+"""
+
+import hashlib
+import importlib
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+EVAL_TAG = "eval"
+EVAL_COMPLETE = "complete"
+QUESTION_TAG = "judgeloop.question_id"
+SOURCE_TAG = "judgeloop.source"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaggingReport:
+    run_id: str | None = None
+    evaluated: int = 0
+    tagged: int = 0
+    already_tagged: int = 0
+    agent_errors: int = 0
+    judge_errors: int = 0
+    first_errors: list[str] = field(default_factory=list)
+    scores: Counter = field(default_factory=Counter)
+    tagged_trace_ids: list[str] = field(default_factory=list)
+
+
+def question_id(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_agent(spec: str) -> Callable:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"JUDGELOOP_AGENT={spec!r} must look like 'package.module:function'")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"JUDGELOOP_AGENT={spec!r} cannot be imported: {exc}") from exc
+
+
+def search_all(experiment_id: str, filter_string: str | None = None, max_results: int = 500) -> list:
+    """Every matching trace, following page tokens (search_traces pages at max_results)."""
+    from mlflow import MlflowClient
+
+    client, found, token = MlflowClient(), [], None
+    while True:
+        page = client.search_traces(
+            locations=[experiment_id], filter_string=filter_string, max_results=max_results, page_token=token
+        )
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def tagged_trace_ids(experiment_id: str) -> list[str]:
+    return [t.info.trace_id for t in search_all(experiment_id, f"tag.{EVAL_TAG} = '{EVAL_COMPLETE}'")]
+
+
+def _root_inputs(trace) -> dict:
+    spans = trace.data.spans if trace.data else []
+    root = next((s for s in spans if s.parent_id is None), spans[0] if spans else None)
+    inputs = root.inputs if root is not None else None
+    return inputs if isinstance(inputs, dict) else {"request": inputs}
+
+
+def _latest_judge_assessment(trace, judge_name: str):
+    candidates = [
+        a for a in (trace.info.assessments or [])
+        if a.name == judge_name and a.source.source_type != "HUMAN" and getattr(a, "feedback", None) is not None
+    ]
+    return max(candidates, key=lambda a: a.create_time_ms or 0, default=None)
+
+
+def evaluate_and_tag(
+    experiment_id: str,
+    judge,
+    records: list[dict] | None = None,
+    agent: Callable | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> TaggingReport:
+    """Score traces with ``judge`` and tag the complete ones.
+
+    With ``agent`` and ``records`` (``{"question": ..., ...}`` dicts, already validated), the
+    agent answers each record not answered before. Without an agent, the experiment's
+    untagged traces are scored as they are.
+    """
+    import mlflow
+
+    from mlflow import MlflowClient
+
+    report = TaggingReport()
+    done = {t.info.trace_id: t for t in search_all(experiment_id, f"tag.{EVAL_TAG} = '{EVAL_COMPLETE}'")}
+    report.already_tagged = len(done)
+
+    if agent is not None:
+        answered = {t.info.tags.get(QUESTION_TAG) for t in done.values()}
+        todo = [r for r in records or [] if question_id(r) not in answered]
+        progress(f"{len(todo)} of {len(records or [])} questions need an answer ({len(answered)} already complete)")
+        if not todo:
+            return report
+        result = mlflow.genai.evaluate(data=[{"inputs": r} for r in todo], predict_fn=agent, scorers=[judge])
+    else:
+        pending = [t for t in search_all(experiment_id) if t.info.trace_id not in done and t.info.tags.get(EVAL_TAG) is None]
+        progress(f"{len(pending)} existing traces to score ({len(done)} already complete)")
+        if not pending:
+            return report
+        result = mlflow.genai.evaluate(data=pending, scorers=[judge])
+
+    report.run_id = result.run_id
+    mlflow.flush_trace_async_logging()
+    trace_ids = [tid for tid in result.result_df["trace_id"].tolist() if tid]
+    client = MlflowClient()
+    for index, trace_id in enumerate(trace_ids, start=1):
+        trace = client.get_trace(trace_id)
+        report.evaluated += 1
+        inputs = _root_inputs(trace)
+        label = inputs.get("question", trace_id) if isinstance(inputs, dict) else trace_id
+        if trace.info.state != "OK":
+            report.agent_errors += 1
+            _note(report, f"agent failed on {label!r} (trace {trace_id})" + _span_error(trace))
+            continue
+        assessment = _latest_judge_assessment(trace, judge.name)
+        if assessment is None or assessment.error is not None or assessment.value is None:
+            report.judge_errors += 1
+            message = assessment.error.error_message if assessment is not None and assessment.error else "no score"
+            _note(report, f"judge failed on {label!r} (trace {trace_id}): {message}")
+            continue
+        client.set_trace_tag(trace_id, QUESTION_TAG, question_id(inputs))
+        client.set_trace_tag(trace_id, EVAL_TAG, EVAL_COMPLETE)
+        report.tagged += 1
+        report.tagged_trace_ids.append(trace_id)
+        report.scores[str(assessment.value)] += 1
+        if index % 25 == 0:
+            progress(f"checked {index}/{len(trace_ids)} traces, {report.tagged} tagged")
+    progress(
+        f"evaluated {report.evaluated}, tagged {report.tagged}, agent errors {report.agent_errors}, "
+        f"judge errors {report.judge_errors}"
+    )
+    return report
+
+
+def _span_error(trace) -> str:
+    for span in trace.data.spans if trace.data else []:
+        for event in span.events or []:
+            if event.name == "exception":
+                return f": {event.attributes.get('exception.message', '')}"
+    return ""
+
+
+def _note(report: TaggingReport, message: str) -> None:
+    log.warning(message)
+    if len(report.first_errors) < 5:
+        report.first_errors.append(message)

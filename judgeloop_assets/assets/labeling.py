@@ -1,0 +1,52 @@
+import dagster as dg
+
+from judgeloop import labeling, traces
+from judgeloop_assets.resources import JudgeloopConfig
+
+
+@dg.asset(
+    group_name="judge",
+    deps=["eval_dataset"],
+    kinds={"mlflow"},
+    description="Label schema (named like the judge) and review queue where SMEs label the dataset's traces.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "schema_matches_judge",
+            asset="labeling_session",
+            description="The label schema's name equals the judge's name and its input fits the feedback type.",
+        )
+    ],
+)
+def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
+    settings, experiment_id = judgeloop.connect()
+    trace_ids = traces.tagged_trace_ids(experiment_id)
+    report = labeling.open_session(settings, experiment_id, trace_ids, judgeloop.ui_url(settings))
+    context.log.info(f"queue {report.queue_name}: {report.items_added} items added, {report.pending} pending")
+    yield dg.MaterializeResult(
+        metadata={
+            "labeling_url": dg.MetadataValue.url(report.url),
+            "schema_name": report.schema_name,
+            "schema_id": report.schema_id,
+            "queue_id": report.queue_id,
+            "queue_name": report.queue_name,
+            "items_added": report.items_added,
+            "items_pending": report.pending,
+            "items_complete": report.complete,
+            "reviewers": ", ".join(report.reviewers) or "anyone with access",
+            "experiment_id": experiment_id,
+        }
+    )
+    yield check_schema(settings, experiment_id)
+
+
+def check_schema(settings, experiment_id: str) -> dg.AssetCheckResult:
+    from mlflow.genai import label_schemas
+
+    schema = label_schemas.get_label_schema(labeling.schema_name(settings), experiment_id=experiment_id)
+    expected = labeling.describe_input(labeling.schema_input(settings))
+    actual = labeling.describe_input(schema.input)
+    return dg.AssetCheckResult(
+        check_name="schema_matches_judge",
+        passed=schema.name == settings.judge_name and actual == expected,
+        metadata={"schema_name": schema.name, "judge_name": settings.judge_name, "schema_input": actual, "expected_input": expected},
+    )

@@ -1,0 +1,15 @@
+"""Agents the tests plug in through JUDGELOOP_AGENT (module:function)."""
+
+import mlflow
+
+
+@mlflow.trace
+def echo_agent(question: str) -> str:
+    return f"About {question}: the answer to {question} is in the guidance."
+
+
+@mlflow.trace
+def flaky_agent(question: str) -> str:
+    if "explode" in question:
+        raise RuntimeError(f"the agent cannot answer {question!r}")
+    return f"About {question}: the answer to {question} is in the guidance."

@@ -1,0 +1,67 @@
+import os
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from judgeloop.fake_llm import reset_calls
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FEEDBACKQA = REPO.parent / "shared" / "data" / "feedbackqa"
+FIXTURE_FEEDBACKQA = REPO / "tests" / "fixtures" / "feedbackqa"
+
+FAKE_MODELS = {
+    "JUDGELOOP_JUDGE_MODEL": "fake:/judge",
+    "JUDGELOOP_REFLECTION_MODEL": "fake:/reflection",
+    "JUDGELOOP_EMBEDDING_MODEL": "fake:/embedding",
+    "JUDGELOOP_AGENT_MODEL": "fake:/agent",
+}
+
+
+def feedbackqa_root() -> Path:
+    return SHARED_FEEDBACKQA if (SHARED_FEEDBACKQA / "WHO").exists() else FIXTURE_FEEDBACKQA
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fresh state folder (sqlite MLflow store) and fake models for every role."""
+    state = tmp_path / "state"
+    for key in list(os.environ):
+        if key.startswith("JUDGELOOP_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("JUDGELOOP_HOME", str(state))
+    monkeypatch.setenv("JUDGELOOP_FEEDBACKQA_PATH", str(feedbackqa_root()))
+    for key, value in FAKE_MODELS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    reset_calls()
+    yield state
+    try:
+        import mlflow
+
+        mlflow.flush_trace_async_logging()
+    except Exception:
+        pass
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def questions_file(tmp_path) -> Path:
+    path = tmp_path / "questions.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                '{"question": "How does the virus spread between people?"}',
+                '{"question": "Should I wear a mask when I am sick?"}',
+                '{"question": "How long is the incubation period?"}',
+                '{"question": "Can pets carry the virus?"}',
+            ]
+        )
+        + "\n"
+    )
+    return path
