@@ -47,6 +47,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home, description="State folder (MLflow store, DAGSTER_HOME).")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite under home.")
+    backend_store_uri: str | None = Field(
+        None, description="SQL database behind an http tracking server, read by the label sensor."
+    )
     experiment_name: str = "judgeloop"
 
     judge_name: str = "answer_quality"

@@ -1,0 +1,249 @@
+"""SME labels: HUMAN feedback named like the judge, read incrementally and validated.
+
+Which labels count (everywhere: sensor, alignment, agreement):
+- source HUMAN, named like the judge (trimmed, case-insensitive, as MemAlign matches);
+- still valid (an edit in the MLflow UI overrides the old label, which stays stored with
+  ``valid=False``; MemAlign would otherwise still learn from it);
+- value inside the schema's range or options (the UI's number box does not enforce it);
+- written by an assigned reviewer, where reviewers are configured.
+Labels failing any rule are returned as rejections with the reason, never used.
+
+How reading "changed since a cursor" stays cheap: the cursor is (last_updated_timestamp,
+assessment_id) of the newest label seen. On a SQL store (sqlite, PostgreSQL, MySQL; also
+the store behind a local ``mlflow server``) the query runs on MLflow's own ``assessments``
+table through its index on ``last_updated_timestamp``, so a tick with nothing new is one
+index probe whatever the number of traces, and a tick with k new labels reads k rows.
+Against a remote tracking server with no database access, the REST API has no filter on
+an assessment's update time; the fallback pages through traces that carry feedback of that
+name, which grows with the labelled traces (documented in README).
+"""
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from judgeloop.settings import FeedbackType, Settings
+
+_ENGINES: dict = {}
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    updated_ms: int = 0
+    assessment_id: str = ""
+
+    def encode(self) -> str:
+        return json.dumps([self.updated_ms, self.assessment_id])
+
+    @classmethod
+    def decode(cls, raw: str | None) -> "Cursor":
+        if not raw:
+            return cls()
+        updated_ms, assessment_id = json.loads(raw)
+        return cls(int(updated_ms), str(assessment_id))
+
+
+@dataclass(frozen=True)
+class HumanLabel:
+    assessment_id: str
+    trace_id: str
+    name: str
+    value: object
+    comment: str | None
+    reviewer: str | None
+    updated_ms: int
+    valid: bool = True
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.updated_ms, self.assessment_id)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    trace_id: str
+    reviewer: str | None
+    value: object
+    reason: str
+
+
+@dataclass
+class LabelBatch:
+    labels: list[HumanLabel] = field(default_factory=list)
+    cursor: Cursor = field(default_factory=Cursor)
+    rows_read: int = 0
+
+
+def backend_db_uri(settings: Settings) -> str | None:
+    """The SQL database behind the tracking store, when this process can reach it."""
+    if settings.backend_store_uri:
+        return settings.backend_store_uri
+    uri = settings.resolved_tracking_uri
+    if uri.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql", "mssql"}:
+        return uri
+    return None
+
+
+def _engine(db_uri: str):
+    import sqlalchemy
+
+    if db_uri not in _ENGINES:
+        _ENGINES[db_uri] = sqlalchemy.create_engine(db_uri, pool_pre_ping=True)
+    return _ENGINES[db_uri]
+
+
+def _matches_name(name: str, judge_name: str) -> bool:
+    return name.strip().lower() == judge_name.strip().lower()
+
+
+def changed_since(
+    settings: Settings, experiment_id: str, cursor: Cursor | None = None, page_size: int = 500, max_rows: int | None = None
+) -> LabelBatch:
+    """Human feedback named like the judge, created or updated after ``cursor``, oldest first.
+
+    Returns every such assessment (valid or not: the caller decides, see ``usable``) and the
+    cursor just past the newest one read, paging ``page_size`` rows at a time.
+    """
+    cursor = cursor or Cursor()
+    db_uri = backend_db_uri(settings)
+    if db_uri is None:
+        return _changed_since_via_api(settings, experiment_id, cursor)
+    import sqlalchemy as sa
+    from mlflow.store.tracking.dbmodels.models import SqlAssessments
+
+    table = SqlAssessments.__table__
+    batch = LabelBatch(cursor=cursor)
+    with _engine(db_uri).connect() as conn:
+        while True:
+            after = sa.or_(
+                table.c.last_updated_timestamp > batch.cursor.updated_ms,
+                sa.and_(
+                    table.c.last_updated_timestamp == batch.cursor.updated_ms,
+                    table.c.assessment_id > batch.cursor.assessment_id,
+                ),
+            )
+            query = (
+                sa.select(table)
+                .where(after)
+                .where(table.c.experiment_id == int(experiment_id))
+                .where(table.c.source_type == "HUMAN")
+                .where(table.c.assessment_type == "feedback")
+                .order_by(table.c.last_updated_timestamp, table.c.assessment_id)
+                .limit(page_size)
+            )
+            rows = conn.execute(query).mappings().all()
+            for row in rows:
+                batch.rows_read += 1
+                batch.cursor = Cursor(row["last_updated_timestamp"], row["assessment_id"])
+                if _matches_name(row["name"], settings.judge_name):
+                    batch.labels.append(
+                        HumanLabel(
+                            assessment_id=row["assessment_id"],
+                            trace_id=row["trace_id"],
+                            name=row["name"],
+                            value=json.loads(row["value"]) if row["value"] is not None else None,
+                            comment=row["rationale"],
+                            reviewer=row["source_id"],
+                            updated_ms=row["last_updated_timestamp"],
+                            valid=bool(row["valid"]),
+                        )
+                    )
+            if len(rows) < page_size or (max_rows and batch.rows_read >= max_rows):
+                return batch
+
+
+def _changed_since_via_api(settings: Settings, experiment_id: str, cursor: Cursor) -> LabelBatch:
+    from judgeloop.traces import search_all
+
+    found = []
+    for trace in search_all(experiment_id, f"feedback.`{settings.judge_name}` IS NOT NULL"):
+        for a in trace.info.assessments or []:
+            if a.source.source_type != "HUMAN" or a.feedback is None or not _matches_name(a.name, settings.judge_name):
+                continue
+            label = HumanLabel(
+                a.assessment_id, trace.info.trace_id, a.name, a.value, a.rationale, a.source.source_id,
+                a.last_update_time_ms or a.create_time_ms or 0, bool(a.valid if a.valid is not None else True),
+            )
+            if label.cursor > cursor:
+                found.append(label)
+    found.sort(key=lambda label: label.cursor)
+    return LabelBatch(labels=found, cursor=found[-1].cursor if found else cursor, rows_read=len(found))
+
+
+def check_value(settings: Settings, value) -> str | None:
+    """Why ``value`` does not fit the judge's scale, or None when it does."""
+    kind = settings.feedback_type
+    if kind == FeedbackType.PASS_FAIL:
+        if isinstance(value, bool) or str(value).lower() in {"yes", "no", "pass", "fail", "true", "false"}:
+            return None
+        return f"value {value!r} is not pass/fail"
+    if kind == FeedbackType.CATEGORICAL:
+        return None if value in settings.categories else f"value {value!r} is not one of {settings.categories}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return f"value {value!r} is not a number"
+    if not settings.scale_min <= value <= settings.scale_max:
+        return f"value {value} is outside {settings.scale_min}-{settings.scale_max}"
+    if value != int(value):
+        return f"value {value} is not a whole step of the {settings.scale_min}-{settings.scale_max} scale"
+    return None
+
+
+def normalize(settings: Settings, value):
+    """A valid label's value in the judge's own type (int for likert, bool for pass/fail)."""
+    if settings.feedback_type == FeedbackType.PASS_FAIL:
+        return value if isinstance(value, bool) else str(value).lower() in {"yes", "pass", "true"}
+    if settings.feedback_type == FeedbackType.LIKERT:
+        return int(value)
+    return value
+
+
+def usable(settings: Settings, labels: list[HumanLabel]) -> tuple[list[HumanLabel], list[Rejection]]:
+    """Split labels into those that count and rejections with a reason. Invalid (overridden)
+    labels are dropped silently: they are history, not mistakes."""
+    keep, rejected = [], []
+    reviewers = set(settings.reviewers)
+    for label in labels:
+        if not label.valid:
+            continue
+        reason = check_value(settings, label.value)
+        if reason is None and reviewers and label.reviewer not in reviewers:
+            reason = f"reviewer {label.reviewer!r} is not assigned ({', '.join(sorted(reviewers))})"
+        if reason:
+            rejected.append(Rejection(label.trace_id, label.reviewer, label.value, reason))
+        else:
+            keep.append(label)
+    return keep, rejected
+
+
+def current_labels(settings: Settings, experiment_id: str) -> tuple[list[HumanLabel], list[Rejection]]:
+    """Every label that counts now: the newest valid label per (trace, reviewer)."""
+    batch = changed_since(settings, experiment_id, Cursor())
+    keep, rejected = usable(settings, batch.labels)
+    latest: dict[tuple[str, str | None], HumanLabel] = {}
+    for label in keep:
+        key = (label.trace_id, label.reviewer)
+        if key not in latest or label.cursor > latest[key].cursor:
+            latest[key] = label
+    return sorted(latest.values(), key=lambda label: label.cursor), rejected
+
+
+def by_trace(labels: list[HumanLabel]) -> dict[str, list[HumanLabel]]:
+    grouped: dict[str, list[HumanLabel]] = {}
+    for label in labels:
+        grouped.setdefault(label.trace_id, []).append(label)
+    return grouped
+
+
+def log_label(trace_id: str, judge_name: str, value, reviewer: str, comment: str | None = None) -> str:
+    """Write one SME label exactly as the MLflow review UI does: HUMAN feedback named like the judge."""
+    import mlflow
+    from mlflow.entities import AssessmentSource
+
+    feedback = mlflow.log_feedback(
+        trace_id=trace_id,
+        name=judge_name,
+        value=value,
+        rationale=comment,
+        source=AssessmentSource(source_type="HUMAN", source_id=reviewer),
+    )
+    return feedback.assessment_id
