@@ -206,7 +206,11 @@ def register_litellm_provider() -> None:
         def completion(self, model, messages, *args, **kwargs):
             params = kwargs.get("optional_params") or {}
             text = respond(model, messages, params.get("response_format"))
-            return litellm.completion(model="gpt-4o-mini", messages=messages, mock_response=text)
+            return litellm.ModelResponse(
+                model=model,
+                choices=[litellm.Choices(index=0, finish_reason="stop", message=litellm.Message(role="assistant", content=text))],
+                usage=litellm.Usage(prompt_tokens=10, completion_tokens=10, total_tokens=20),
+            )
 
         async def acompletion(self, model, messages, *args, **kwargs):
             return self.completion(model, messages, *args, **kwargs)

@@ -1,0 +1,52 @@
+"""The demo on real expert labels: FeedbackQA traffic as traces, its raters as the SMEs.
+
+Labels are released in batches so the sensor can be watched re-aligning the judge.
+"""
+
+from dataclasses import dataclass
+
+from judgeloop import feedbackqa, labels, production
+from judgeloop.settings import Settings
+
+
+@dataclass(frozen=True)
+class Release:
+    written: int
+    remaining: int
+
+
+def items(settings: Settings) -> list[feedbackqa.Item]:
+    return feedbackqa.load_items(settings.feedbackqa_path, settings.demo_domain, limit=settings.demo_items)
+
+
+def seed(settings: Settings, experiment_id: str) -> dict[str, str]:
+    """Log the demo's production traces (idempotent); return ``{item key: trace id}``."""
+    return production.seed_traces(experiment_id, items(settings))
+
+
+def pending_labels(settings: Settings, experiment_id: str) -> list[tuple[str, feedbackqa.Rating]]:
+    """(trace id, rating) for every expert rating not yet written, in a fixed order."""
+    trace_ids = seed(settings, experiment_id)
+    batch = labels.changed_since(settings, experiment_id)
+    written = {(label.trace_id, label.reviewer) for label in batch.labels}
+    pending = []
+    for item in items(settings):
+        trace_id = trace_ids[item.key]
+        for rating in item.ratings:
+            if (trace_id, rating.reviewer) not in written:
+                pending.append((trace_id, rating))
+    return pending
+
+
+def release_labels(settings: Settings, experiment_id: str, count: int) -> Release:
+    """Write the next ``count`` expert ratings as HUMAN labels named like the judge."""
+    pending = pending_labels(settings, experiment_id)
+    for trace_id, rating in pending[:count]:
+        labels.log_label(
+            trace_id,
+            settings.judge_name,
+            feedbackqa.to_scale(rating.rating, settings),
+            reviewer=rating.reviewer,
+            comment=rating.reason,
+        )
+    return Release(written=min(count, len(pending)), remaining=max(0, len(pending) - count))

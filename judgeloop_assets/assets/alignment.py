@@ -1,0 +1,88 @@
+import dagster as dg
+
+from judgeloop import alignment, judges, providers
+from judgeloop_assets.metadata import agreement_metadata, confusion_table, rejections_table
+from judgeloop_assets.resources import JudgeloopConfig
+
+sme_labels = dg.AssetSpec(
+    "sme_labels",
+    deps=["labeling_session"],
+    group_name="alignment",
+    kinds={"mlflow"},
+    description=(
+        "The SMEs' labels in MLflow: HUMAN feedback named like the judge on the review queue's "
+        "traces. Written in the MLflow UI (or imported); reported by sme_labels_sensor."
+    ),
+)
+
+GATE = "agreement_gate"
+
+
+@dg.asset(
+    deps=[sme_labels],
+    group_name="alignment",
+    kinds={"mlflow"},
+    description="The judge re-aligned to the SMEs with MemAlign, promoted only if it agrees with them at least as well.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            GATE,
+            asset="aligned_judge",
+            blocking=True,
+            description="Held-out kappa of the new judge may not fall below the promoted judge's by more than gate_margin.",
+        )
+    ],
+)
+def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
+    settings = judgeloop.settings()
+    providers.require_models(settings, "judge", "reflection", "embeddings")
+    settings, experiment_id = judgeloop.connect()
+    result = alignment.align(settings, experiment_id, progress=context.log.info)
+    passed, reason = alignment.passes_gate(result, settings.gate_margin)
+    # Promotion happens here, after the gate decided, never by "latest version".
+    if passed and result.new_version is not None:
+        judges.promote(experiment_id, result.new_version)
+    promoted = judges.promoted_version(experiment_id)
+    context.log.info(f"gate {'passed' if passed else 'FAILED'}: {reason}; judge in use: v{promoted}")
+
+    metadata = {
+        "judge_name": result.judge_name,
+        "judge_version": result.new_version or result.previous_version,
+        "previous_version": result.previous_version,
+        "promoted_version": promoted,
+        "promoted": passed and result.new_version is not None,
+        "gate": reason,
+        "labels_alignment": result.alignment_labels,
+        "labels_heldout": result.heldout_labels,
+        "labels_total": result.alignment_labels + result.heldout_labels,
+        "traces_alignment": result.alignment_traces,
+        "traces_heldout": result.heldout_traces,
+        "labels_rejected": len(result.rejected),
+        "guidelines": dg.MetadataValue.md("\n".join(f"- {g}" for g in result.guidelines) or "_none yet_"),
+        "guideline_count": len(result.guidelines),
+        "llm_calls": sum(result.llm_calls.values()),
+        **{f"llm_{k}": v for k, v in result.llm_calls.items()},
+        "mlflow_judges": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}/judges"),
+    }
+    if result.skipped_reason:
+        metadata["skipped"] = result.skipped_reason
+    if result.before is not None:
+        metadata.update(agreement_metadata("before", result.before))
+        metadata.update(agreement_metadata("after", result.after))
+        metadata["confusion_matrix_after"] = confusion_table(result.after)
+        metadata["confusion_matrix_before"] = confusion_table(result.before)
+    if result.human_ceiling is not None:
+        metadata.update(agreement_metadata("human_ceiling", result.human_ceiling))
+    if result.rejected:
+        metadata["rejected_labels"] = rejections_table(result.rejected)
+    yield dg.MaterializeResult(metadata=metadata)
+    yield dg.AssetCheckResult(
+        check_name=GATE,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "reason": reason,
+            "kappa_before": result.before.kappa if result.before else float("nan"),
+            "kappa_after": result.after.kappa if result.after else float("nan"),
+            "margin": settings.gate_margin,
+        },
+    )

@@ -1,0 +1,35 @@
+"""Turns core results into Dagster metadata people would rather see than read."""
+
+import dagster as dg
+
+from judgeloop.agreement import Agreement
+
+
+def agreement_metadata(prefix: str, result: Agreement) -> dict:
+    # Plain floats, so Dagster plots each across materializations.
+    data = {
+        f"kappa_{prefix}": float(result.kappa),
+        f"exact_agreement_{prefix}": float(result.exact),
+        f"heldout_pairs_{prefix}": result.n,
+    }
+    if result.mae is not None:
+        data[f"mae_{prefix}"] = float(result.mae)
+    return data
+
+
+def confusion_table(result: Agreement) -> dg.MetadataValue:
+    columns = [dg.TableColumn("sme", "string")] + [dg.TableColumn(f"judge={v}", "int") for v in result.labels]
+    records = [
+        dg.TableRecord({"sme": str(value), **{f"judge={v}": int(n) for v, n in zip(result.labels, row)}})
+        for value, row in zip(result.labels, result.confusion)
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+def rejections_table(rejections) -> dg.MetadataValue:
+    columns = [dg.TableColumn(name, "string") for name in ("trace_id", "reviewer", "value", "reason")]
+    records = [
+        dg.TableRecord({"trace_id": r.trace_id, "reviewer": str(r.reviewer), "value": str(r.value), "reason": r.reason})
+        for r in rejections[:200]
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))

@@ -1,0 +1,84 @@
+"""aligned_judge on real FeedbackQA ratings, the blocking gate, and promotion."""
+
+import dagster as dg
+import pytest
+
+from judgeloop import demo, judges
+from judgeloop.fake_llm import CALLS
+from judgeloop.settings import load_settings
+from judgeloop.store import connect
+from judgeloop_assets.definitions import ALL_ASSETS
+from judgeloop_assets.resources import JudgeloopConfig
+
+
+def run(instance, selection):
+    return dg.materialize(
+        ALL_ASSETS, selection=selection, resources={"judgeloop": JudgeloopConfig()}, instance=instance, raise_on_error=False
+    )
+
+
+def md(result, asset):
+    mats = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mats[-1].metadata.items()} if mats else None
+
+
+FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
+
+
+@pytest.fixture
+def demo_store(home, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
+    settings = load_settings()
+    experiment_id = connect(settings)
+    demo.seed(settings, experiment_id)
+    assert run(instance, FOUNDATION).success
+    return settings, experiment_id
+
+
+def test_alignment_on_feedbackqa_ratings(demo_store, instance):
+    settings, experiment_id = demo_store
+    release = demo.release_labels(settings, experiment_id, 48)
+    assert release.written == 48
+    result = run(instance, ["aligned_judge"])
+    assert result.success
+    meta = md(result, "aligned_judge")
+    assert meta["previous_version"] == 1 and meta["judge_version"] == 2
+    assert meta["labels_alignment"] + meta["labels_heldout"] == 48
+    assert meta["labels_heldout"] > 0
+    assert meta["guideline_count"] > 0 and "The expert rates" in meta["guidelines"]
+    for key in ("kappa_before", "kappa_after", "exact_agreement_before", "exact_agreement_after", "mae_after"):
+        assert isinstance(meta[key], float)
+    assert meta["kappa_human_ceiling"] <= 1.0
+    assert result.get_asset_check_evaluations()[0].passed
+    assert judges.promoted_version(experiment_id) == 2
+    assert judges.latest_version(experiment_id, settings.judge_name) == 2
+    lineage = judges.lineage(experiment_id, 2)
+    assert lineage["previous_version"] == 1 and lineage["label_count"] == meta["labels_alignment"]
+
+    # The same labels again: nothing new is registered, the promoted judge stays.
+    again = run(instance, ["aligned_judge"])
+    assert again.success and "already aligned" in md(again, "aligned_judge")["skipped"]
+    assert judges.latest_version(experiment_id, settings.judge_name) == 2
+
+
+def test_too_few_labels_is_a_clear_error(demo_store, instance):
+    settings, experiment_id = demo_store
+    demo.release_labels(settings, experiment_id, 3)
+    result = run(instance, ["aligned_judge"])
+    assert not result.success
+    failure = result.failure_data_for_node("aligned_judge")
+    assert "Need at least" in failure.error.to_string()
+    assert judges.latest_version(experiment_id, settings.judge_name) == 1
+
+
+def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch):
+    settings, experiment_id = demo_store
+    demo.release_labels(settings, experiment_id, 48)
+    monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/saboteur")
+    result = run(instance, ["aligned_judge"])
+    assert not result.success
+    check = result.get_asset_check_evaluations()[0]
+    assert not check.passed and "fell from" in check.metadata["reason"].value
+    # Registered for the record, never promoted.
+    assert judges.latest_version(experiment_id, settings.judge_name) == 2
+    assert judges.promoted_version(experiment_id) == 1
