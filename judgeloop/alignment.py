@@ -40,6 +40,7 @@ class AlignmentResult:
     rejected: list[labels.Rejection]
     llm_calls: dict = field(default_factory=dict)
     label_fingerprint: str = ""
+    judge: object = field(default=None, repr=False)  # the aligned judge object, for callers in this process
 
 
 def label_fingerprint(used: list[labels.HumanLabel]) -> str:
@@ -201,7 +202,7 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         **base, new_version=version, skipped_reason=None, guidelines=guidelines_of(aligned),
         before=before, after=after,
         human_ceiling=agreement.human_ceiling(settings, {t: grouped[t] for t in heldout_ids}),
-        llm_calls=calls,
+        llm_calls=calls, judge=aligned,
     )
 
 

@@ -6,6 +6,9 @@ import pytest
 
 from judgeloop.fake_llm import reset_calls
 
+# Synchronous trace export: no 'trace not found' races and no exit-time flush stall.
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FEEDBACKQA = REPO.parent / "shared" / "data" / "feedbackqa"
 FIXTURE_FEEDBACKQA = REPO / "tests" / "fixtures" / "feedbackqa"

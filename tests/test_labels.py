@@ -1,0 +1,115 @@
+"""Reading SME labels with a cursor, and which labels count."""
+
+import mlflow
+import pytest
+from mlflow.entities import AssessmentSource
+
+from judgeloop import feedbackqa, labels, production
+from judgeloop.labels import Cursor, log_label
+from judgeloop.settings import load_settings
+from judgeloop.store import connect
+from tests.conftest import feedbackqa_root
+
+
+@pytest.fixture
+def store(home):
+    settings = load_settings()
+    experiment_id = connect(settings)
+    items = feedbackqa.load_items(feedbackqa_root(), "WHO", limit=6)
+    trace_ids = list(production.seed_traces(experiment_id, items).values())
+    return settings, experiment_id, trace_ids
+
+
+def test_cursor_returns_only_what_changed(store):
+    settings, experiment_id, (t1, t2, t3, *_) = store
+    assert labels.changed_since(settings, experiment_id).labels == []
+    a1 = log_label(t1, "answer_quality", 3, "rater-1", "clear answer")
+    a2 = log_label(t2, "answer_quality", 1, "rater-2", "off topic")
+    first = labels.changed_since(settings, experiment_id)
+    assert [label.assessment_id for label in first.labels] == [a1, a2]
+    assert first.labels[0].value == 3 and first.labels[0].comment == "clear answer"
+    assert first.labels[0].reviewer == "rater-1" and first.labels[0].trace_id == t1
+    assert first.cursor == first.labels[-1].cursor
+
+    # Nothing new: nothing returned, cursor unchanged.
+    again = labels.changed_since(settings, experiment_id, first.cursor)
+    assert again.labels == [] and again.cursor == first.cursor and again.rows_read == 0
+
+    a3 = log_label(t3, "answer_quality", 4, "rater-1")
+    later = labels.changed_since(settings, experiment_id, first.cursor)
+    assert [label.assessment_id for label in later.labels] == [a3]
+
+    # Paging: a page size of 1 still returns all, in order.
+    paged = labels.changed_since(settings, experiment_id, Cursor(), page_size=1)
+    assert [label.assessment_id for label in paged.labels] == [a1, a2, a3]
+
+
+def test_other_sources_and_names_are_ignored(store):
+    settings, experiment_id, (t1, t2, *_) = store
+    mlflow.log_feedback(trace_id=t1, name="answer_quality", value=2)  # source CODE
+    mlflow.log_feedback(
+        trace_id=t1, name="answer_quality", value=2, source=AssessmentSource(source_type="LLM_JUDGE", source_id="x")
+    )
+    log_label(t2, "politeness", 4, "rater-1")
+    kept = log_label(t2, " Answer_Quality ", 4, "rater-1")  # MemAlign matches trimmed, case-insensitive
+    batch = labels.changed_since(settings, experiment_id)
+    assert [label.assessment_id for label in batch.labels] == [kept]
+
+
+def test_overridden_and_updated_labels(store):
+    settings, experiment_id, (t1, t2, *_) = store
+    original = log_label(t1, "answer_quality", 1, "rater-1", "first thought")
+    cursor = labels.changed_since(settings, experiment_id).cursor
+    # An edit in the MLflow UI overrides: a new assessment, the old one kept as invalid.
+    override = mlflow.override_feedback(
+        trace_id=t1, assessment_id=original, value=4, rationale="on reflection, excellent",
+        source=AssessmentSource(source_type="HUMAN", source_id="rater-1"),
+    )
+    changed = labels.changed_since(settings, experiment_id, cursor)
+    assert override.assessment_id in [label.assessment_id for label in changed.labels]
+    current, _ = labels.current_labels(settings, experiment_id)
+    assert [(label.trace_id, label.value) for label in current] == [(t1, 4)]
+
+    # An in-place update is seen as changed too.
+    second = log_label(t2, "answer_quality", 2, "rater-2")
+    cursor = labels.changed_since(settings, experiment_id).cursor
+    mlflow.update_assessment(
+        trace_id=t2, assessment_id=second, assessment=mlflow.entities.Feedback(name="answer_quality", value=3)
+    )
+    changed = labels.changed_since(settings, experiment_id, cursor)
+    assert [(label.assessment_id, label.value) for label in changed.labels] == [(second, 3)]
+
+
+def test_deleted_labels_stop_counting(store):
+    settings, experiment_id, (t1, t2, *_) = store
+    gone = log_label(t1, "answer_quality", 2, "rater-1")
+    log_label(t2, "answer_quality", 3, "rater-1")
+    mlflow.delete_assessment(trace_id=t1, assessment_id=gone)
+    current, _ = labels.current_labels(settings, experiment_id)
+    assert [label.trace_id for label in current] == [t2]
+
+
+def test_out_of_range_and_unassigned_reviewers_are_reported(store, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_REVIEWERS", "rater-1,rater-2")
+    settings = load_settings()
+    _, experiment_id, (t1, t2, t3, t4, *_) = store
+    log_label(t1, "answer_quality", 7, "rater-1")  # the UI's number box allows this
+    log_label(t2, "answer_quality", 3, "mallory")
+    log_label(t3, "answer_quality", "great", "rater-2")
+    log_label(t4, "answer_quality", 2, "rater-2")
+    current, rejected = labels.current_labels(settings, experiment_id)
+    assert [label.trace_id for label in current] == [t4]
+    reasons = {r.trace_id: r.reason for r in rejected}
+    assert "outside 1-4" in reasons[t1]
+    assert "mallory" in reasons[t2] and "not assigned" in reasons[t2]
+    assert "not a number" in reasons[t3]
+
+
+@pytest.mark.parametrize(
+    "kind,value,ok",
+    [("pass_fail", True, True), ("pass_fail", 3, False), ("categorical", "Bad", True), ("categorical", "Meh", False),
+     ("likert", 2.5, False), ("likert", 4, True)],
+)
+def test_value_rules_per_feedback_type(kind, value, ok, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_FEEDBACK_TYPE", kind)
+    assert (labels.check_value(load_settings(), value) is None) is ok
