@@ -80,3 +80,22 @@ def set_expectations(dataset_id: str, expectations_by_question: dict[str, dict])
     if updates:
         dataset.merge_records(updates)
     return len(updates)
+
+
+def load_expectations(path) -> dict[str, dict]:
+    """``{question: expectations}`` from JSONL lines ``{"question": ..., "expectations": {...}}``."""
+    import json
+    from pathlib import Path
+
+    found = {}
+    for line_no, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} line {line_no}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row.get("question"), str) or not isinstance(row.get("expectations"), dict) or not row["expectations"]:
+            raise ValueError(f"{path} line {line_no}: needs a 'question' string and a non-empty 'expectations' object")
+        found[row["question"]] = row["expectations"]
+    return found

@@ -50,3 +50,21 @@ def release_labels(settings: Settings, experiment_id: str, count: int) -> Releas
             comment=rating.reason,
         )
     return Release(written=min(count, len(pending)), remaining=max(0, len(pending) - count))
+
+
+def write_expectations(settings: Settings) -> "Path":
+    """Expected responses for the demo: per question, the passage the experts rated best."""
+    import json
+    from pathlib import Path
+
+    best: dict[str, tuple[float, str]] = {}
+    for item in items(settings):
+        score = sum(feedbackqa.RATING_ORDER.index(r.rating) for r in item.ratings) / max(1, len(item.ratings))
+        if item.question not in best or score > best[item.question][0]:
+            best[item.question] = (score, item.passage)
+    path = Path(settings.resolved_home) / "demo-expectations.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "".join(json.dumps({"question": q, "expectations": {"expected_response": p}}) + "\n" for q, (_, p) in best.items())
+    )
+    return path

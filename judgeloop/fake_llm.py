@@ -7,12 +7,12 @@ computed from the request, so alignment, agreement and prompt optimization behav
 (very simple) real model would:
 
 - a judge prompt is answered from word overlap between question and answer, unless the
-  prompt carries MemAlign's retrieved examples (then the most similar example's label wins)
+  prompt carries a MemAlign example about the same thing (then that expert label wins)
   or a guideline "Always rate X" (then X);
 - a MemAlign guideline request returns one guideline per distinct expert rating
   (model name ``saboteur`` returns "Always rate 1", to test the blocking gate);
 - a GEPA reflection request returns the current instructions plus one sentence that asks the
-  agent to quote the passage;
+  agent to quote the passage (model name ``stubborn`` returns them unchanged);
 - an agent request quotes the passage sentences that share the most words with the question
   when its system prompt asks for quoting, else it answers with the passage's opening;
 - embeddings are hashed bags of words (similar texts get similar vectors);
@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 QUOTE_INSTRUCTION = "Quote the passage sentences that answer the question most directly."
 EMBEDDING_DIM = 512
+SIMILAR_EXAMPLE = 0.35
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "the a an and or of to in on for is are was were be been it its this that with as at by from "
@@ -127,9 +128,13 @@ def answer_judge(system: str, user: str, response_format=None) -> str:
     examples = _examples(system)
     if examples:
         here = words(inputs) | words(outputs)
-        best = max(examples, key=lambda ex: _jaccard(here, words(ex.get("inputs", "")) | words(ex.get("outputs", ""))))
-        value = _coerce(best.get("result"), allowed)
-        return json.dumps({"result": value, "rationale": f"Closest expert example was rated {value}."})
+        similarity, best = max(
+            ((_jaccard(here, words(ex.get("inputs", "")) | words(ex.get("outputs", ""))), i) for i, ex in enumerate(examples))
+        )
+        # Like a real model, lean on an expert example only when it is about the same thing.
+        if similarity >= SIMILAR_EXAMPLE:
+            value = _coerce(examples[best].get("result"), allowed)
+            return json.dumps({"result": value, "rationale": f"A very similar answer was rated {value} by the expert."})
     question = words(inputs)
     overlap = len(question & words(outputs)) / len(question) if question else 0.0
     value = allowed[min(len(allowed) - 1, int(overlap * len(allowed)))]
@@ -152,10 +157,10 @@ def answer_guidelines(user: str, saboteur: bool) -> str:
     return json.dumps({"guidelines": guidelines})
 
 
-def answer_reflection(user: str) -> str:
+def answer_reflection(user: str, stubborn: bool = False) -> str:
     blocks = re.findall(r"```(.*?)```", user, re.S)
     current = blocks[0].strip() if blocks else ""
-    if QUOTE_INSTRUCTION not in current:
+    if QUOTE_INSTRUCTION not in current and not stubborn:
         current = f"{current}\n{QUOTE_INSTRUCTION}".strip()
     return f"```\n{current}\n```"
 
@@ -189,7 +194,7 @@ def respond(model: str, messages: list, response_format=None) -> str:
         return answer_judge(system or user, user, response_format)
     if "```" in user and ("new instruction" in user.lower() or "instructions" in user.lower()):
         _count("reflection")
-        return answer_reflection(user)
+        return answer_reflection(user, stubborn="stubborn" in model)
     _count("agent")
     return answer_agent(system, user)
 

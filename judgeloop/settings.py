@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     gepa_max_metric_calls: int = 60
     prompt_promotion_margin: float = 0.0
     skip_records_without_expectations: bool = False
+    expectations_path: Path | None = Field(
+        None, description="JSONL of {question, expectations} attached to eval_dataset records (GEPA needs them)."
+    )
 
     @field_validator("reviewers", "categories", mode="before")
     @classmethod

@@ -15,12 +15,20 @@ def eval_dataset(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) 
     trace_ids = traces.tagged_trace_ids(experiment_id)
     context.log.info(f"{len(trace_ids)} tagged traces to merge")
     report = datasets.merge_traces(experiment_id, f"{settings.experiment_name}-eval", trace_ids, progress=context.log.info)
+    with_expectations = 0
+    if settings.expectations_path:
+        expected = datasets.load_expectations(settings.expectations_path)
+        with_expectations = datasets.set_expectations(report.dataset_id, expected)
+        context.log.info(f"attached expectations to {with_expectations} records from {settings.expectations_path}")
+    records = datasets.load_records(report.dataset_id)
     return dg.MaterializeResult(
         metadata={
             "dataset_id": report.dataset_id,
             "dataset_name": report.name,
             "record_count": report.record_count,
             "records_added": report.added,
+            "records_with_expectations": sum(1 for r in records if r["expectations"]),
+            "expectations_attached": with_expectations,
             "source_traces": len(trace_ids),
             "mlflow_datasets": dg.MetadataValue.url(
                 f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}/datasets"

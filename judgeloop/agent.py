@@ -1,0 +1,62 @@
+"""The demo support agent: retrieves a passage, answers with its system prompt from the registry.
+
+Any agent a user plugs in should do the same (load its prompt through the registry), so
+every trace records which prompt version produced it and GEPA can optimize it.
+"""
+
+import functools
+
+import mlflow
+
+from judgeloop import feedbackqa
+from judgeloop.fake_llm import words
+from judgeloop.settings import load_settings
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus(root: str, domain: str) -> tuple[tuple[str, frozenset], ...]:
+    passages = {item.passage for item in feedbackqa.load_items(root, domain)}
+    return tuple((p, frozenset(words(p))) for p in sorted(passages))
+
+
+@mlflow.trace(span_type="RETRIEVER")
+def retrieve(question: str) -> str:
+    """The passage sharing the most words with the question (a small lexical retriever)."""
+    settings = load_settings()
+    corpus = _corpus(str(settings.feedbackqa_path), settings.demo_domain)
+    asked = words(question)
+    return max(corpus, key=lambda entry: (len(asked & entry[1]) / (len(entry[1]) ** 0.5 or 1), entry[0]))[0]
+
+
+def call_model(model_uri: str, system: str, user: str) -> str:
+    """Chat with any MLflow model URI (provider:/model) through litellm."""
+    import litellm
+
+    from judgeloop.store import prepare_environment
+
+    settings = load_settings()
+    prepare_environment(settings)
+    provider, _, model = model_uri.partition(":/")
+    response = litellm.completion(
+        model=f"{provider}/{model}",
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
+    )
+    return response.choices[0].message.content
+
+
+def respond(question: str, system_prompt: str) -> str:
+    from judgeloop.providers import require_model
+
+    settings = load_settings()
+    passage = retrieve(question)
+    return call_model(require_model(settings, "agent"), system_prompt, f"Question: {question}\n\nPassage: {passage}")
+
+
+@mlflow.trace(span_type="AGENT")
+def answer(question: str) -> str:
+    """Entry point for JUDGELOOP_AGENT=judgeloop.agent:answer (and for GEPA's predict_fn)."""
+    settings = load_settings()
+    prompt = mlflow.genai.load_prompt(
+        f"prompts:/{settings.prompt_name}@{settings.production_alias}", cache_ttl_seconds=0
+    )
+    return respond(question, prompt.format())

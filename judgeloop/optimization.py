@@ -1,0 +1,201 @@
+"""Improves the agent's system prompt with GEPA, scored by the promoted (aligned) judge.
+
+The new prompt is always registered (a record of what was tried) and promoted to the
+production alias only when, on held-out dataset records, the judge scores it higher than
+the production prompt by more than ``prompt_promotion_margin``.
+"""
+
+import difflib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from judgeloop import alignment, datasets, judges, labels, prompts, providers, split
+from judgeloop.calls import count_litellm_calls
+from judgeloop.settings import FeedbackType, Settings
+
+log = logging.getLogger(__name__)
+
+JUDGE_TAG = "judgeloop.judge_version"
+DATASET_TAG = "judgeloop.dataset_id"
+
+
+class MissingExpectationsError(ValueError):
+    """Records without expectations; GEPA needs inputs AND expectations on every record."""
+
+
+@dataclass
+class OptimizationResult:
+    skipped_reason: str | None = None
+    judge_version: int | None = None
+    dataset_id: str | None = None
+    production_version: int | None = None
+    new_version: int | None = None
+    promoted: bool = False
+    decision: str = ""
+    initial_score: float | None = None
+    final_score: float | None = None
+    heldout_production_score: float | None = None
+    heldout_new_score: float | None = None
+    train_records: int = 0
+    heldout_records: int = 0
+    skipped_records: int = 0
+    metric_calls_budget: int = 0
+    llm_calls: dict = field(default_factory=dict)
+    new_template: str = ""
+    diff: str = ""
+
+
+def rescale(settings: Settings, value) -> float:
+    """A judge value on 0-1: GEPA treats 1.0 as perfect, so a 1-4 scale must not reach it early."""
+    if value is None:
+        return 0.0
+    if settings.feedback_type == FeedbackType.PASS_FAIL:
+        return 1.0 if labels.normalize(settings, value) else 0.0
+    if settings.feedback_type == FeedbackType.CATEGORICAL:
+        return settings.categories.index(value) / (len(settings.categories) - 1)
+    return (float(value) - settings.scale_min) / (settings.scale_max - settings.scale_min)
+
+
+def _value(score):
+    """A scorer's raw result (a Feedback from a judge) as its plain value; errors score None."""
+    if score is None or getattr(score, "error", None):
+        return None
+    return getattr(score, "value", score)
+
+
+def check_expectations(records: list[dict], skip: bool) -> tuple[list[dict], list[dict]]:
+    """(usable, skipped); raises naming every record without expectations unless ``skip``."""
+    missing = [r for r in records if not r.get("expectations")]
+    if missing and not skip:
+        named = "\n".join(
+            f"- record {r.get('record_id')}: question {str(r['inputs'].get('question', r['inputs']))[:80]!r}"
+            for r in missing[:20]
+        )
+        raise MissingExpectationsError(
+            f"{len(missing)} of {len(records)} dataset records have no expectations (GEPA needs inputs AND "
+            f"expectations). Add them (e.g. expected_response) via JUDGELOOP_EXPECTATIONS_PATH, or set "
+            f"JUDGELOOP_SKIP_RECORDS_WITHOUT_EXPECTATIONS=true to skip them:\n{named}"
+        )
+    return [r for r in records if r.get("expectations")], missing
+
+
+def load_promoted_judge(settings: Settings, experiment_id: str):
+    """The promoted judge with its memory built from valid labels only, ready for threads."""
+    from mlflow import MlflowClient
+
+    version, judge = judges.load_promoted(settings, experiment_id)
+    remembered = getattr(judge, "_episodic_trace_ids", None)
+    if remembered:
+        used, _ = labels.current_labels(settings, experiment_id)
+        keep = {label.assessment_id for label in used}
+        client = MlflowClient()
+        traces = {tid: alignment.clean_trace(client.get_trace(tid), settings.judge_name, keep) for tid in remembered}
+        alignment.hydrate_memory(judge, {tid: t for tid, t in traces.items() if t.info.assessments})
+    return version, judge
+
+
+def mean_score(settings: Settings, judge, agent_respond, template: str, records: list[dict]) -> float:
+    """Mean 0-1 judge score of the agent with ``template`` as system prompt over ``records``."""
+
+    def one(record):
+        question = record["inputs"].get("question")
+        try:
+            output = agent_respond(question, template)
+            feedback = judge(inputs=record["inputs"], outputs=output)
+            return rescale(settings, None if feedback.error else feedback.value)
+        except Exception as exc:
+            log.warning("scoring failed on %r: %s", question, exc)
+            return 0.0
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        scores = list(pool.map(one, records))
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def optimize(settings: Settings, experiment_id: str, progress=log.info, force: bool = False) -> OptimizationResult:
+    import mlflow
+    from mlflow.genai.optimize.optimizers import GepaPromptOptimizer
+
+    from judgeloop import agent
+
+    uris = providers.require_models(settings, "judge", "reflection", "agent")
+    dataset_id = datasets.get_or_create(experiment_id, f"{settings.experiment_name}-eval").dataset_id
+    records, skipped = check_expectations(datasets.load_records(dataset_id), settings.skip_records_without_expectations)
+    train = [r for r in records if not split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
+    heldout = [r for r in records if split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
+    if len(train) < 2 or len(heldout) < 2:
+        raise ValueError(
+            f"Need at least 2 training and 2 held-out records with expectations; have {len(train)} and "
+            f"{len(heldout)} (dataset {dataset_id})."
+        )
+    production = prompts.production(settings)
+    if production is None:
+        raise LookupError(f"Prompt {settings.prompt_name!r} has no {settings.production_alias!r} alias: materialize agent_prompt first.")
+    judge_version, judge = load_promoted_judge(settings, experiment_id)
+    result = OptimizationResult(
+        judge_version=judge_version, dataset_id=dataset_id, production_version=int(production.version),
+        train_records=len(train), heldout_records=len(heldout), skipped_records=len(skipped),
+        metric_calls_budget=settings.gepa_max_metric_calls,
+    )
+    tags = prompts.version_tags(settings.prompt_name, production.version)
+    if not force and tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
+        result.skipped_reason = f"production prompt v{production.version} was already optimized with judge v{judge_version}"
+        return result
+    if not force and _tried_already(settings, judge_version, dataset_id):
+        result.skipped_reason = f"a prompt was already optimized with judge v{judge_version} and not promoted"
+        return result
+
+    progress(f"GEPA on {len(train)} records (budget {settings.gepa_max_metric_calls} metric calls), judge v{judge_version}")
+    with count_litellm_calls() as calls:
+        optimized = mlflow.genai.optimize_prompts(
+            predict_fn=agent.answer,
+            train_data=[{"inputs": r["inputs"], "expectations": r["expectations"]} for r in train],
+            prompt_uris=[f"prompts:/{settings.prompt_name}/{production.version}"],
+            optimizer=GepaPromptOptimizer(
+                reflection_model=uris["reflection"], max_metric_calls=settings.gepa_max_metric_calls
+            ),
+            scorers=[judge],
+            aggregation=lambda scores: rescale(settings, _value(scores.get(settings.judge_name))),
+        )
+        new = optimized.optimized_prompts[0]
+        result.new_version = int(new.version)
+        result.new_template = new.template
+        result.initial_score, result.final_score = optimized.initial_eval_score, optimized.final_eval_score
+        progress(f"registered prompt v{new.version}; scoring it and production v{production.version} on {len(heldout)} held-out records")
+        result.heldout_production_score = mean_score(settings, judge, agent.respond, production.template, heldout)
+        result.heldout_new_score = mean_score(settings, judge, agent.respond, new.template, heldout)
+    result.llm_calls = {"completion_calls": calls["completion"], "embedding_calls": calls["embedding"]}
+    gain = result.heldout_new_score - result.heldout_production_score
+    result.promoted = new.template.strip() != production.template.strip() and gain > settings.prompt_promotion_margin
+    result.decision = (
+        f"held-out score {result.heldout_production_score:.3f} (production v{production.version}) -> "
+        f"{result.heldout_new_score:.3f} (v{new.version}), gain {gain:+.3f}, margin {settings.prompt_promotion_margin:.3f}: "
+        + ("promoted" if result.promoted else "kept as a version, not promoted")
+    )
+    result.diff = "\n".join(
+        difflib.unified_diff(
+            production.template.splitlines(), new.template.splitlines(),
+            f"production v{production.version}", f"v{new.version}", lineterm="",
+        )
+    )
+    prompts.tag_version(
+        settings.prompt_name, new.version,
+        {
+            JUDGE_TAG: judge_version, DATASET_TAG: dataset_id, "judgeloop.parent_version": production.version,
+            "judgeloop.source": "gepa",
+            "judgeloop.heldout_score": f"{result.heldout_new_score:.4f}",
+            "judgeloop.production_heldout_score": f"{result.heldout_production_score:.4f}",
+            "judgeloop.promoted": str(result.promoted).lower(),
+        },
+    )
+    if result.promoted:
+        prompts.promote(settings, new.version)
+    progress(result.decision)
+    return result
+
+
+def _tried_already(settings: Settings, judge_version: int, dataset_id: str) -> bool:
+    newest = prompts.latest(settings.prompt_name)
+    tags = dict(newest.tags or {}) if newest is not None else {}
+    return tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id

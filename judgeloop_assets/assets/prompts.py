@@ -1,0 +1,87 @@
+import dagster as dg
+
+from judgeloop import optimization, prompts, providers
+from judgeloop_assets.resources import JudgeloopConfig
+
+PROMOTION_CHECK = "prompt_beats_production"
+
+
+@dg.asset(
+    group_name="agent",
+    kinds={"mlflow"},
+    description="The agent's starting system prompt in the MLflow prompt registry, with a production alias.",
+)
+def agent_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) -> dg.MaterializeResult:
+    settings, _ = judgeloop.connect()
+    state = prompts.ensure_registered(settings)
+    context.log.info(f"prompt {state.name} v{state.version} ({'new' if state.created else 'unchanged'}), production v{state.production_version}")
+    return dg.MaterializeResult(
+        metadata={
+            "prompt_name": state.name,
+            "prompt_version": state.version,
+            "new_version": state.created,
+            "production_version": state.production_version,
+            "production_alias": settings.production_alias,
+            "production_prompt": dg.MetadataValue.md(f"```\n{state.template}\n```"),
+            "prompt_uri": f"prompts:/{state.name}@{settings.production_alias}",
+            "mlflow_prompts": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/prompts/{state.name}"),
+        }
+    )
+
+
+@dg.asset(
+    deps=["aligned_judge", "eval_dataset", "agent_prompt"],
+    group_name="agent",
+    kinds={"mlflow"},
+    description="The agent prompt improved by GEPA with the promoted aligned judge; promoted only if it scores higher.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            PROMOTION_CHECK,
+            asset="optimized_prompt",
+            blocking=True,
+            description="Records whether the new prompt beat production on held-out records (warns when it did not).",
+        )
+    ],
+)
+def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
+    settings = judgeloop.settings()
+    providers.require_models(settings, "judge", "reflection", "agent")
+    settings, experiment_id = judgeloop.connect()
+    result = optimization.optimize(settings, experiment_id, progress=context.log.info)
+    metadata = {
+        "judge_version": result.judge_version,
+        "dataset_id": result.dataset_id,
+        "production_version_before": result.production_version,
+        "train_records": result.train_records,
+        "heldout_records": result.heldout_records,
+        "records_skipped_without_expectations": result.skipped_records,
+        "metric_calls_budget": result.metric_calls_budget,
+    }
+    if result.skipped_reason:
+        metadata["skipped"] = result.skipped_reason
+        yield dg.MaterializeResult(metadata=metadata)
+        yield dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=True, metadata={"decision": result.skipped_reason})
+        return
+    metadata.update(
+        {
+            "prompt_version": result.new_version,
+            "promoted": result.promoted,
+            "decision": result.decision,
+            "initial_score": float(result.initial_score or 0.0),
+            "final_score": float(result.final_score or 0.0),
+            "heldout_score_production": float(result.heldout_production_score),
+            "heldout_score_new": float(result.heldout_new_score),
+            "llm_calls": sum(result.llm_calls.values()),
+            "new_prompt": dg.MetadataValue.md(f"```\n{result.new_template}\n```"),
+            "diff_vs_production": dg.MetadataValue.md(f"```diff\n{result.diff or '(no change)'}\n```"),
+            "mlflow_prompts": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/prompts/{settings.prompt_name}"),
+        }
+    )
+    yield dg.MaterializeResult(metadata=metadata)
+    # A prompt that did not improve is a normal outcome, not a broken run: the check warns.
+    yield dg.AssetCheckResult(
+        check_name=PROMOTION_CHECK,
+        passed=result.promoted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"decision": result.decision},
+    )

@@ -1,0 +1,44 @@
+"""Helpers shared by the asset tests: materialize, read metadata and failures, count MLflow state."""
+
+import dagster as dg
+
+from judgeloop_assets.definitions import FOUNDATION
+from judgeloop_assets.resources import JudgeloopConfig
+
+
+def materialize(instance, selection=None, raise_on_error=False, **config):
+    return dg.materialize(
+        FOUNDATION,
+        selection=selection,
+        resources={"judgeloop": JudgeloopConfig(**config)},
+        instance=instance,
+        raise_on_error=raise_on_error,
+    )
+
+
+def metadata(result, asset: str) -> dict:
+    mats = result.asset_materializations_for_node(asset)
+    assert mats, f"{asset} was not materialized"
+    return {k: v.value for k, v in mats[-1].metadata.items()}
+
+
+def materialized(result, asset: str) -> bool:
+    return bool(result.asset_materializations_for_node(asset))
+
+
+def failure_text(result, asset: str) -> str:
+    """The failed step's error with its whole cause chain (Dagster wraps the user exception)."""
+    failure = result.failure_data_for_node(asset)
+    assert failure is not None, f"{asset} did not fail"
+    parts, error = [], failure.error
+    while error is not None:
+        parts.append(f"{error.cls_name}: {error.message}")
+        error = error.cause
+    return "\n".join(parts)
+
+
+def trace_count(experiment_id: str) -> int:
+    from judgeloop.traces import search_all
+
+    return len(search_all(experiment_id))
+

@@ -1,0 +1,108 @@
+"""agent_prompt and optimized_prompt: GEPA with the aligned judge, lineage tags, promotion."""
+
+import dagster as dg
+import pytest
+
+from judgeloop import demo, judges, optimization, prompts
+from judgeloop.fake_llm import CALLS, QUOTE_INSTRUCTION, reset_calls
+from judgeloop.settings import load_settings
+from judgeloop.store import connect
+from judgeloop_assets.definitions import ALL_ASSETS
+from judgeloop_assets.resources import JudgeloopConfig
+
+FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session", "agent_prompt"]
+
+
+def run(instance, selection):
+    return dg.materialize(
+        ALL_ASSETS, selection=selection, resources={"judgeloop": JudgeloopConfig()}, instance=instance, raise_on_error=False
+    )
+
+
+def md(result, asset):
+    mats = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in mats[-1].metadata.items()} if mats else None
+
+
+@pytest.fixture
+def aligned_store(home, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
+    monkeypatch.setenv("JUDGELOOP_GEPA_MAX_METRIC_CALLS", "40")
+    settings = load_settings()
+    experiment_id = connect(settings)
+    demo.seed(settings, experiment_id)
+    monkeypatch.setenv("JUDGELOOP_EXPECTATIONS_PATH", str(demo.write_expectations(settings)))
+    assert run(instance, FOUNDATION).success
+    demo.release_labels(settings, experiment_id, 48)
+    assert run(instance, ["aligned_judge"]).success
+    return load_settings(), experiment_id
+
+
+def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
+    settings, experiment_id = aligned_store
+    result = run(instance, ["optimized_prompt"])
+    assert result.success
+    meta = md(result, "optimized_prompt")
+    assert meta["promoted"] is True, meta["decision"]
+    assert meta["heldout_score_new"] > meta["heldout_score_production"]
+    assert meta["prompt_version"] == 2 and meta["judge_version"] == 2
+    assert QUOTE_INSTRUCTION in meta["new_prompt"] and f"+{QUOTE_INSTRUCTION}" in meta["diff_vs_production"]
+    assert result.get_asset_check_evaluations()[0].passed
+
+    production = prompts.production(settings)
+    assert int(production.version) == 2
+    tags = prompts.version_tags(settings.prompt_name, 2)
+    assert tags["judgeloop.judge_version"] == "2"
+    assert tags["judgeloop.dataset_id"] == meta["dataset_id"]
+    assert tags["judgeloop.parent_version"] == "1"
+
+    # Re-running with the same judge and dataset is a no-op.
+    again = run(instance, ["optimized_prompt"])
+    assert again.success and "already optimized" in md(again, "optimized_prompt")["skipped"]
+    assert prompts.latest(settings.prompt_name).version == 2
+
+
+def test_no_promotion_when_the_prompt_does_not_improve(aligned_store, instance, monkeypatch):
+    settings, experiment_id = aligned_store
+    monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/stubborn")
+    result = run(instance, ["optimized_prompt"])
+    assert result.success  # a warning, not a failure
+    meta = md(result, "optimized_prompt")
+    assert meta["promoted"] is False and "not promoted" in meta["decision"]
+    check = result.get_asset_check_evaluations()[0]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert int(prompts.production(settings).version) == 1
+    assert prompts.latest(settings.prompt_name).version == 2  # kept as a version
+
+
+def test_missing_expectations_named_before_any_llm_call(home, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
+    settings = load_settings()
+    experiment_id = connect(settings)
+    demo.seed(settings, experiment_id)
+    assert run(instance, FOUNDATION).success
+    demo.release_labels(settings, experiment_id, 48)
+    assert run(instance, ["aligned_judge"]).success
+    reset_calls()
+    result = run(instance, ["optimized_prompt"])
+    assert not result.success
+    message = result.failure_data_for_node("optimized_prompt").error.to_string()
+    assert "have no expectations" in message and "record " in message and "question" in message
+    assert CALLS["total"] == 0
+    assert prompts.latest(settings.prompt_name).version == 1
+
+    # With the skip setting, records without expectations are counted, not fatal.
+    with_some = demo.write_expectations(settings)
+    lines = with_some.read_text().splitlines()
+    with_some.write_text("\n".join(lines[: len(lines) // 2 + 2]) + "\n")
+    monkeypatch.setenv("JUDGELOOP_EXPECTATIONS_PATH", str(with_some))
+    monkeypatch.setenv("JUDGELOOP_SKIP_RECORDS_WITHOUT_EXPECTATIONS", "true")
+    assert run(instance, ["eval_dataset"]).success
+    skipped = run(instance, ["optimized_prompt"])
+    assert skipped.success, skipped.failure_data_for_node("optimized_prompt")
+    assert md(skipped, "optimized_prompt")["records_skipped_without_expectations"] > 0
+
+
+def test_rescale_keeps_scores_below_one_until_the_top():
+    settings = load_settings()
+    assert [optimization.rescale(settings, v) for v in (1, 2, 3, 4)] == [0.0, 1 / 3, 2 / 3, 1.0]
