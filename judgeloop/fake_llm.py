@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 QUOTE_INSTRUCTION = "Quote the passage sentences that answer the question most directly."
 EMBEDDING_DIM = 512
-SIMILAR_EXAMPLE = 0.35
+SIMILAR_EXAMPLE = 0.6
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "the a an and or of to in on for is are was were be been it its this that with as at by from "

@@ -45,7 +45,10 @@ def connect(settings: Settings) -> str:
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is None:
-        artifact_location = None if is_databricks(settings) else settings.artifact_location
+        # A tracking server decides (and proxies) artifact storage itself; a bare database
+        # store would otherwise write ./mlruns relative to the current directory.
+        served = settings.resolved_tracking_uri.startswith("http")
+        artifact_location = None if is_databricks(settings) or served else settings.artifact_location
         if artifact_location:
             Path(settings.resolved_home / "mlartifacts").mkdir(parents=True, exist_ok=True)
         experiment_id = mlflow.create_experiment(settings.experiment_name, artifact_location=artifact_location)

@@ -1,0 +1,28 @@
+"""The ``judgeloop`` command: run the loop locally, manage SME labels, show status."""
+
+import argparse
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from judgeloop.commands import demo, labels_io, status, up
+
+    parser = argparse.ArgumentParser(prog="judgeloop", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up.register(commands)
+    demo.register(commands)
+    labels_io.register(commands)
+    status.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""``judgeloop demo``: FeedbackQA as production traffic, its expert ratings as SME labels."""
+
+import sys
+
+from judgeloop.settings import load_settings
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("demo", help="Demo on real expert labels (FeedbackQA).")
+    actions = parser.add_subparsers(dest="action", required=True)
+    seed = actions.add_parser("seed", help="Log the demo's production traces and expectations (idempotent).")
+    seed.set_defaults(handler=seed_command)
+    release = actions.add_parser("release", help="Write the next batch of expert ratings as SME labels.")
+    release.add_argument("--count", type=int, default=10)
+    release.set_defaults(handler=release_command)
+
+
+def _connect():
+    from judgeloop.store import connect
+
+    settings = load_settings()
+    return settings, connect(settings)
+
+
+def seed_command(args) -> int:
+    from judgeloop import demo
+
+    settings, experiment_id = _connect()
+    traces = demo.seed(settings, experiment_id)
+    path = demo.write_expectations(settings)
+    print(f"{len(traces)} demo traces in experiment {experiment_id}; expectations in {path}")
+    print(f"set JUDGELOOP_EXPECTATIONS_PATH={path} for eval_dataset to attach them (judgeloop up --demo does)")
+    return 0
+
+
+def release_command(args) -> int:
+    from judgeloop import demo
+
+    settings, experiment_id = _connect()
+    if args.count <= 0:
+        print("--count must be positive", file=sys.stderr)
+        return 2
+    release = demo.release_labels(settings, experiment_id, args.count)
+    print(f"released {release.written} expert labels as '{settings.judge_name}' ({release.remaining} still held back)")
+    return 0

@@ -1,0 +1,230 @@
+"""``judgeloop up``: the whole loop locally, an MLflow server and ``dagster dev`` (with its daemon)."""
+
+import json
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+from judgeloop import servers
+from judgeloop.settings import load_settings
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("up", help="Start MLflow and Dagster (UIs, sensors) on loopback; Ctrl-C stops both.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--mlflow-port", type=int, default=5000)
+    parser.add_argument("--dagster-port", type=int, default=3000)
+    parser.add_argument("--demo", action="store_true", help="Load FeedbackQA as production traffic (see `judgeloop demo`).")
+    parser.add_argument("--team", action="store_true", help="MLflow basic-auth: one account per reviewer (JUDGELOOP_REVIEWERS).")
+    parser.add_argument("--no-launch", action="store_true", help="Do not launch the foundation job at start.")
+    parser.add_argument(
+        "--release-every", type=float, default=0.0, metavar="SECONDS",
+        help="Demo: release one batch of expert labels every SECONDS (0 = only by `judgeloop demo release`).",
+    )
+    parser.add_argument("--batch", type=int, default=10, help="Demo: labels per released batch.")
+    parser.add_argument("--exit-after", type=float, default=0.0, help=argparse_hidden())
+    parser.set_defaults(handler=run)
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _team_credentials(home: Path, reviewers: list[str]) -> dict:
+    """Passwords for admin and reviewers, generated once and kept in the state folder (0600)."""
+    path = home / "team-credentials.json"
+    creds = json.loads(path.read_text()) if path.exists() else {}
+    creds.setdefault("secret_key", secrets.token_hex(24))
+    creds.setdefault("admin", {"username": "admin", "password": secrets.token_urlsafe(18)})
+    users = creds.setdefault("reviewers", {})
+    for reviewer in reviewers:
+        users.setdefault(reviewer, secrets.token_urlsafe(12))
+    path.write_text(json.dumps(creds, indent=2))
+    path.chmod(0o600)
+    return creds
+
+
+def _auth_config(home: Path, creds: dict) -> Path:
+    path = home / "mlflow-auth.ini"
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{home / 'mlflow-auth.db'}\n"
+        f"admin_username = {creds['admin']['username']}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = false\n"
+        # Without a cache every request re-hashes the password (~0.8 s each).
+        "auth_cache_ttl_seconds = 60\n"
+    )
+    return path
+
+
+def _grant_reviewers(tracking_uri: str, experiment_id: str, creds: dict) -> None:
+    from mlflow.server.auth.client import AuthServiceClient
+
+    client = AuthServiceClient(tracking_uri)
+    for reviewer, password in creds["reviewers"].items():
+        try:
+            client.get_user(reviewer)
+        except Exception:
+            client.create_user(reviewer, password)
+        client.grant_user_permission(reviewer, "experiment", experiment_id, "EDIT")
+
+
+def _launch_foundation(dagster_url: str) -> str | None:
+    import requests
+
+    mutation = """
+    mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+      __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+    params = {
+        "selector": {"repositoryLocationName": "judgeloop", "repositoryName": "__repository__", "jobName": "judgeloop_foundation"},
+        "executionMetadata": {"tags": [{"key": "judgeloop/trigger", "value": "up"}]},
+    }
+    response = requests.post(f"{dagster_url}/graphql", json={"query": mutation, "variables": {"params": params}}, timeout=30)
+    result = response.json()["data"]["launchRun"]
+    return result.get("run", {}).get("runId")
+
+
+def _wait_for_code_location(dagster_url: str, timeout: float = 120) -> None:
+    import requests
+
+    query = '{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }'
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = requests.post(f"{dagster_url}/graphql", json={"query": query}, timeout=5).json()
+            entries = data["data"]["workspaceOrError"]["locationEntries"]
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                return
+        except Exception:
+            pass
+        time.sleep(1)
+    raise servers.StartupError(f"the judgeloop code location did not load within {timeout:.0f} s")
+
+
+def run(args) -> int:
+    from judgeloop.providers import configuration_report
+
+    settings = load_settings()
+    home = settings.resolved_home
+    try:
+        servers.check_state_folder(home)
+        servers.check_ports(args.host, {"MLflow": args.mlflow_port, "Dagster": args.dagster_port})
+    except servers.StartupError as exc:
+        print(f"judgeloop up: {exc}", file=sys.stderr)
+        return 2
+
+    missing = configuration_report(settings)
+    mlflow_url = f"http://{args.host}:{args.mlflow_port}"
+    dagster_url = f"http://{args.host}:{args.dagster_port}"
+    backend_uri = settings.tracking_uri if settings.tracking_uri and not settings.tracking_uri.startswith("http") else f"sqlite:///{home / 'mlflow.db'}"
+    env = dict(os.environ)
+    env.update(
+        {
+            "JUDGELOOP_HOME": str(home),
+            "JUDGELOOP_TRACKING_URI": mlflow_url,
+            "JUDGELOOP_BACKEND_STORE_URI": backend_uri,
+            "JUDGELOOP_MLFLOW_UI_URL": mlflow_url,
+            "DAGSTER_HOME": str(settings.dagster_home),
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_MODEL_CATALOG_URI": "",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
+    )
+    creds = None
+    if args.team:
+        if not settings.reviewers:
+            print("judgeloop up --team: set JUDGELOOP_REVIEWERS (e.g. alice,bob) first.", file=sys.stderr)
+            return 2
+        creds = _team_credentials(home, settings.reviewers)
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(_auth_config(home, creds))
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = creds["secret_key"]
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = creds["admin"]["password"]
+        # Dagster's processes write to MLflow as the admin; reviewers label as themselves.
+        env["MLFLOW_TRACKING_USERNAME"] = creds["admin"]["username"]
+        env["MLFLOW_TRACKING_PASSWORD"] = creds["admin"]["password"]
+    servers.write_dagster_yaml(settings.dagster_home)
+
+    stack = servers.Stack()
+    stopping = {"flag": False}
+
+    def _stop(signum, frame):
+        stopping["flag"] = True
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"judgeloop: state in {home}", flush=True)
+        mlflow = stack.start(
+            "mlflow", servers.mlflow_command(args.host, args.mlflow_port, backend_uri, home / "mlartifacts", args.team),
+            env, home / "logs",
+        )
+        auth = (creds["admin"]["username"], creds["admin"]["password"]) if creds else None
+        servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=120, auth=auth)
+
+        os.environ.update({k: env[k] for k in ("JUDGELOOP_TRACKING_URI", "JUDGELOOP_HOME") if k in env})
+        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            if key in env:
+                os.environ[key] = env[key]
+        from judgeloop import demo as demo_core
+        from judgeloop.store import connect
+
+        settings = load_settings()
+        experiment_id = connect(settings)
+        if args.demo:
+            demo_core.seed(settings, experiment_id)
+            env["JUDGELOOP_EXPECTATIONS_PATH"] = str(demo_core.write_expectations(settings))
+        if creds:
+            _grant_reviewers(mlflow_url, experiment_id, creds)
+
+        command, cwd = servers.dagster_command(args.host, args.dagster_port)
+        dagster = stack.start("dagster", command, env, home / "logs", cwd=cwd)
+        servers.wait_for_http(f"{dagster_url}/server_info", dagster, timeout=180)
+        _wait_for_code_location(dagster_url)
+
+        print(f"\nMLflow UI:  {mlflow_url}/#/experiments/{experiment_id}", flush=True)
+        print(f"Dagster UI: {dagster_url}/asset-groups  (sensor sme_labels_sensor is running)", flush=True)
+        print(f"Logs:       {home / 'logs'}", flush=True)
+        if creds:
+            print("\nTeam mode: each reviewer signs in to MLflow with their own account.")
+            print(f"  admin: {creds['admin']['username']} (password in {home / 'team-credentials.json'})")
+            for reviewer in creds["reviewers"]:
+                print(f"  {reviewer}: {mlflow_url}/#/experiments/{experiment_id}/review-queue")
+        if missing:
+            print("\nModels are not configured yet; assets that call a model will fail until you set:")
+            for line in missing:
+                print(f"  - {line}")
+        elif not args.no_launch:
+            run_id = _launch_foundation(dagster_url)
+            print(f"\nLaunched judgeloop_foundation: {dagster_url}/runs/{run_id}")
+        print("\nCtrl-C stops everything.", flush=True)
+
+        started = time.monotonic()
+        last_release = started
+        while not stopping["flag"]:
+            for process in stack.processes:
+                if process.popen.poll() is not None:
+                    print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", file=sys.stderr)
+                    stopping["flag"] = True
+            if args.demo and args.release_every and time.monotonic() - last_release >= args.release_every:
+                release = demo_core.release_labels(settings, experiment_id, args.batch)
+                print(f"released {release.written} expert labels ({release.remaining} still held back)", flush=True)
+                last_release = time.monotonic()
+            if args.exit_after and time.monotonic() - started >= args.exit_after:
+                break
+            time.sleep(0.5)
+        return 0
+    except servers.StartupError as exc:
+        print(f"judgeloop up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("judgeloop: stopping Dagster and MLflow...", flush=True)
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("judgeloop: stopped.", flush=True)

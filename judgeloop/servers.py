@@ -1,0 +1,145 @@
+"""Starts and stops the local MLflow server and ``dagster dev`` as process groups."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class StartupError(RuntimeError):
+    """Something prevents starting (port taken, state folder unusable, server not answering)."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def check_state_folder(home: Path) -> None:
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        marker = home / ".write-test"
+        marker.write_text("ok")
+        marker.unlink()
+    except OSError as exc:
+        raise StartupError(f"State folder {home} is not usable ({exc}); set JUDGELOOP_HOME to a writable folder.") from exc
+
+
+def check_ports(host: str, ports: dict[str, int]) -> None:
+    taken = [f"{name} port {port}" for name, port in ports.items() if not port_is_free(host, port)]
+    if taken:
+        raise StartupError(
+            f"{' and '.join(taken)} on {host} already in use; stop what uses it or pick another with "
+            "--mlflow-port / --dagster-port. Nothing was started."
+        )
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGINT to the whole group (dagster dev and mlflow spawn children), then SIGKILL."""
+        if self.popen.poll() is not None and not _group_alive(self.popen.pid):
+            return
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.popen.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if self.popen.poll() is not None and not _group_alive(self.popen.pid):
+                    return
+                time.sleep(0.2)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class Stack:
+    processes: list[Process] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], env: dict, log_dir: Path, cwd: Path | None = None) -> Process:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{name}.log"
+        log_file = open(log_path, "ab")
+        popen = subprocess.Popen(
+            command, env=env, cwd=str(cwd) if cwd else None, stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+def wait_for_http(url: str, process: Process, timeout: float, auth=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise StartupError(f"{process.name} exited with code {process.popen.returncode}; see {process.log_path}")
+        try:
+            if requests.get(url, timeout=2, auth=auth).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise StartupError(f"{process.name} did not answer {url} within {timeout:.0f} s; see {process.log_path}")
+
+
+def mlflow_command(host: str, port: int, backend_uri: str, artifacts: Path, team: bool) -> list[str]:
+    command = [
+        sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
+        "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts), "--workers", "2",
+    ]
+    if team:
+        command += ["--app-name", "basic-auth"]
+    return command
+
+
+def dagster_command(host: str, port: int) -> tuple[list[str], Path | None]:
+    workspace = REPO_ROOT / "workspace.yaml"
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "judgeloop_assets.definitions"]
+    dagster = Path(sys.executable).with_name("dagster")
+    executable = [str(dagster)] if dagster.exists() else [sys.executable, "-m", "dagster"]
+    return [*executable, "dev", *target, "-h", host, "-p", str(port)], (REPO_ROOT if workspace.exists() else None)
+
+
+def write_dagster_yaml(dagster_home: Path) -> None:
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text("telemetry:\n  enabled: false\n")
