@@ -169,10 +169,11 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         )
 
     heldout_traces = [cleaned[tid] for tid in heldout_ids]
-    with count_litellm_calls() as litellm_calls:
+    with count_litellm_calls() as align_calls:
         progress(f"aligning judge v{previous_version} with MemAlign on {len(align_ids)} traces")
         optimizer = MemAlignOptimizer(reflection_lm=uris["reflection"], embedding_model=uris["embeddings"])
         aligned = optimizer.align(previous, [cleaned[tid] for tid in align_ids])
+    with count_litellm_calls() as measure_calls:
         progress(f"measuring judge v{previous_version} and the aligned judge on {len(heldout_ids)} held-out traces")
         before = measure_on(settings, previous, heldout_traces, grouped)
         after = measure_on(settings, aligned, heldout_traces, grouped)
@@ -191,11 +192,13 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             "kappa_after": after.kappa,
         },
     )
+    # Alignment itself (MemAlign's reflection and embeddings) is what grows with new labels;
+    # measuring runs both judges over the held-out split, which grows with all labels.
     calls = {
-        "reflection_and_embedding_calls": litellm_calls["completion"] + litellm_calls["embedding"],
-        "completion_calls": litellm_calls["completion"],
-        "embedding_calls": litellm_calls["embedding"],
-        "judge_calls": 2 * len(heldout_ids),
+        "align_reflection_calls": align_calls["completion"],
+        "align_embedding_calls": align_calls["embedding"],
+        "measure_judge_calls": 2 * len(heldout_ids),
+        "measure_embedding_calls": measure_calls["embedding"],
     }
     progress(f"registered judge v{version}: kappa {before.kappa:.3f} -> {after.kappa:.3f}; calls {calls}")
     return AlignmentResult(

@@ -1,40 +1,61 @@
-"""Counts LLM calls made through litellm (MemAlign's and GEPA's reflection and embeddings)."""
+"""Counts model calls made through litellm (MemAlign's and GEPA's reflection, embeddings, and
+judges on litellm-routed providers).
 
+litellm's own callbacks do not fit: success events arrive from a background worker after the
+call returned, and custom providers skip some hooks. dspy and MLflow look up
+``litellm.completion`` / ``litellm.embedding`` at call time, so counting wrappers installed once
+on those module functions see every call, synchronously, from any thread.
+"""
+
+import functools
 import threading
 from collections import Counter
 from contextlib import contextmanager
 
+_ACTIVE: list[Counter] = []
+_LOCK = threading.Lock()
+_KINDS = {"completion": "completion", "acompletion": "completion", "embedding": "embedding", "aembedding": "embedding"}
+
+
+def _record(kind: str) -> None:
+    with _LOCK:
+        for counts in _ACTIVE:
+            counts[kind] += 1
+
+
+def _install() -> None:
+    import litellm
+
+    for name, kind in _KINDS.items():
+        original = getattr(litellm, name)
+        if getattr(original, "_judgeloop_counted", False):
+            continue
+        if name.startswith("a"):
+
+            async def wrapper(*args, _original=original, _kind=kind, **kwargs):
+                _record(_kind)
+                return await _original(*args, **kwargs)
+
+        else:
+
+            def wrapper(*args, _original=original, _kind=kind, **kwargs):
+                _record(_kind)
+                return _original(*args, **kwargs)
+
+        wrapper = functools.wraps(original)(wrapper)
+        wrapper._judgeloop_counted = True
+        setattr(litellm, name, wrapper)
+
 
 @contextmanager
 def count_litellm_calls():
-    """Yield a Counter of 'completion' and 'embedding' calls made inside the block."""
-    import litellm
-    from litellm.integrations.custom_logger import CustomLogger
-
+    """Yield a Counter of 'completion' and 'embedding' calls made inside the block (all threads)."""
+    _install()
     counts: Counter = Counter()
-    lock = threading.Lock()
-
-    class _Counter(CustomLogger):
-        def _record(self, kwargs):
-            kind = "embedding" if kwargs.get("call_type") in {"embedding", "aembedding"} else "completion"
-            with lock:
-                counts[kind] += 1
-
-        def log_success_event(self, kwargs, response_obj, start_time, end_time):
-            self._record(kwargs)
-
-        def log_failure_event(self, kwargs, response_obj, start_time, end_time):
-            self._record(kwargs)
-
-        async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-            self._record(kwargs)
-
-        async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
-            self._record(kwargs)
-
-    counter = _Counter()
-    litellm.callbacks.append(counter)
+    with _LOCK:
+        _ACTIVE.append(counts)
     try:
         yield counts
     finally:
-        litellm.callbacks.remove(counter)
+        with _LOCK:
+            _ACTIVE.remove(counts)
