@@ -67,9 +67,12 @@ def main() -> None:
     print(f"store: {workdir} ({needed} labels needed, setup {time.perf_counter() - started:.1f} s)")
     print(f"initial alignment on {args.start} labels: {first.llm_calls}")
 
+    from judgeloop.fake_llm import CALLS
+
     rows = []
     for k in ks:
         release = demo.release_labels(settings, experiment_id, k)
+        distilled_before = CALLS["guideline_examples"]
         t0 = time.perf_counter()
         result = alignment.align(settings, experiment_id)
         seconds = time.perf_counter() - t0
@@ -85,6 +88,7 @@ def main() -> None:
                 "align_embedding": calls.get("align_embedding_calls", 0),
                 "measure_judge": calls.get("measure_judge_calls", 0),
                 "measure_embedding": calls.get("measure_embedding_calls", 0),
+                "examples_distilled": CALLS["guideline_examples"] - distilled_before,
                 "seconds": round(seconds, 2),
             }
         )
@@ -93,7 +97,8 @@ def main() -> None:
     for row in rows:
         print(" | ".join(f"{row[h]:>17}" for h in header))
     print(
-        "\nalign_*: MemAlign's calls; they should grow with the new labels only (traces whose labels are\n"
+        "\nexamples_distilled (fake provider only): expert examples MemAlign sent to the reflection model.\n"
+        "align_*: MemAlign's calls; they should grow with the new labels only (traces whose labels are\n"
         "unchanged are skipped). measure_*: scoring old and new judge on the held-out split (2 judge calls\n"
         "per held-out trace, plus memory-retrieval embeddings), which grows with all labels."
     )

@@ -151,9 +151,6 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     keep_ids = {label.assessment_id for label in used}
     progress(f"loading {len(grouped)} labelled traces")
     cleaned = {tid: clean_trace(client.get_trace(tid), settings.judge_name, keep_ids) for tid in grouped}
-    # Traces the previous judge remembers but whose labels are gone (deleted or now invalid):
-    # keep them out of its memory rather than let MemAlign fail on an empty trace.
-    hydrate_memory(previous, {tid: cleaned[tid] for tid in align_ids})
     base = dict(
         judge_name=settings.judge_name, previous_version=previous_version,
         alignment_traces=len(align_ids), heldout_traces=len(heldout_ids),
@@ -170,6 +167,9 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
 
     heldout_traces = [cleaned[tid] for tid in heldout_ids]
     with count_litellm_calls() as align_calls:
+        # Traces the previous judge remembers but whose labels are gone (deleted or now invalid)
+        # stay out of its memory, rather than make MemAlign fail on an empty trace.
+        hydrate_memory(previous, {tid: cleaned[tid] for tid in align_ids})
         progress(f"aligning judge v{previous_version} with MemAlign on {len(align_ids)} traces")
         optimizer = MemAlignOptimizer(reflection_lm=uris["reflection"], embedding_model=uris["embeddings"])
         aligned = optimizer.align(previous, [cleaned[tid] for tid in align_ids])

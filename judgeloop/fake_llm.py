@@ -188,6 +188,8 @@ def respond(model: str, messages: list, response_format=None) -> str:
         return "I would rather not say."
     if "distill a list of guidelines" in everything or "distill a set of guidelines" in everything:
         _count("guidelines")
+        with _CALLS_LOCK:  # how many expert examples MemAlign sent to be distilled
+            CALLS["guideline_examples"] += len(re.findall(r'"id": \d+,', user))
         return answer_guidelines(user, saboteur="saboteur" in model)
     if "expert judge" in system or "- result (" in everything:
         _count("judge")

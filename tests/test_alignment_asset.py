@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from judgeloop import demo, judges
+from judgeloop import demo, judges, labels
 from judgeloop.fake_llm import CALLS
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
@@ -37,13 +37,13 @@ def demo_store(home, instance, monkeypatch):
 
 def test_alignment_on_feedbackqa_ratings(demo_store, instance):
     settings, experiment_id = demo_store
-    release = demo.release_labels(settings, experiment_id, 48)
-    assert release.written == 48
+    release = demo.release_labels(settings, experiment_id, 40)
+    assert release.written == 40
     result = run(instance, ["aligned_judge"])
     assert result.success
     meta = md(result, "aligned_judge")
     assert meta["previous_version"] == 1 and meta["judge_version"] == 2
-    assert meta["labels_alignment"] + meta["labels_heldout"] == 48
+    assert meta["labels_alignment"] + meta["labels_heldout"] == 40
     assert meta["labels_heldout"] > 0
     assert meta["guideline_count"] > 0 and "The expert rates" in meta["guidelines"]
     for key in ("kappa_before", "kappa_after", "exact_agreement_before", "exact_agreement_after", "mae_after"):
@@ -55,10 +55,37 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance):
     lineage = judges.lineage(experiment_id, 2)
     assert lineage["previous_version"] == 1 and lineage["label_count"] == meta["labels_alignment"]
 
+    # Incremental: with a few more labels MemAlign distils only the new alignment-side examples.
+    from judgeloop import split
+
+    def resolved_examples(group):
+        # MemAlign keeps every label when raters agree, else the majority (ties: the newest).
+        values = [label.value for label in group]
+        return len(values) if len(set(values)) == 1 else max(values.count(v) for v in set(values))
+
+    def align_side(current):
+        grouped = labels.by_trace(current)
+        return {tid: g for tid, g in grouped.items() if not split.is_heldout(tid, settings.heldout_fraction)}
+
+    distilled = CALLS["guideline_examples"]
+    first_side = align_side(labels.current_labels(settings, experiment_id)[0])
+    assert sum(len(g) for g in first_side.values()) == meta["labels_alignment"]
+    assert distilled == sum(resolved_examples(g) for g in first_side.values())
+    changed = {}
+    while not changed:  # release a trace's labels at a time until one lands on the alignment side
+        assert demo.release_labels(settings, experiment_id, 2).written == 2
+        second_side = align_side(labels.current_labels(settings, experiment_id)[0])
+        changed = {tid: g for tid, g in second_side.items() if tid not in first_side or g != first_side[tid]}
+    more = run(instance, ["aligned_judge"])
+    assert more.success and md(more, "aligned_judge")["judge_version"] == 3
+    # Only traces that are new (or whose labels changed) are distilled again, not all of them.
+    assert CALLS["guideline_examples"] - distilled == sum(resolved_examples(g) for g in changed.values())
+    assert md(more, "aligned_judge")["llm_align_reflection_calls"] == (1 if changed else 0)
+
     # The same labels again: nothing new is registered, the promoted judge stays.
     again = run(instance, ["aligned_judge"])
     assert again.success and "already aligned" in md(again, "aligned_judge")["skipped"]
-    assert judges.latest_version(experiment_id, settings.judge_name) == 2
+    assert judges.latest_version(experiment_id, settings.judge_name) == 3
 
 
 def test_too_few_labels_is_a_clear_error(demo_store, instance):
@@ -73,12 +100,24 @@ def test_too_few_labels_is_a_clear_error(demo_store, instance):
 
 def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch):
     settings, experiment_id = demo_store
-    demo.release_labels(settings, experiment_id, 48)
+    # SMEs who agree with the base judge exactly: its held-out kappa is 1, so a judge that
+    # learned "Always rate 1" is worse by construction, whatever traces land in held-out.
+    from mlflow import MlflowClient
+
+    from judgeloop import labels, traces
+
+    client = MlflowClient()
+    for trace_id in traces.tagged_trace_ids(experiment_id):
+        judged = [a for a in client.get_trace(trace_id).info.assessments if a.source.source_type == "LLM_JUDGE"]
+        labels.log_label(trace_id, settings.judge_name, judged[-1].value, "rater-1", "agrees with the rubric")
     monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/saboteur")
-    result = run(instance, ["aligned_judge"])
+    result = run(instance, ["aligned_judge", "agent_prompt", "optimized_prompt"])
     assert not result.success
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and "fell from" in check.metadata["reason"].value
+    assert check.metadata["kappa_before"].value > check.metadata["kappa_after"].value + settings.gate_margin
+    # Nothing downstream ran.
+    assert not result.asset_materializations_for_node("optimized_prompt")
     # Registered for the record, never promoted.
     assert judges.latest_version(experiment_id, settings.judge_name) == 2
     assert judges.promoted_version(experiment_id) == 1
