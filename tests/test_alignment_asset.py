@@ -35,7 +35,10 @@ def demo_store(home, instance, monkeypatch):
     return settings, experiment_id
 
 
-def test_alignment_on_feedbackqa_ratings(demo_store, instance):
+def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
+    # The fake judge's agreement on real ratings depends on the random split; the gate's
+    # decision is tested on its own below, so here it lets every re-alignment through.
+    monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
     settings, experiment_id = demo_store
     release = demo.release_labels(settings, experiment_id, 40)
     assert release.written == 40
