@@ -205,7 +205,9 @@ def generate_store(home: Path, n_traces: int, human_fraction: float, judge_name:
         )
         if rng.random() < human_fraction:
             n_human += 1
-            label_ms = min(judge_ms + rng.randint(60_000, 3 * DAY_MS), now_ms - 3_600_000)
+            label_ms = judge_ms + rng.randint(60_000, 3 * DAY_MS)  # an SME gets to it within 3 days ...
+            if label_ms > now_ms - 3_600_000:  # ... but all synthetic labels are at least an hour old
+                label_ms = rng.randint(judge_ms + 60_000, now_ms - 3_600_000)
             assessments.append(
                 _assessment_row(trace_id, exp_int, ts_ms, judge_name, rng.randint(1, 4), "HUMAN",
                                 rng.choice(REVIEWERS), label_ms, "synthetic SME comment")

@@ -27,20 +27,33 @@ from judgeloop.settings import FeedbackType, Settings
 _ENGINES: dict = {}
 
 
-@dataclass(frozen=True, order=True)
+# MLflow stamps last_updated_timestamp in Python before the row is committed, so with several
+# writers (a tracking server's workers) a label can become visible after a newer one was read.
+# Each read therefore starts this far before the cursor and skips rows it already returned.
+LOOKBACK_MS = 5_000
+
+
+@dataclass(frozen=True)
 class Cursor:
     updated_ms: int = 0
     assessment_id: str = ""
+    seen: tuple[tuple[str, int], ...] = ()  # (assessment id, updated_ms) read within LOOKBACK_MS of the cursor
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.updated_ms, self.assessment_id)
 
     def encode(self) -> str:
-        return json.dumps([self.updated_ms, self.assessment_id])
+        return json.dumps({"t": self.updated_ms, "id": self.assessment_id, "seen": [list(s) for s in self.seen]})
 
     @classmethod
     def decode(cls, raw: str | None) -> "Cursor":
         if not raw:
             return cls()
-        updated_ms, assessment_id = json.loads(raw)
-        return cls(int(updated_ms), str(assessment_id))
+        data = json.loads(raw)
+        if isinstance(data, list):  # cursors written before the look-back existed
+            return cls(int(data[0]), str(data[1]))
+        return cls(int(data["t"]), str(data["id"]), tuple((str(i), int(t)) for i, t in data.get("seen", [])))
 
 
 @dataclass(frozen=True)
@@ -57,6 +70,10 @@ class HumanLabel:
     @property
     def cursor(self) -> Cursor:
         return Cursor(self.updated_ms, self.assessment_id)
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.updated_ms, self.assessment_id)
 
 
 @dataclass(frozen=True)
@@ -113,28 +130,32 @@ def changed_since(
 
     table = SqlAssessments.__table__
     batch = LabelBatch(cursor=cursor)
+    seen = dict(cursor.seen)
+    newest = cursor.key
+    after = table.c.last_updated_timestamp >= max(0, cursor.updated_ms - LOOKBACK_MS) if cursor.updated_ms else sa.true()
     with _engine(db_uri).connect() as conn:
         while True:
-            after = sa.or_(
-                table.c.last_updated_timestamp > batch.cursor.updated_ms,
-                sa.and_(
-                    table.c.last_updated_timestamp == batch.cursor.updated_ms,
-                    table.c.assessment_id > batch.cursor.assessment_id,
-                ),
-            )
+            # "+ 0" and "|| ''" change no value but keep SQLite's planner off the experiment_id and
+            # assessment_type indexes: without ANALYZE statistics (MLflow never runs it) it takes any
+            # equality as more selective than the range on last_updated_timestamp and scans every
+            # assessment of the experiment on each tick, O(store) instead of O(new).
             query = (
                 sa.select(table)
                 .where(after)
-                .where(table.c.experiment_id == int(experiment_id))
+                .where(table.c.experiment_id + 0 == int(experiment_id))
                 .where(table.c.source_type == "HUMAN")
-                .where(table.c.assessment_type == "feedback")
+                .where(table.c.assessment_type + "" == "feedback")
                 .order_by(table.c.last_updated_timestamp, table.c.assessment_id)
                 .limit(page_size)
             )
             rows = conn.execute(query).mappings().all()
             for row in rows:
                 batch.rows_read += 1
-                batch.cursor = Cursor(row["last_updated_timestamp"], row["assessment_id"])
+                key = (row["last_updated_timestamp"], row["assessment_id"])
+                if seen.get(row["assessment_id"]) == row["last_updated_timestamp"]:
+                    continue  # returned by an earlier read (inside the look-back window)
+                seen[row["assessment_id"]] = row["last_updated_timestamp"]
+                newest = max(newest, key)
                 if _matches_name(row["name"], settings.judge_name):
                     batch.labels.append(
                         HumanLabel(
@@ -149,7 +170,19 @@ def changed_since(
                         )
                     )
             if len(rows) < page_size or (max_rows and batch.rows_read >= max_rows):
-                return batch
+                break
+            last = rows[-1]
+            # Keyset paging: strictly after the last row of this page.
+            after = sa.and_(
+                table.c.last_updated_timestamp >= last["last_updated_timestamp"],
+                sa.or_(
+                    table.c.last_updated_timestamp > last["last_updated_timestamp"],
+                    table.c.assessment_id > last["assessment_id"],
+                ),
+            )
+    window = newest[0] - LOOKBACK_MS
+    batch.cursor = Cursor(newest[0], newest[1], tuple(sorted((i, t) for i, t in seen.items() if t >= window)))
+    return batch
 
 
 def _changed_since_via_api(settings: Settings, experiment_id: str, cursor: Cursor) -> LabelBatch:
@@ -164,9 +197,9 @@ def _changed_since_via_api(settings: Settings, experiment_id: str, cursor: Curso
                 a.assessment_id, trace.info.trace_id, a.name, a.value, a.rationale, a.source.source_id,
                 a.last_update_time_ms or a.create_time_ms or 0, bool(a.valid if a.valid is not None else True),
             )
-            if label.cursor > cursor:
+            if label.key > cursor.key:
                 found.append(label)
-    found.sort(key=lambda label: label.cursor)
+    found.sort(key=lambda label: label.key)
     return LabelBatch(labels=found, cursor=found[-1].cursor if found else cursor, rows_read=len(found))
 
 
@@ -222,9 +255,9 @@ def current_labels(settings: Settings, experiment_id: str) -> tuple[list[HumanLa
     latest: dict[tuple[str, str | None], HumanLabel] = {}
     for label in keep:
         key = (label.trace_id, label.reviewer)
-        if key not in latest or label.cursor > latest[key].cursor:
+        if key not in latest or label.key > latest[key].key:
             latest[key] = label
-    return sorted(latest.values(), key=lambda label: label.cursor), rejected
+    return sorted(latest.values(), key=lambda label: label.key), rejected
 
 
 def by_trace(labels: list[HumanLabel]) -> dict[str, list[HumanLabel]]:

@@ -29,19 +29,40 @@ def test_cursor_returns_only_what_changed(store):
     assert [label.assessment_id for label in first.labels] == [a1, a2]
     assert first.labels[0].value == 3 and first.labels[0].comment == "clear answer"
     assert first.labels[0].reviewer == "rater-1" and first.labels[0].trace_id == t1
-    assert first.cursor == first.labels[-1].cursor
+    assert first.cursor.key == first.labels[-1].key
 
     # Nothing new: nothing returned, cursor unchanged.
     again = labels.changed_since(settings, experiment_id, first.cursor)
-    assert again.labels == [] and again.cursor == first.cursor and again.rows_read == 0
+    assert again.labels == [] and again.cursor.key == first.cursor.key
+    assert again.rows_read <= 2  # only the look-back window is re-read
 
     a3 = log_label(t3, "answer_quality", 4, "rater-1")
     later = labels.changed_since(settings, experiment_id, first.cursor)
     assert [label.assessment_id for label in later.labels] == [a3]
 
+    # A label committed late, stamped before the cursor (several server workers): still seen, once.
+    late = log_label(t2, "answer_quality", 2, "rater-3", "slow writer")
+    _restamp(settings, late, later.cursor.updated_ms - 1000)
+    caught = labels.changed_since(settings, experiment_id, later.cursor)
+    assert [label.assessment_id for label in caught.labels] == [late]
+    assert labels.changed_since(settings, experiment_id, caught.cursor).labels == []
+
     # Paging: a page size of 1 still returns all, in order.
     paged = labels.changed_since(settings, experiment_id, Cursor(), page_size=1)
-    assert [label.assessment_id for label in paged.labels] == [a1, a2, a3]
+    assert sorted(label.assessment_id for label in paged.labels) == sorted([a1, a2, a3, late])
+    assert [label.key for label in paged.labels] == sorted(label.key for label in paged.labels)
+
+
+def _restamp(settings, assessment_id, updated_ms):
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(settings.resolved_tracking_uri)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE assessments SET last_updated_timestamp = :t WHERE assessment_id = :a"),
+            {"t": updated_ms, "a": assessment_id},
+        )
+    engine.dispose()
 
 
 def test_other_sources_and_names_are_ignored(store):
