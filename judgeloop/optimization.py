@@ -8,6 +8,7 @@ the production prompt by more than ``prompt_promotion_margin``.
 import difflib
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from judgeloop import alignment, datasets, judges, labels, prompts, providers, split
@@ -95,20 +96,41 @@ def load_promoted_judge(settings: Settings, experiment_id: str):
     return version, judge
 
 
-def mean_score(settings: Settings, judge, agent_respond, template: str, records: list[dict]) -> float:
-    """Mean 0-1 judge score of the agent with ``template`` as system prompt over ``records``."""
+@contextmanager
+def prompt_template(name: str, template: str):
+    """Make every registry load of prompt ``name`` in this process return ``template``.
+
+    The same technique ``optimize_prompts`` uses for GEPA's candidates: it works for any agent
+    that loads its prompt through the registry, whatever its signature.
+    """
+    from mlflow.entities.model_registry import PromptVersion
+
+    original = PromptVersion.template
+
+    def patched(self):
+        return template if self.name == name else original.fget(self)
+
+    PromptVersion.template = property(patched)
+    try:
+        yield
+    finally:
+        PromptVersion.template = original
+
+
+def mean_score(settings: Settings, judge, predict_fn, template: str, records: list[dict]) -> float:
+    """Mean 0-1 judge score of the agent run with ``template`` as its prompt over ``records``."""
 
     def one(record):
         question = record["inputs"].get("question")
         try:
-            output = agent_respond(question, template)
+            output = predict_fn(**record["inputs"])
             feedback = judge(inputs=record["inputs"], outputs=output)
             return rescale(settings, None if feedback.error else feedback.value)
         except Exception as exc:
             log.warning("scoring failed on %r: %s", question, exc)
             return 0.0
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with prompt_template(settings.prompt_name, template), ThreadPoolExecutor(max_workers=4) as pool:
         scores = list(pool.map(one, records))
     return sum(scores) / len(scores) if scores else 0.0
 
@@ -117,9 +139,11 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     import mlflow
     from mlflow.genai.optimize.optimizers import GepaPromptOptimizer
 
-    from judgeloop import agent
+    from judgeloop import agent, traces
 
-    uris = providers.require_models(settings, "judge", "reflection", "agent")
+    # A plugged-in agent (JUDGELOOP_AGENT) brings its own model; the demo agent needs one.
+    uris = providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
+    predict_fn = traces.load_agent(settings.agent) if settings.agent else agent.answer
     dataset_id = datasets.get_or_create(experiment_id, f"{settings.experiment_name}-eval").dataset_id
     records, skipped = check_expectations(datasets.load_records(dataset_id), settings.skip_records_without_expectations)
     train = [r for r in records if not split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
@@ -149,7 +173,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     progress(f"GEPA on {len(train)} records (budget {settings.gepa_max_metric_calls} metric calls), judge v{judge_version}")
     with count_litellm_calls() as calls:
         optimized = mlflow.genai.optimize_prompts(
-            predict_fn=agent.answer,
+            predict_fn=predict_fn,
             train_data=[{"inputs": r["inputs"], "expectations": r["expectations"]} for r in train],
             prompt_uris=[f"prompts:/{settings.prompt_name}/{production.version}"],
             optimizer=GepaPromptOptimizer(
@@ -163,8 +187,8 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         result.new_template = new.template
         result.initial_score, result.final_score = optimized.initial_eval_score, optimized.final_eval_score
         progress(f"registered prompt v{new.version}; scoring it and production v{production.version} on {len(heldout)} held-out records")
-        result.heldout_production_score = mean_score(settings, judge, agent.respond, production.template, heldout)
-        result.heldout_new_score = mean_score(settings, judge, agent.respond, new.template, heldout)
+        result.heldout_production_score = mean_score(settings, judge, predict_fn, production.template, heldout)
+        result.heldout_new_score = mean_score(settings, judge, predict_fn, new.template, heldout)
     result.llm_calls = {"completion_calls": calls["completion"], "embedding_calls": calls["embedding"]}
     gain = result.heldout_new_score - result.heldout_production_score
     result.promoted = new.template.strip() != production.template.strip() and gain > settings.prompt_promotion_margin

@@ -45,7 +45,7 @@ def agent_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) 
 )
 def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
     settings = judgeloop.settings()
-    providers.require_models(settings, "judge", "reflection", "agent")
+    providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
     settings, experiment_id = judgeloop.connect()
     result = optimization.optimize(settings, experiment_id, progress=context.log.info)
     metadata = {
