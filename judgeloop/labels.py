@@ -93,8 +93,8 @@ class LabelBatch:
 
 def backend_db_uri(settings: Settings) -> str | None:
     """The SQL database behind the tracking store, when this process can reach it."""
-    if settings.backend_store_uri:
-        return settings.backend_store_uri
+    if settings.resolved_backend_store_uri:
+        return settings.resolved_backend_store_uri
     uri = settings.resolved_tracking_uri
     if uri.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql", "mssql"}:
         return uri

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     backend_store_uri: str | None = Field(
         None, description="SQL database behind an http tracking server, read by the label sensor."
     )
+    dagster_url: str | None = Field(None, description="Dagster webserver used by `judgeloop labels notify`.")
     experiment_name: str = "judgeloop"
 
     judge_name: str = "answer_quality"
@@ -114,8 +115,35 @@ class Settings(BaseSettings):
         return self.home.expanduser().resolve()
 
     @property
+    def running_stack(self) -> dict:
+        """What a live ``judgeloop up`` on this state folder announced (empty when none runs).
+
+        While it runs, commands in other shells go through its MLflow server instead of
+        writing the sqlite file beside it (several writers on one sqlite file lock it).
+        """
+        import json
+
+        path = self.resolved_home / "running.json"
+        try:
+            info = json.loads(path.read_text())
+            os.kill(int(info["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+        return info
+
+    @property
     def resolved_tracking_uri(self) -> str:
-        return self.tracking_uri or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+        if self.tracking_uri:
+            return self.tracking_uri
+        return self.running_stack.get("tracking_uri") or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+
+    @property
+    def resolved_backend_store_uri(self) -> str | None:
+        return self.backend_store_uri or self.running_stack.get("backend_store_uri")
+
+    @property
+    def resolved_dagster_url(self) -> str:
+        return self.dagster_url or self.running_stack.get("dagster_url") or "http://127.0.0.1:3000"
 
     @property
     def artifact_location(self) -> str:

@@ -1,2 +1,128 @@
+"""``judgeloop labels``: import and export SME labels as CSV/JSONL, and tell Dagster they changed."""
+
+import sys
+
+from judgeloop.settings import load_settings
+
+
 def register(commands) -> None:
-    pass
+    parser = commands.add_parser("labels", help="Import/export SME labels (CSV or JSONL); notify Dagster of new labels.")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    imp = actions.add_parser(
+        "import",
+        help="Write labels from a file as HUMAN feedback named like the judge (all rows checked first).",
+        description=(
+            "Columns (CSV header) or keys (JSONL): trace_id, value, comment, reviewer. Every row is checked "
+            "before anything is written; one bad row means nothing is written unless --allow-partial. "
+            "Re-importing is safe: unchanged rows are skipped, changed ones override the reviewer's label."
+        ),
+    )
+    imp.add_argument("file", help="labels file, .csv or .jsonl ('-' = stdin, with --format)")
+    imp.add_argument("--allow-partial", action="store_true", help="write the good rows even when some are bad")
+    imp.add_argument("--format", choices=["csv", "jsonl"], help="file format (default: from the extension)")
+    imp.add_argument("--dry-run", action="store_true", help="check the file and show what would change; write nothing")
+    imp.set_defaults(handler=import_command)
+
+    exp = actions.add_parser("export", help="Write the current valid labels as CSV or JSONL (re-importable).")
+    exp.add_argument("file", nargs="?", default="-", help="output file ('-' or nothing = stdout)")
+    exp.add_argument("--format", choices=["csv", "jsonl"], help="default: from the extension, else csv")
+    exp.set_defaults(handler=export_command)
+
+    notify = actions.add_parser(
+        "notify",
+        help="Labels changed: ask the running Dagster to re-align now (only if there are new usable labels).",
+    )
+    notify.add_argument(
+        "--dagster-url", help="Dagster webserver (default: $JUDGELOOP_DAGSTER_URL or http://127.0.0.1:3000)"
+    )
+    notify.add_argument("--force", action="store_true", help="launch even if these labels already failed a gate")
+    notify.add_argument("--dry-run", action="store_true", help="print the decision; contact nobody")
+    notify.set_defaults(handler=notify_command)
+
+
+def _connect():
+    from judgeloop.store import connect
+
+    settings = load_settings()
+    return settings, connect(settings)
+
+
+def import_command(args) -> int:
+    from judgeloop import label_io
+
+    settings, experiment_id = _connect()
+    try:
+        report = label_io.import_labels(
+            settings, experiment_id, args.file, args.format, allow_partial=args.allow_partial, dry_run=args.dry_run
+        )
+    except label_io.LabelFileError as exc:
+        print(f"judgeloop labels import: {exc}", file=sys.stderr)
+        return 2
+    except label_io.ImportInterrupted as exc:
+        print(f"judgeloop labels import: {exc}", file=sys.stderr)
+        return 1
+    for bad in report.bad:
+        print(f"{args.file}: {bad}", file=sys.stderr)
+    name = f"{args.file}: {report.rows} row(s)"
+    if args.dry_run:
+        counts = {kind: report.count(kind) for kind in (label_io.WRITE, label_io.EDIT, label_io.UNCHANGED)}
+        print(
+            f"{name}; dry run, nothing written: would write {counts['write']}, edit {counts['edit']}, "
+            f"leave {counts['unchanged']} unchanged; rejected {report.rejected}"
+        )
+    elif report.bad and not report.applied:
+        good = len(report.actions) - report.unchanged
+        print(
+            f"{name}; nothing written: {report.rejected} bad row(s) listed above. Fix them, or pass "
+            f"--allow-partial to write the {good} good row(s) that would change something."
+        )
+        print(report.summary())
+    else:
+        print(f"{name}; {report.summary()}")
+    return 1 if report.bad else 0
+
+
+def export_command(args) -> int:
+    from judgeloop import label_io
+
+    fmt = args.format
+    if fmt is None:
+        try:
+            fmt = "csv" if args.file == "-" else label_io.detect_format(args.file)
+        except label_io.LabelFileError:
+            fmt = "csv"
+    settings, experiment_id = _connect()
+    count = label_io.export_labels(settings, experiment_id, args.file, fmt)
+    where = "stdout" if args.file == "-" else args.file
+    print(f"exported {count} current label(s) as {fmt} to {where}", file=sys.stderr)
+    return 0
+
+
+def notify_command(args) -> int:
+    from judgeloop import label_io
+
+    settings, experiment_id = _connect()
+    decision = label_io.decide_notify(settings, experiment_id, force=args.force)
+    if not decision.launch:
+        print(decision.reason)
+        return 0
+    url = label_io.dagster_url(args.dagster_url)
+    if args.dry_run:
+        print(f"would launch {decision.job_name} at {url} with tags {decision.tags}: {decision.reason}")
+        return 0
+    try:
+        running = label_io.active_runs(url, decision.job_name)
+        if running:
+            print(
+                f"{decision.job_name} run {running[0]} is already queued or running; not launching another "
+                f"({decision.reason}; notify again when it has finished)"
+            )
+            return 0
+        run_id = label_io.launch_run(url, decision.job_name, decision.tags)
+    except label_io.DagsterError as exc:
+        print(f"judgeloop labels notify: {exc}", file=sys.stderr)
+        return 1
+    print(f"launched {decision.job_name} run {run_id}: {decision.reason}")
+    print(f"{url}/runs/{run_id}")
+    return 0

@@ -1,2 +1,258 @@
+"""``judgeloop status``: judge versions, labels waiting, the label sensor's last tick, the production prompt."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from judgeloop.settings import Settings, is_databricks, load_settings
+
+SENSOR_NAME = "sme_labels_sensor"
+
+
 def register(commands) -> None:
-    pass
+    parser = commands.add_parser("status", help="Judge versions and agreement, labels waiting, last sensor tick, production prompt.")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    settings = load_settings()
+    report = collect(settings)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True, default=str))
+    else:
+        print(render(report))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# Collecting
+
+
+def collect(settings: Settings) -> dict:
+    experiment_id = _open_experiment(settings)
+    report = {
+        "tracking_uri": settings.resolved_tracking_uri,
+        "experiment": {"name": settings.experiment_name, "id": experiment_id},
+        "judge": {"name": settings.judge_name, "promoted_version": None, "base_version": None, "versions": []},
+        "labels": {
+            "usable": 0, "rejected": 0, "waiting": 0, "threshold": settings.label_threshold, "traces": 0,
+            "reviewers": [], "newest_label_ms": None, "aligned_up_to_ms": None,
+        },
+        "sensor": sensor_status(settings),
+        "prompt": {"name": settings.prompt_name, "alias": settings.production_alias, "production_version": None},
+    }
+    if experiment_id is None:
+        return report
+    report["judge"] = judge_status(settings, experiment_id)
+    report["labels"] = label_status(settings, experiment_id, report["judge"])
+    report["prompt"]["production_version"] = _production_prompt_version(settings)
+    return report
+
+
+def _open_experiment(settings: Settings) -> str | None:
+    """The experiment id, or None when there is no store or experiment yet (never creates either)."""
+    import mlflow
+
+    uri = settings.resolved_tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
+        return None
+    # No store.prepare_environment: status calls no model, and it would import litellm for fake:/ URIs.
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
+    if experiment is None or experiment.lifecycle_stage != "active":
+        return None
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def judge_status(settings: Settings, experiment_id: str) -> dict:
+    from judgeloop import judges
+    from judgeloop.label_io import finite
+
+    promoted = judges.promoted_version(experiment_id)
+    try:
+        from mlflow.genai.scorers.registry import list_scorer_versions
+
+        numbers = sorted({v for _, v in list_scorer_versions(name=settings.judge_name, experiment_id=experiment_id)})
+    except Exception:  # MLflow raises when no scorer of that name exists yet
+        numbers = []
+    try:
+        base = judges.base_version(experiment_id)
+    except LookupError:
+        base = None
+    versions = []
+    for number in numbers:
+        entry = judges.lineage(experiment_id, number)
+        versions.append(
+            {
+                "version": number,
+                "kind": entry.get("kind") or "unknown",
+                "promoted": number == promoted,
+                "base": number == base,
+                "previous_version": entry.get("previous_version"),
+                "label_count": entry.get("label_count"),
+                "heldout_label_count": entry.get("heldout_label_count"),
+                "newest_label_ms": entry.get("newest_label_ms"),
+                "kappa_before": finite(entry.get("kappa_before")),
+                "kappa_after": finite(entry.get("kappa_after")),
+                "model": entry.get("model"),
+            }
+        )
+    return {"name": settings.judge_name, "promoted_version": promoted, "base_version": base, "versions": versions}
+
+
+def label_status(settings: Settings, experiment_id: str, judge: dict) -> dict:
+    from judgeloop import labels
+
+    current, rejected = labels.current_labels(settings, experiment_id)
+    promoted = next((v for v in judge["versions"] if v["promoted"]), None)
+    aligned_up_to = int((promoted or {}).get("newest_label_ms") or 0)
+    if promoted is None and judge["promoted_version"] is not None:
+        from judgeloop import judges
+
+        aligned_up_to = int(judges.lineage(experiment_id, judge["promoted_version"]).get("newest_label_ms") or 0)
+    waiting = [label for label in current if label.updated_ms > aligned_up_to]
+    return {
+        "usable": len(current),
+        "rejected": len(rejected),
+        "waiting": len(waiting),
+        "threshold": settings.label_threshold,
+        "traces": len({label.trace_id for label in current}),
+        "reviewers": sorted({str(label.reviewer) for label in current}),
+        "newest_label_ms": max((label.updated_ms for label in current), default=None),
+        "aligned_up_to_ms": aligned_up_to or None,
+    }
+
+
+def _production_prompt_version(settings: Settings) -> int | None:
+    from judgeloop import prompts
+
+    prompt = prompts.production(settings)
+    return int(prompt.version) if prompt is not None else None
+
+
+def dagster_home(settings: Settings) -> Path | None:
+    """DAGSTER_HOME when set, else the folder `judgeloop up` uses, if it exists."""
+    configured = os.environ.get("DAGSTER_HOME")
+    if configured:
+        path = Path(configured).expanduser()
+        return path if path.is_dir() else None
+    if is_databricks(settings):
+        return None
+    path = settings.dagster_home
+    return path if path.is_dir() else None
+
+
+def sensor_status(settings: Settings, name: str = SENSOR_NAME) -> dict:
+    """The sensor's stored state and newest tick, read from the Dagster instance's storage."""
+    home = dagster_home(settings)
+    result = {"name": name, "dagster_home": str(home) if home else None, "state": None, "last_tick": None}
+    if home is None:
+        configured = os.environ.get("DAGSTER_HOME")
+        result["error"] = (
+            f"no Dagster instance: DAGSTER_HOME={configured} does not exist" if configured
+            else f"no Dagster instance: DAGSTER_HOME unset and no {settings.dagster_home}"
+        )
+        return result
+    try:
+        import dagster as dg
+        from dagster._core.definitions.run_request import InstigatorType
+
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR) if s.name == name]
+            ticks = []
+            for state in states:
+                ticks.extend(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1))
+            if states:
+                result["state"] = states[0].status.value
+            tick = max(ticks, key=lambda t: t.timestamp, default=None)
+            if tick is not None:
+                result["last_tick"] = {
+                    "timestamp": tick.timestamp,
+                    "time": _format_seconds(tick.timestamp),
+                    "status": tick.status.value,
+                    "skip_reason": tick.skip_reason,
+                    "run_ids": list(tick.run_ids or []),
+                    "error": tick.error.message.strip() if tick.error else None,
+                }
+    except Exception as exc:  # a broken or foreign instance must not break status
+        result["error"] = f"cannot read the Dagster instance at {home}: {type(exc).__name__}: {exc}"
+    return result
+
+
+def _format_seconds(timestamp: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+
+
+def _kappa(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def render(report: dict) -> str:
+    from judgeloop.label_io import format_ms
+
+    lines = []
+    experiment = report["experiment"]
+    if experiment["id"] is None:
+        lines.append(f"experiment {experiment['name']!r}: not created yet ({report['tracking_uri']})")
+    else:
+        lines.append(f"experiment {experiment['name']!r} (id {experiment['id']}) at {report['tracking_uri']}")
+
+    judge = report["judge"]
+    promoted = judge["promoted_version"]
+    lines.append(
+        f"judge {judge['name']!r}: {len(judge['versions'])} version(s), promoted "
+        + (f"v{promoted}" if promoted is not None else "none")
+    )
+    for v in judge["versions"]:
+        mark = "*" if v["promoted"] else " "
+        detail = v["kind"]
+        if v["kind"] == "aligned":
+            detail += (
+                f" from v{v['previous_version']} on {v['label_count']} label(s) up to {format_ms(v['newest_label_ms'])}, "
+                f"held-out kappa {_kappa(v['kappa_before'])} -> {_kappa(v['kappa_after'])}"
+            )
+            if not v["promoted"] and promoted is not None and v["version"] > promoted:
+                detail += " (not promoted)"
+        elif v["model"]:
+            detail += f" ({v['model']})"
+        lines.append(f"  {mark} v{v['version']}: {detail}")
+
+    labels = report["labels"]
+    waiting = f"{labels['waiting']} waiting for alignment"
+    if labels["aligned_up_to_ms"]:
+        waiting += f" (newer than {format_ms(labels['aligned_up_to_ms'])}, the newest label judge v{promoted} was aligned on)"
+    lines.append(
+        f"labels: {labels['usable']} usable on {labels['traces']} trace(s), {labels['rejected']} rejected; "
+        f"{waiting}; sensor threshold {labels['threshold']}"
+    )
+
+    sensor = report["sensor"]
+    tick = sensor["last_tick"]
+    if tick is None:
+        why = sensor.get("error") or (f"no tick yet (state {sensor['state']})" if sensor["state"] else "never ticked")
+        lines.append(f"sensor {sensor['name']}: last tick unknown ({why})")
+    else:
+        outcome = tick["status"]
+        if tick["skip_reason"]:
+            outcome += f": {tick['skip_reason']}"
+        if tick["run_ids"]:
+            outcome += f": run(s) {', '.join(tick['run_ids'])}"
+        if tick["error"]:
+            outcome += f": {tick['error'].splitlines()[0]}"
+        lines.append(f"sensor {sensor['name']}: last tick {tick['time']} {outcome}")
+
+    prompt = report["prompt"]
+    version = prompt["production_version"]
+    lines.append(
+        f"production prompt {prompt['name']!r}@{prompt['alias']}: " + (f"v{version}" if version is not None else "none")
+    )
+    return "\n".join(lines)

@@ -187,6 +187,10 @@ def run(args) -> int:
         servers.wait_for_http(f"{dagster_url}/server_info", dagster, timeout=180)
         _wait_for_code_location(dagster_url)
 
+        running = home / "running.json"
+        running.write_text(
+            json.dumps({"pid": os.getpid(), "tracking_uri": mlflow_url, "backend_store_uri": backend_uri, "dagster_url": dagster_url})
+        )
         print(f"\nMLflow UI:  {mlflow_url}/#/experiments/{experiment_id}", flush=True)
         print(f"Dagster UI: {dagster_url}/asset-groups  (sensor sme_labels_sensor is running)", flush=True)
         print(f"Logs:       {home / 'logs'}", flush=True)
@@ -224,6 +228,7 @@ def run(args) -> int:
         return 1
     finally:
         print("judgeloop: stopping Dagster and MLflow...", flush=True)
+        (home / "running.json").unlink(missing_ok=True)
         stack.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
