@@ -387,7 +387,10 @@ def measure_sql(store: dict, ks: list[int], reps: int, judge_name: str, seed: in
     db_path = settings.resolved_home / "mlflow.db"
     out = {}
 
-    newest = newest_label_cursor(db_uri, eid)
+    # The cursor a sensor holds after reading everything (it carries the ids of the look-back
+    # window); its position is checked against an independent query.
+    newest = changed_since(settings, eid, Cursor()).cursor
+    assert newest.key == newest_label_cursor(db_uri, eid).key, (newest.key, newest_label_cursor(db_uri, eid).key)
     engine = jl_labels._engine(db_uri)  # the engine changed_since will use; created here, unused yet
     spy = StatementSpy(engine)
 
@@ -395,7 +398,7 @@ def measure_sql(store: dict, ks: list[int], reps: int, judge_name: str, seed: in
     t0 = time.perf_counter()
     batch = changed_since(settings, eid, newest)
     out["idle_first_call_s"] = time.perf_counter() - t0
-    assert batch.rows_read == 0, batch
+    assert batch.labels == [], batch  # rows_read may include the few rows of the look-back window
 
     times, batch = time_calls(lambda: changed_since(settings, eid, newest), reps)
     out["idle"] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
@@ -406,7 +409,7 @@ def measure_sql(store: dict, ks: list[int], reps: int, judge_name: str, seed: in
     times, full = time_calls(lambda: changed_since(settings, eid, Cursor()), 3)
     out["full_read"] = {"median_s": statistics.median(times), "rows_read": full.rows_read, "labels": len(full.labels)}
     out["full_read"].update(spy.work_of(db_path, lambda: changed_since(settings, eid, Cursor())))
-    assert full.cursor == newest, (full.cursor, newest)
+    assert full.cursor.key == newest.key, (full.cursor, newest)
     assert full.rows_read == store["n_human"], (full.rows_read, store["n_human"])
 
     # k new labels written the normal way, then one tick from the cursor before them.
@@ -426,7 +429,7 @@ def measure_sql(store: dict, ks: list[int], reps: int, judge_name: str, seed: in
                  "rows_read": batch.rows_read, "labels": len(batch.labels), "write_s": write_s,
                  "write_per_label_s": write_s / max(k, 1)}
         entry.update(spy.work_of(db_path, lambda: changed_since(settings, eid, cursor)))
-        assert batch.rows_read == k and {l.trace_id for l in batch.labels} == set(targets), (k, batch.rows_read)
+        assert len(batch.labels) == k and {l.trace_id for l in batch.labels} == set(targets), (k, batch.rows_read)
         out["k"][str(k)] = entry
         cursor = batch.cursor
 
@@ -603,11 +606,13 @@ def report(results: dict, ks: list[int]) -> None:
                       f"flat = at most size^{FLAT_EXPONENT:g} (or +{FLAT_SLACK_S * 1000:g} ms, +{FLAT_SLACK_STEPS:,} steps)"))
         for k in ks:
             es = [by[n]["sql"]["k"][str(k)] for n in sizes]
-            rows_ok = all(e["rows_read"] == k for e in es)
+            # Exactly k labels returned; rows read may add the few rows of the 5 s look-back window
+            # (labels already returned, re-read to catch late commits), never a share of the store.
+            rows_ok = all(e["labels"] == k and e["rows_read"] <= k + 2 * k // 10 + 5 for e in es)
             t_ok, t_b, t_x = flat([e["median_s"] for e in es], sizes, FLAT_SLACK_S)
             s_ok, s_b, s_x = flat([e["vm_steps"] for e in es], sizes, FLAT_SLACK_STEPS)
-            goals.append((f"k={k} tick reads k rows, does not grow with the store ({span})", rows_ok and t_ok and s_ok,
-                          f"rows == {k} everywhere: {rows_ok}; time x{t_x:.1f} (size^{t_b:.2f}), "
+            goals.append((f"k={k} tick returns k labels, does not grow with the store ({span})", rows_ok and t_ok and s_ok,
+                          f"labels == {k}, rows read {[e['rows_read'] for e in es]}: {rows_ok}; time x{t_x:.1f} (size^{t_b:.2f}), "
                           f"vm steps x{s_x:.1f} (size^{s_b:.2f}, {es[0]['vm_steps']:,} -> {es[-1]['vm_steps']:,})"))
     if len(ks) > 1:
         for n in sizes:

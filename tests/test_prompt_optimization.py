@@ -109,3 +109,22 @@ def test_missing_expectations_named_before_any_llm_call(home, instance, monkeypa
 def test_rescale_keeps_scores_below_one_until_the_top():
     settings = load_settings()
     assert [optimization.rescale(settings, v) for v in (1, 2, 3, 4)] == [0.0, 1 / 3, 2 / 3, 1.0]
+
+
+def test_agent_traces_record_the_prompt_version(home):
+    import json
+
+    import mlflow
+
+    from judgeloop import agent
+
+    settings = load_settings()
+    experiment_id = connect(settings)
+    prompts.ensure_registered(settings)
+    agent.answer("How long is the incubation period?")
+    mlflow.genai.register_prompt(name=settings.prompt_name, template="Be brief. " + settings.agent_system_prompt)
+    prompts.promote(settings, 2)
+    agent.answer("Can pets carry the virus?")
+    found = mlflow.search_traces(locations=[experiment_id], return_type="list", order_by=["timestamp_ms ASC"])
+    linked = [json.loads(t.info.tags["mlflow.linkedPrompts"]) for t in found]
+    assert [entry[0]["version"] for entry in linked] == ["1", "2"]
