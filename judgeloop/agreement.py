@@ -48,8 +48,8 @@ def measure(settings: Settings, human: list, judged: list) -> Agreement:
     h, j = _ordinal(human, scale), _ordinal(judged, scale)
     positions = list(range(len(scale)))
     weights = None if settings.feedback_type == FeedbackType.PASS_FAIL else "quadratic"
-    kappa = cohen_kappa_score(h, j, labels=positions, weights=weights)
     # Kappa is undefined when both sides use a single value; count that as chance agreement.
+    kappa = cohen_kappa_score(h, j, labels=positions, weights=weights, replace_undefined_by=0.0)
     kappa = 0.0 if math.isnan(kappa) else float(kappa)
     mae = float(mean_absolute_error(h, j)) if settings.feedback_type == FeedbackType.LIKERT else None
     return Agreement(

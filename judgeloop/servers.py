@@ -142,4 +142,7 @@ def write_dagster_yaml(dagster_home: Path) -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
     if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n")
+        # One run at a time: runs queue behind each other. Without it, the sensor's realign runs
+        # (one per label batch) ran in parallel with each other and with the foundation run,
+        # racing on judge registration and promotion (and 2 cores gain nothing from it).
+        config.write_text("telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n")

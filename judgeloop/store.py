@@ -25,6 +25,11 @@ def prepare_environment(settings: Settings) -> None:
         from judgeloop.fake_llm import register_litellm_provider
 
         register_litellm_provider()
+    # local:/<name> embeddings (extra `local-models`); registering imports no torch.
+    from judgeloop import local_models
+
+    if local_models.uses_local_provider(model_uris(settings)):
+        local_models.register_litellm_provider()
 
 
 def model_uris(settings: Settings) -> list[str | None]:

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import servers
+from judgeloop import local_models, servers
 from judgeloop.settings import load_settings
 
 
@@ -25,6 +25,11 @@ def register(commands) -> None:
         help="Demo: release one batch of expert labels every SECONDS (0 = only by `judgeloop demo release`).",
     )
     parser.add_argument("--batch", type=int, default=10, help="Demo: labels per released batch.")
+    parser.add_argument(
+        "--llama-server-model", type=Path, metavar="PATH.gguf",
+        help="Offline: serve this GGUF model with your llama.cpp llama-server (LLAMA_SERVER or PATH) and point "
+        "openai:/<file name without .gguf> model URIs at it. Small local models exercise the loop, they do not judge well.",
+    )
     parser.add_argument("--exit-after", type=float, default=0.0, help=argparse_hidden())
     parser.set_defaults(handler=run)
 
@@ -116,7 +121,10 @@ def run(args) -> int:
     try:
         servers.check_state_folder(home)
         servers.check_ports(args.host, {"MLflow": args.mlflow_port, "Dagster": args.dagster_port})
-    except servers.StartupError as exc:
+        if args.llama_server_model:  # fail before anything starts
+            local_models.find_llama_server()
+            local_models.check_gguf(args.llama_server_model)
+    except (servers.StartupError, local_models.LocalModelError) as exc:
         print(f"judgeloop up: {exc}", file=sys.stderr)
         return 2
 
@@ -160,6 +168,11 @@ def run(args) -> int:
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"judgeloop: state in {home}", flush=True)
+        if args.llama_server_model:
+            print(f"judgeloop: starting llama-server with {args.llama_server_model} ...", flush=True)
+            llama = local_models.start_llama_server(stack, args.llama_server_model, env, home / "logs")
+            print(f"llama-server: {llama['base_url']}; use model URIs openai:/{llama['alias']}", flush=True)
+            missing = configuration_report(settings)  # openai:/ URIs now resolve to llama-server
         mlflow = stack.start(
             "mlflow", servers.mlflow_command(args.host, args.mlflow_port, backend_uri, home / "mlartifacts", args.team),
             env, home / "logs",
@@ -223,7 +236,7 @@ def run(args) -> int:
                 break
             time.sleep(0.5)
         return 0
-    except servers.StartupError as exc:
+    except (servers.StartupError, local_models.LocalModelError) as exc:
         print(f"judgeloop up: {exc}", file=sys.stderr)
         return 1
     finally:
