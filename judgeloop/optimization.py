@@ -42,6 +42,7 @@ class OptimizationResult:
     heldout_records: int = 0
     skipped_records: int = 0
     metric_calls_budget: int = 0
+    metric_calls_spent: int = 0
     llm_calls: dict = field(default_factory=dict)
     new_template: str = ""
     diff: str = ""
@@ -171,9 +172,16 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         return result
 
     progress(f"GEPA on {len(train)} records (budget {settings.gepa_max_metric_calls} metric calls), judge v{judge_version}")
+    metric_calls = [0]
+
+    def counted_predict(**inputs):
+        # One agent run is one metric call (GEPA scores each with the judge).
+        metric_calls[0] += 1
+        return predict_fn(**inputs)
+
     with count_litellm_calls() as calls:
         optimized = mlflow.genai.optimize_prompts(
-            predict_fn=predict_fn,
+            predict_fn=counted_predict,
             train_data=[{"inputs": r["inputs"], "expectations": r["expectations"]} for r in train],
             prompt_uris=[f"prompts:/{settings.prompt_name}/{production.version}"],
             optimizer=GepaPromptOptimizer(
@@ -182,6 +190,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
             scorers=[judge],
             aggregation=lambda scores: rescale(settings, _value(scores.get(settings.judge_name))),
         )
+        result.metric_calls_spent = metric_calls[0]
         new = optimized.optimized_prompts[0]
         result.new_version = int(new.version)
         result.new_template = new.template

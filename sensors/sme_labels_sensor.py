@@ -32,6 +32,8 @@ def sme_labels_sensor(context: dg.SensorEvaluationContext, judgeloop: JudgeloopC
             f"{len(fresh)} new SME label(s) waiting, {threshold} needed to re-align"
             + (f" ({len(rejected)} unusable label(s) ignored)" if rejected else "")
         )
+    from judgeloop_assets.metadata import rejections_table
+
     run_key = f"sme-labels-{batch.cursor.updated_ms}-{batch.cursor.assessment_id}"
     context.log.info(f"{len(fresh)} new SME labels (read {batch.rows_read} rows); requesting {run_key}")
     return dg.SensorResult(
@@ -43,6 +45,7 @@ def sme_labels_sensor(context: dg.SensorEvaluationContext, judgeloop: JudgeloopC
                 metadata={
                     "new_labels": len(fresh),
                     "unusable_labels": len(rejected),
+                    "unusable_label_details": rejections_table(rejected),
                     "reviewers": ", ".join(sorted({str(label.reviewer) for label in fresh})),
                     "newest_label_ms": batch.cursor.updated_ms,
                     "experiment_id": experiment_id,

@@ -72,6 +72,7 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "heldout_score_production": float(result.heldout_production_score),
             "heldout_score_new": float(result.heldout_new_score),
             "llm_calls": sum(result.llm_calls.values()),
+            "metric_calls_spent": result.metric_calls_spent,
             "new_prompt": dg.MetadataValue.md(f"```\n{result.new_template}\n```"),
             "diff_vs_production": dg.MetadataValue.md(f"```diff\n{result.diff or '(no change)'}\n```"),
             "mlflow_prompts": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/prompts/{settings.prompt_name}"),
