@@ -50,6 +50,14 @@ def require_model(settings: Settings, role: str) -> str:
     provider = uri.split(":/", 1)[0]
     if provider == "fake":
         return uri
+    if provider == "local":
+        from judgeloop.local_models import LocalModelError, check_embedding_uri
+
+        try:
+            check_embedding_uri(uri)
+        except LocalModelError as exc:
+            raise ModelNotConfiguredError(f"{env}={uri}: {exc}") from exc
+        return uri
     if provider == "openai" and os.environ.get("OPENAI_API_BASE", os.environ.get("OPENAI_BASE_URL")):
         _require_reachable(os.environ.get("OPENAI_API_BASE") or os.environ["OPENAI_BASE_URL"], env, "OPENAI_API_BASE")
         os.environ.setdefault("OPENAI_API_KEY", "unused-by-local-server")
