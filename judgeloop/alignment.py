@@ -48,17 +48,27 @@ def label_fingerprint(used: list[labels.HumanLabel]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def clean_trace(trace, judge_name: str, keep_ids: set[str]):
+def clean_trace(trace, judge_name: str, keep_ids: set[str], settings: Settings | None = None):
     """A copy of ``trace`` whose labels named like the judge are only the ones in ``keep_ids``.
 
     Other assessments (the LLM judge's own scores, other names) are dropped too: they are not
-    labels and must not leak into what the judge learns or is measured on.
+    labels and must not leak into what the judge learns or is measured on. With ``settings``,
+    values are put in the judge's own type (the MLflow UI stores a 3 on a 1-4 scale as 3.0).
     """
+    import copy
+
     from mlflow.entities import Trace, TraceInfo
 
-    info_dict = trace.info.to_dict()
-    info = TraceInfo.from_dict(info_dict)
-    info.assessments = [a for a in (trace.info.assessments or []) if a.assessment_id in keep_ids]
+    info = TraceInfo.from_dict(trace.info.to_dict())
+    kept = []
+    for assessment in trace.info.assessments or []:
+        if assessment.assessment_id not in keep_ids:
+            continue
+        if settings is not None and getattr(assessment, "feedback", None) is not None:
+            assessment = copy.deepcopy(assessment)
+            assessment.feedback.value = labels.normalize(settings, assessment.feedback.value)
+        kept.append(assessment)
+    info.assessments = kept
     return Trace(info=info, data=trace.data)
 
 
@@ -150,7 +160,7 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     client = MlflowClient()
     keep_ids = {label.assessment_id for label in used}
     progress(f"loading {len(grouped)} labelled traces")
-    cleaned = {tid: clean_trace(client.get_trace(tid), settings.judge_name, keep_ids) for tid in grouped}
+    cleaned = {tid: clean_trace(client.get_trace(tid), settings.judge_name, keep_ids, settings) for tid in grouped}
     base = dict(
         judge_name=settings.judge_name, previous_version=previous_version,
         alignment_traces=len(align_ids), heldout_traces=len(heldout_ids),

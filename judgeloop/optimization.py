@@ -92,7 +92,7 @@ def load_promoted_judge(settings: Settings, experiment_id: str):
         used, _ = labels.current_labels(settings, experiment_id)
         keep = {label.assessment_id for label in used}
         client = MlflowClient()
-        traces = {tid: alignment.clean_trace(client.get_trace(tid), settings.judge_name, keep) for tid in remembered}
+        traces = {tid: alignment.clean_trace(client.get_trace(tid), settings.judge_name, keep, settings) for tid in remembered}
         alignment.hydrate_memory(judge, {tid: t for tid, t in traces.items() if t.info.assessments})
     return version, judge
 

@@ -124,3 +124,18 @@ def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch):
     # Registered for the record, never promoted.
     assert judges.latest_version(experiment_id, settings.judge_name) == 2
     assert judges.promoted_version(experiment_id) == 1
+
+
+def test_labels_stored_as_floats_like_the_mlflow_ui_writes_them(demo_store, instance, monkeypatch):
+    """The review UI's number box stores 3 as 3.0: alignment and agreement must treat it as 3."""
+    monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
+    settings, experiment_id = demo_store
+    for trace_id, rating in demo.pending_labels(settings, experiment_id)[:40]:
+        from judgeloop import feedbackqa
+
+        labels.log_label(trace_id, settings.judge_name, float(feedbackqa.to_scale(rating.rating, settings)), rating.reviewer, rating.reason)
+    result = run(instance, ["aligned_judge"])
+    assert result.success, result.failure_data_for_node("aligned_judge")
+    meta = md(result, "aligned_judge")
+    assert meta["labels_total"] == 40 and meta["labels_rejected"] == 0
+    assert "kappa_human_ceiling" in meta and "kappa_after" in meta

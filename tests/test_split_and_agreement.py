@@ -51,6 +51,10 @@ def test_human_ceiling_pairs_two_reviewers():
     ceiling = agreement.human_ceiling(settings, grouped)
     assert ceiling.n == 2 and ceiling.exact == 0.5
 
+    # Labels read back through a tracking server (or given in the MLflow UI) are floats.
+    as_floats = {t: [label(t, l.reviewer, float(l.value)) for l in ls] for t, ls in grouped.items()}
+    assert agreement.human_ceiling(settings, as_floats).exact == 0.5
+
 
 def test_constant_ratings_do_not_produce_nan():
     result = agreement.measure(load_settings(), [3, 3, 3], [3, 3, 3])
