@@ -88,6 +88,7 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     # The same labels again: nothing new is registered, the promoted judge stays.
     again = run(instance, ["aligned_judge"])
     assert again.success and "already aligned" in md(again, "aligned_judge")["skipped"]
+    assert md(again, "aligned_judge")["kappa_after"] == md(more, "aligned_judge")["kappa_after"]
     assert judges.latest_version(experiment_id, settings.judge_name) == 3
 
 

@@ -65,6 +65,11 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     }
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
+        # The judge in use did not change: repeat its measured agreement so the plots stay continuous.
+        known = judges.lineage(experiment_id, result.previous_version)
+        for key in ("kappa_before", "kappa_after"):
+            if isinstance(known.get(key), (int, float)):
+                metadata[key] = float(known[key])
     if result.before is not None:
         metadata.update(agreement_metadata("before", result.before))
         metadata.update(agreement_metadata("after", result.after))
