@@ -5,6 +5,7 @@ fixture teardown) SIGINTs the command's process group, then SIGKILLs the group a
 that still carries the test's state folder in its command line or environment.
 """
 
+import json
 import os
 import re
 import signal
@@ -133,7 +134,16 @@ def runs(dagster_url: str, job: str) -> list[dict]:
 
 
 def run_failures(dagster_url: str, run_id: str) -> str:
-    return str(graphql(dagster_url, FAILURES, runId=run_id)["logsForRun"])
+    """The run's step failures (with their causes) and run failure message, one per line."""
+    events = graphql(dagster_url, FAILURES, runId=run_id)["logsForRun"].get("events") or []
+    lines = []
+    for event in events:
+        if event["__typename"] == "ExecutionStepFailureEvent":
+            causes = " <- ".join(c["message"].strip() for c in event["error"].get("causes") or [])
+            lines.append(f"step {event['stepKey']}: {event['error']['message'].strip()} {causes}".strip())
+        elif event["__typename"] == "RunFailureEvent":
+            lines.append(f"run: {event['message']}")
+    return "\n".join(lines) or "(no failure events)"
 
 
 def _metadata_value(entry: dict):
@@ -200,8 +210,9 @@ def processes_mentioning(needles: list[str], ports: list[int] = ()) -> list[str]
     return found
 
 
-def _kill_leftovers(needles: list[str], ports: list[int]) -> None:
-    for line in processes_mentioning(needles, ports):
+def _kill_leftovers(needles: list[str]) -> None:
+    # By state folder only: once our servers are gone, their ports may already serve someone else.
+    for line in processes_mentioning(needles):
         pid = int(line.split()[0])
         for kill in (lambda: os.killpg(os.getpgid(pid), signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
             try:
@@ -308,9 +319,9 @@ class UpProcess:
                 self.popen.wait(timeout=10)
         # The servers run in their own sessions: give them a moment, then kill what is left.
         deadline = time.monotonic() + 15
-        while self.leftovers() and time.monotonic() < deadline:
+        while processes_mentioning([str(self.home)]) and time.monotonic() < deadline:
             time.sleep(0.5)
-        _kill_leftovers([str(self.home)], [self.mlflow_port, self.dagster_port])
+        _kill_leftovers([str(self.home)])
 
 
 def start_up(home: Path, workdir: Path, *args: str, name: str = "up", env_extra: dict | None = None) -> UpProcess:
@@ -380,8 +391,6 @@ print("FACTS " + json.dumps({
 
 def mlflow_facts(up: "UpProcess", workdir: Path) -> dict:
     """What MLflow holds, read by a separate process through the running server (as a user would)."""
-    import json
-
     result = subprocess.run(
         [sys.executable, "-c", MLFLOW_FACTS],
         cwd=workdir,

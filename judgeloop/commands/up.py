@@ -160,10 +160,16 @@ def run(args) -> int:
     servers.write_dagster_yaml(settings.dagster_home)
 
     stack = servers.Stack()
-    stopping = {"flag": False}
+    stopping = {"flag": False, "serving": False}
 
     def _stop(signum, frame):
+        first = not stopping["flag"]
         stopping["flag"] = True
+        # While starting (waiting for servers, seeding, ...) nothing polls the flag: interrupt
+        # right away instead of finishing start-up and launching a run first. Only the first
+        # signal raises, so a second Ctrl-C cannot cut the clean-up in `finally` short.
+        if first and not stopping["serving"]:
+            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -199,6 +205,7 @@ def run(args) -> int:
         dagster = stack.start("dagster", command, env, home / "logs", cwd=cwd)
         servers.wait_for_http(f"{dagster_url}/server_info", dagster, timeout=180)
         _wait_for_code_location(dagster_url)
+        stopping["serving"] = True  # from here on, Ctrl-C is seen by the loop below
 
         running = home / "running.json"
         running.write_text(
@@ -216,22 +223,27 @@ def run(args) -> int:
             print("\nModels are not configured yet; assets that call a model will fail until you set:")
             for line in missing:
                 print(f"  - {line}")
-        elif not args.no_launch:
+        elif not args.no_launch and not stopping["flag"]:
             run_id = _launch_foundation(dagster_url)
             print(f"\nLaunched judgeloop_foundation: {dagster_url}/runs/{run_id}")
         print("\nCtrl-C stops everything.", flush=True)
 
         started = time.monotonic()
         last_release = started
+        releasing = bool(args.demo and args.release_every)
         while not stopping["flag"]:
             for process in stack.processes:
                 if process.popen.poll() is not None:
                     print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", file=sys.stderr)
                     stopping["flag"] = True
-            if args.demo and args.release_every and time.monotonic() - last_release >= args.release_every:
+            if releasing and time.monotonic() - last_release >= args.release_every:
                 release = demo_core.release_labels(settings, experiment_id, args.batch)
                 print(f"released {release.written} expert labels ({release.remaining} still held back)", flush=True)
                 last_release = time.monotonic()
+                if release.remaining == 0:
+                    # Stop polling MLflow (and printing "released 0") once every rating is out.
+                    print("all demo expert labels released", flush=True)
+                    releasing = False
             if args.exit_after and time.monotonic() - started >= args.exit_after:
                 break
             time.sleep(0.5)
@@ -240,6 +252,7 @@ def run(args) -> int:
         print(f"judgeloop up: {exc}", file=sys.stderr)
         return 1
     finally:
+        stopping["flag"] = True  # a Ctrl-C from here on must not interrupt the clean-up
         print("judgeloop: stopping Dagster and MLflow...", flush=True)
         (home / "running.json").unlink(missing_ok=True)
         stack.stop()
