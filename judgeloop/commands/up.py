@@ -237,9 +237,13 @@ def run(args) -> int:
                     print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", file=sys.stderr)
                     stopping["flag"] = True
             if releasing and time.monotonic() - last_release >= args.release_every:
-                release = demo_core.release_labels(settings, experiment_id, args.batch)
-                print(f"released {release.written} expert labels ({release.remaining} still held back)", flush=True)
                 last_release = time.monotonic()
+                try:
+                    release = demo_core.release_labels(settings, experiment_id, args.batch)
+                except Exception as exc:  # a busy store must not end the session: try again next time
+                    print(f"releasing demo labels failed ({exc}); retrying in {args.release_every:.0f} s", file=sys.stderr)
+                    continue
+                print(f"released {release.written} expert labels ({release.remaining} still held back)", flush=True)
                 if release.remaining == 0:
                     # Stop polling MLflow (and printing "released 0") once every rating is out.
                     print("all demo expert labels released", flush=True)
