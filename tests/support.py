@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from judgeloop_assets.definitions import FOUNDATION
+from judgeloop_assets.definitions import ALL_ASSETS, FOUNDATION
 from judgeloop_assets.resources import JudgeloopConfig
 
 
 def materialize(instance, selection=None, raise_on_error=False, **config):
+    """Materialize ``selection`` (asset names) of the whole graph; by default the foundation."""
     return dg.materialize(
-        FOUNDATION,
-        selection=selection,
+        ALL_ASSETS,
+        selection=selection or [asset.key for asset in FOUNDATION],
         resources={"judgeloop": JudgeloopConfig(**config)},
         instance=instance,
         raise_on_error=raise_on_error,

@@ -1,25 +1,19 @@
 """aligned_judge on real FeedbackQA ratings, the blocking gate, and promotion."""
 
-import dagster as dg
 import pytest
 
 from judgeloop import demo, judges, labels
 from judgeloop.fake_llm import CALLS
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
-from judgeloop_assets.definitions import ALL_ASSETS
-from judgeloop_assets.resources import JudgeloopConfig
+from tests.support import materialize, metadata
 
 
 def run(instance, selection):
-    return dg.materialize(
-        ALL_ASSETS, selection=selection, resources={"judgeloop": JudgeloopConfig()}, instance=instance, raise_on_error=False
-    )
+    return materialize(instance, selection)
 
 
-def md(result, asset):
-    mats = result.asset_materializations_for_node(asset)
-    return {k: v.value for k, v in mats[-1].metadata.items()} if mats else None
+md = metadata
 
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
