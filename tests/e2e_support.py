@@ -33,6 +33,17 @@ query Runs($filter: RunsFilter) {
 }
 """
 
+RUN = """
+query Run($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId jobName status tags { key value } }
+    ... on PythonError { message }
+    ... on RunNotFoundError { message }
+  }
+}
+"""
+
 MATERIALIZATIONS = """
 query Materializations($keys: [AssetKeyInput!], $limit: Int) {
   assetNodes(assetKeys: $keys) {
@@ -48,6 +59,7 @@ query Materializations($keys: [AssetKeyInput!], $limit: Int) {
         ... on FloatMetadataEntry { floatValue }
         ... on BoolMetadataEntry { boolValue }
         ... on UrlMetadataEntry { url }
+        ... on MarkdownMetadataEntry { mdStr }
       }
     }
   }
@@ -60,7 +72,7 @@ query Failures($runId: ID!) {
     ... on EventConnection {
       events {
         __typename
-        ... on ExecutionStepFailureEvent { stepKey error { message causes { message } } }
+        ... on ExecutionStepFailureEvent { stepKey error { message causes { message stack } } }
         ... on RunFailureEvent { message }
       }
     }

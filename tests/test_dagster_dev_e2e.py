@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import FAKE_MODELS, REPO, feedbackqa_root
+from tests.e2e_support import FAILURES, MATERIALIZATIONS, RUN
 
 pytestmark = pytest.mark.slow
 
@@ -39,48 +40,8 @@ mutation Launch($executionParams: ExecutionParams!) {
 }
 """
 
-RUN = """
-query Run($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { status }
-    ... on PythonError { message }
-    ... on RunNotFoundError { message }
-  }
-}
-"""
 
-FAILURES = """
-query Failures($runId: ID!) {
-  logsForRun(runId: $runId) {
-    ... on EventConnection {
-      events {
-        __typename
-        ... on ExecutionStepFailureEvent { stepKey error { message causes { message } } }
-        ... on RunFailureEvent { message }
-      }
-    }
-  }
-}
-"""
 
-MATERIALIZATIONS = """
-query Materializations($keys: [AssetKeyInput!]) {
-  assetNodes(assetKeys: $keys) {
-    assetKey { path }
-    assetMaterializations(limit: 1) {
-      runId
-      metadataEntries {
-        label
-        __typename
-        ... on TextMetadataEntry { text }
-        ... on IntMetadataEntry { intValue }
-        ... on UrlMetadataEntry { url }
-      }
-    }
-  }
-}
-"""
 
 
 def free_port() -> int:
@@ -189,7 +150,10 @@ def latest_metadata(url: str, asset: str) -> tuple[str, dict]:
     [materialization] = nodes[0]["assetMaterializations"]
     values = {}
     for entry in materialization["metadataEntries"]:
-        values[entry["label"]] = entry.get("text", entry.get("intValue", entry.get("url")))
+        if "intRepr" in entry:
+            values[entry["label"]] = int(entry["intRepr"])
+        else:
+            values[entry["label"]] = entry.get("text", entry.get("url"))
     return materialization["runId"], values
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import FAKE_MODELS, REPO, feedbackqa_root
+from tests.e2e_support import FAILURES, MATERIALIZATIONS, RUN
 
 JUDGELOOP = Path(sys.executable).with_name("judgeloop")
 HOST = "127.0.0.1"
@@ -71,30 +72,7 @@ query Runs($limit: Int) {
 }
 """
 
-RUN = """
-query Run($runId: ID!) {
-  runOrError(runId: $runId) {
-    __typename
-    ... on Run { runId jobName status tags { key value } }
-    ... on PythonError { message }
-    ... on RunNotFoundError { message }
-  }
-}
-"""
 
-FAILURES = """
-query Failures($runId: ID!) {
-  logsForRun(runId: $runId) {
-    ... on EventConnection {
-      events {
-        __typename
-        ... on ExecutionStepFailureEvent { stepKey error { message causes { message stack } } }
-        ... on RunFailureEvent { message }
-      }
-    }
-  }
-}
-"""
 
 ASSET_NODES = """
 query Nodes {
@@ -102,27 +80,6 @@ query Nodes {
 }
 """
 
-MATERIALIZATIONS = """
-query Materializations($keys: [AssetKeyInput!], $limit: Int) {
-  assetNodes(assetKeys: $keys) {
-    assetKey { path }
-    assetMaterializations(limit: $limit) {
-      runId
-      timestamp
-      metadataEntries {
-        label
-        __typename
-        ... on TextMetadataEntry { text }
-        ... on IntMetadataEntry { intRepr }
-        ... on FloatMetadataEntry { floatValue }
-        ... on BoolMetadataEntry { boolValue }
-        ... on UrlMetadataEntry { url }
-        ... on MarkdownMetadataEntry { mdStr }
-      }
-    }
-  }
-}
-"""
 
 SENSOR_STATE = """
 query Sensor($selector: SensorSelector!) {
