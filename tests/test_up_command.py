@@ -298,6 +298,14 @@ def test_demo_end_to_end_with_automatic_label_release(launch, reused_home, tmp_p
     assert data["promoted_version"] > 1 and data["judge_version"] == data["promoted_version"], data
     assert data["labels_total"] >= 12
 
+    # The same run went on to optimize the prompt with that judge (the cascade, one run).
+    prompt_runs = {m["runId"]: m["metadata"] for m in materializations(up.dagster_url, "optimized_prompt")}
+    assert aligned["runId"] in prompt_runs, f"no optimized_prompt in run {aligned['runId']}\n{up.logs()}"
+    optimized = prompt_runs[aligned["runId"]]
+    assert optimized["judge_version"] == data["promoted_version"], optimized
+    assert optimized.get("decision") or optimized.get("skipped"), optimized
+    print(f"optimized_prompt in the cascade run: {optimized.get('decision') or optimized.get('skipped')}")
+
     # The sensor reported the labels it counted as a runless sme_labels event.
     reported = [m for m in materializations(up.dagster_url, "sme_labels") if not m["runId"]]
     assert reported, "the sensor reported no sme_labels materialization"
