@@ -72,6 +72,15 @@ def clean_trace(trace, judge_name: str, keep_ids: set[str], settings: Settings |
     return Trace(info=info, data=trace.data)
 
 
+def cleaned_traces(settings: Settings, trace_ids, used: list[labels.HumanLabel]) -> dict:
+    """``{trace id: trace}`` read from the store, carrying only the ``used`` labels."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    keep_ids = {label.assessment_id for label in used}
+    return {tid: clean_trace(client.get_trace(tid), settings.judge_name, keep_ids, settings) for tid in trace_ids}
+
+
 def hydrate_memory(judge, traces_by_id: dict) -> None:
     """Build a registry-loaded MemAlign judge's episodic memory from cleaned traces.
 
@@ -134,7 +143,6 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     after the agreement gate passed. With the same labels as the promoted judge was aligned
     on (and ``force`` unset), nothing is registered.
     """
-    from mlflow import MlflowClient
     from mlflow.genai.judges.optimizers import MemAlignOptimizer
 
     uris = providers.require_models(settings, "judge", "reflection", "embeddings")
@@ -157,10 +165,8 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     previous_lineage = judges.lineage(experiment_id, previous_version)
     newest = max(label.updated_ms for label in used)
 
-    client = MlflowClient()
-    keep_ids = {label.assessment_id for label in used}
     progress(f"loading {len(grouped)} labelled traces")
-    cleaned = {tid: clean_trace(client.get_trace(tid), settings.judge_name, keep_ids, settings) for tid in grouped}
+    cleaned = cleaned_traces(settings, grouped, used)
     base = dict(
         judge_name=settings.judge_name, previous_version=previous_version,
         alignment_traces=len(align_ids), heldout_traces=len(heldout_ids),

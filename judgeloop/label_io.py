@@ -350,14 +350,7 @@ def existing_labels(settings: Settings, experiment_id: str) -> dict[tuple[str, s
     schema is still the reviewer's current label, and a corrected import must override it
     rather than add a second valid label next to it.
     """
-    latest: dict[tuple[str, str | None], labels_core.HumanLabel] = {}
-    for label in labels_core.changed_since(settings, experiment_id).labels:
-        if not label.valid:
-            continue
-        key = (label.trace_id, label.reviewer)
-        if key not in latest or label.key > latest[key].key:
-            latest[key] = label
-    return latest
+    return labels_core.latest_per_reviewer(labels_core.changed_since(settings, experiment_id).labels)
 
 
 def _same(settings: Settings, label: labels_core.HumanLabel, row: LabelRow) -> bool:

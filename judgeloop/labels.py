@@ -252,12 +252,19 @@ def current_labels(settings: Settings, experiment_id: str) -> tuple[list[HumanLa
     """Every label that counts now: the newest valid label per (trace, reviewer)."""
     batch = changed_since(settings, experiment_id, Cursor())
     keep, rejected = usable(settings, batch.labels)
+    return sorted(latest_per_reviewer(keep).values(), key=lambda label: label.key), rejected
+
+
+def latest_per_reviewer(found: list[HumanLabel]) -> dict[tuple[str, str | None], HumanLabel]:
+    """The newest valid label per (trace, reviewer)."""
     latest: dict[tuple[str, str | None], HumanLabel] = {}
-    for label in keep:
+    for label in found:
+        if not label.valid:
+            continue
         key = (label.trace_id, label.reviewer)
         if key not in latest or label.key > latest[key].key:
             latest[key] = label
-    return sorted(latest.values(), key=lambda label: label.key), rejected
+    return latest
 
 
 def by_trace(labels: list[HumanLabel]) -> dict[str, list[HumanLabel]]:

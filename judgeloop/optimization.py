@@ -84,15 +84,11 @@ def check_expectations(records: list[dict], skip: bool) -> tuple[list[dict], lis
 
 def load_promoted_judge(settings: Settings, experiment_id: str):
     """The promoted judge with its memory built from valid labels only, ready for threads."""
-    from mlflow import MlflowClient
-
     version, judge = judges.load_promoted(settings, experiment_id)
     remembered = getattr(judge, "_episodic_trace_ids", None)
     if remembered:
         used, _ = labels.current_labels(settings, experiment_id)
-        keep = {label.assessment_id for label in used}
-        client = MlflowClient()
-        traces = {tid: alignment.clean_trace(client.get_trace(tid), settings.judge_name, keep, settings) for tid in remembered}
+        traces = alignment.cleaned_traces(settings, remembered, used)
         alignment.hydrate_memory(judge, {tid: t for tid, t in traces.items() if t.info.assessments})
     return version, judge
 

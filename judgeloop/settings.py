@@ -163,6 +163,3 @@ def is_databricks(settings: Settings) -> bool:
     uri = settings.resolved_tracking_uri
     return uri == "databricks" or uri.startswith("databricks")
 
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in {"1", "true", "yes"}

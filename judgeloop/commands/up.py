@@ -1,5 +1,6 @@
 """``judgeloop up``: the whole loop locally, an MLflow server and ``dagster dev`` (with its daemon)."""
 
+import argparse
 import json
 import os
 import secrets
@@ -30,14 +31,8 @@ def register(commands) -> None:
         help="Offline: serve this GGUF model with your llama.cpp llama-server (LLAMA_SERVER or PATH) and point "
         "openai:/<file name without .gguf> model URIs at it. Small local models exercise the loop, they do not judge well.",
     )
-    parser.add_argument("--exit-after", type=float, default=0.0, help=argparse_hidden())
+    parser.add_argument("--exit-after", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
-
-
-def argparse_hidden():
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 def _team_credentials(home: Path, reviewers: list[str]) -> dict:
