@@ -68,3 +68,20 @@ def questions_file(tmp_path) -> Path:
         + "\n"
     )
     return path
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """One migrated sqlite store with six FeedbackQA traces, for tests to copy: creating MLflow's
+    schema takes ~4 s per fresh database, the copy a few milliseconds."""
+    from judgeloop import feedbackqa, production
+    from judgeloop.settings import load_settings
+    from judgeloop.store import connect
+
+    state = tmp_path_factory.mktemp("template") / "state"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JUDGELOOP_HOME", str(state))
+        experiment_id = connect(load_settings())
+        items = feedbackqa.load_items(feedbackqa_root(), "WHO", limit=6)
+        trace_ids = list(production.seed_traces(experiment_id, items).values())
+    return state, experiment_id, trace_ids

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.conftest import FAKE_MODELS, REPO, feedbackqa_root
-from tests.e2e_support import FAILURES, MATERIALIZATIONS, RUN
+from tests.e2e_support import FAILURES, MATERIALIZATIONS, RUN, graphql
 
 pytestmark = pytest.mark.slow
 
@@ -59,14 +59,6 @@ def group_members(pgid: int) -> list[str]:
         if int(group) == pgid and not stat.startswith("Z"):
             members.append(f"{pid} {' '.join(args)}")
     return members
-
-
-def graphql(url: str, query: str, **variables) -> dict:
-    response = requests.post(f"{url}/graphql", json={"query": query, "variables": variables}, timeout=30)
-    response.raise_for_status()
-    body = response.json()
-    assert not body.get("errors"), body["errors"]
-    return body["data"]
 
 
 @pytest.fixture

@@ -9,25 +9,12 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from judgeloop import feedbackqa, judges, label_io, labels, production
+from judgeloop import judges, label_io, labels
 from judgeloop.cli import main
 from judgeloop.labels import log_label
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
-from tests.conftest import feedbackqa_root
 
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """One migrated sqlite store with six traces, copied for each test: creating MLflow's
-    schema takes ~4 s per fresh database, the copy a few milliseconds."""
-    state = tmp_path_factory.mktemp("template") / "state"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JUDGELOOP_HOME", str(state))
-        experiment_id = connect(load_settings())
-        items = feedbackqa.load_items(feedbackqa_root(), "WHO", limit=6)
-        trace_ids = list(production.seed_traces(experiment_id, items).values())
-    return state, experiment_id, trace_ids
 
 
 @pytest.fixture

@@ -6,24 +6,12 @@ import shutil
 import dagster as dg
 import pytest
 
-from judgeloop import feedbackqa, judges, labels, production, prompts
+from judgeloop import judges, labels, prompts
 from judgeloop.cli import main
 from judgeloop.labels import log_label
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
-from tests.conftest import feedbackqa_root
 
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """A migrated sqlite store with six traces, copied per test (a fresh schema takes ~4 s)."""
-    state = tmp_path_factory.mktemp("template") / "state"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JUDGELOOP_HOME", str(state))
-        experiment_id = connect(load_settings())
-        items = feedbackqa.load_items(feedbackqa_root(), "WHO", limit=6)
-        trace_ids = list(production.seed_traces(experiment_id, items).values())
-    return state, experiment_id, trace_ids
 
 
 @pytest.fixture
