@@ -9,7 +9,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from judgeloop import judges, label_io, labels
+from judgeloop import judges, labels
+from judgeloop.notify import decide_notify
+from judgeloop_assets import dagster_client
 from judgeloop.cli import main
 from judgeloop.labels import log_label
 from judgeloop.settings import load_settings
@@ -304,44 +306,43 @@ def _aligned_version(settings, experiment_id, newest_label_ms, promote=True) -> 
 
 def test_notify_decision(store, judged, monkeypatch):
     settings, experiment_id, (t1, t2, t3, t4, *_) = judged
-    decision = label_io.decide_notify(settings, experiment_id)
+    decision = decide_notify(settings, experiment_id)
     assert not decision.launch and "nothing new" in decision.reason  # no labels at all
 
     log_label(t1, settings.judge_name, 3, "r1")
     log_label(t2, settings.judge_name, 2, "r1")
-    decision = label_io.decide_notify(settings, experiment_id)
+    decision = decide_notify(settings, experiment_id)
     # The base judge was aligned on nothing: every usable label is new.
     assert decision.launch and decision.new_labels == 2 and decision.promoted_version == 1
-    assert decision.job_name == "realign_judge"
     assert decision.tags["judgeloop/trigger"] == "notify"
 
     newest = max(label.updated_ms for label in labels.current_labels(settings, experiment_id)[0])
     v2 = _aligned_version(settings, experiment_id, newest)
-    decision = label_io.decide_notify(settings, experiment_id)
+    decision = decide_notify(settings, experiment_id)
     assert not decision.launch and f"judge v{v2} is aligned on every usable label" in decision.reason
 
     log_label(t3, settings.judge_name, 4, "r2")
-    decision = label_io.decide_notify(settings, experiment_id)
+    decision = decide_notify(settings, experiment_id)
     assert decision.launch and decision.new_labels == 1 and decision.aligned_up_to_ms == newest
 
     # Those labels were then tried by v3, whose gate failed (not promoted): no relaunch, unless forced.
     newest = max(label.updated_ms for label in labels.current_labels(settings, experiment_id)[0])
     v3 = _aligned_version(settings, experiment_id, newest, promote=False)
-    decision = label_io.decide_notify(settings, experiment_id)
+    decision = decide_notify(settings, experiment_id)
     assert not decision.launch and f"judge v{v3}" in decision.reason and "gate failed" in decision.reason
-    assert label_io.decide_notify(settings, experiment_id, force=True).launch
+    assert decide_notify(settings, experiment_id, force=True).launch
     log_label(t4, settings.judge_name, 1, "r2")
-    assert label_io.decide_notify(settings, experiment_id).launch
+    assert decide_notify(settings, experiment_id).launch
 
     monkeypatch.setenv("JUDGELOOP_MIN_ALIGNMENT_LABELS", "100")
-    decision = label_io.decide_notify(load_settings(), experiment_id)
+    decision = decide_notify(load_settings(), experiment_id)
     assert not decision.launch and "too few labelled traces" in decision.reason
 
 
 def test_notify_without_a_promoted_judge(store, capsys):
     settings, experiment_id, (t1, *_) = store
     log_label(t1, settings.judge_name, 3, "r1")
-    decision = label_io.decide_notify(settings, experiment_id)
+    decision = decide_notify(settings, experiment_id)
     assert not decision.launch and "no judge is promoted" in decision.reason
     code, out, _ = run(capsys, "labels", "notify", "--dagster-url", "http://127.0.0.1:9")  # never contacted
     assert code == 0 and "no judge is promoted" in out
@@ -351,7 +352,7 @@ def test_notify_without_a_promoted_judge(store, capsys):
 
 
 class FakeDagster:
-    """A tiny /graphql endpoint: records request bodies, answers runsOrError and launchRun."""
+    """A tiny /graphql endpoint: records request bodies, answers runsOrError and launches."""
 
     def __init__(self, active_runs=(), launch_result=None):
         self.bodies: list[dict] = []
@@ -363,8 +364,8 @@ class FakeDagster:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.bodies.append({"path": self.path, **body})
-                if "launchRun" in body["query"]:
-                    data = {"launchRun": fake.launch_result}
+                if "launchPipelineExecution" in body["query"]:
+                    data = {"launchPipelineExecution": fake.launch_result}
                 else:
                     data = {"runsOrError": {"__typename": "Runs", "results": fake.active}}
                 payload = json.dumps({"data": data}).encode()
@@ -390,21 +391,28 @@ class FakeDagster:
         self.server.server_close()
 
     def launches(self) -> list[dict]:
-        return [b for b in self.bodies if "launchRun" in b["query"]]
+        return [b for b in self.bodies if "launchPipelineExecution" in b["query"]]
 
 
-def test_launch_run_posts_the_mutation():
+def test_launch_posts_dagsters_own_mutation():
     with FakeDagster() as dagster:
-        run_id = label_io.launch_run(dagster.url, "realign_judge", {"judgeloop/trigger": "notify"})
+        run_id = dagster_client.DagsterClient(dagster.url).launch("realign_judge", {"judgeloop/trigger": "notify"})
     assert run_id == "run-1234"
     (body,) = dagster.bodies
     assert body["path"] == "/graphql"
-    assert "mutation" in body["query"] and "launchRun(executionParams: $executionParams)" in body["query"]
+    assert "launchPipelineExecution(executionParams: $executionParams)" in body["query"]
     params = body["variables"]["executionParams"]
-    assert params["selector"] == {
-        "repositoryLocationName": "judgeloop", "repositoryName": "__repository__", "jobName": "realign_judge",
+    assert {k: params["selector"][k] for k in ("repositoryLocationName", "repositoryName", "pipelineName")} == {
+        "repositoryLocationName": "judgeloop", "repositoryName": "__repository__", "pipelineName": "realign_judge",
     }
     assert params["executionMetadata"]["tags"] == [{"key": "judgeloop/trigger", "value": "notify"}]
+
+
+def test_the_names_the_client_launches_exist_in_the_definitions():
+    from judgeloop_assets.definitions import defs
+    from judgeloop_assets.names import FOUNDATION_JOB, REALIGN_JOB
+
+    assert defs.resolve_job_def(FOUNDATION_JOB) and defs.resolve_job_def(REALIGN_JOB)
 
 
 def test_graphql_documents_match_the_dagster_schema():
@@ -412,8 +420,10 @@ def test_graphql_documents_match_the_dagster_schema():
     from graphql import parse, validate
 
     schema = create_schema().graphql_schema
-    for document in (label_io.LAUNCH_MUTATION, label_io.ACTIVE_RUNS_QUERY):
+    for document in dagster_client.DOCUMENTS:
         assert validate(schema, parse(document)) == []
+    # The one private method of DagsterGraphQLClient the client relies on (see its docstring).
+    assert callable(getattr(dagster_client.DagsterGraphQLClient, "_execute", None))
 
 
 def test_notify_command_launches_realign(judged, capsys, monkeypatch):

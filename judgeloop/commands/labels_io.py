@@ -49,24 +49,25 @@ def _connect():
 
 
 def import_command(args) -> int:
-    from judgeloop import label_io
+    from judgeloop.label_files import importing
+    from judgeloop.label_files.formats import LabelFileError
 
     settings, experiment_id = _connect()
     try:
-        report = label_io.import_labels(
+        report = importing.import_labels(
             settings, experiment_id, args.file, args.format, allow_partial=args.allow_partial, dry_run=args.dry_run
         )
-    except label_io.LabelFileError as exc:
+    except LabelFileError as exc:
         print(f"judgeloop labels import: {exc}", file=sys.stderr)
         return 2
-    except label_io.ImportInterrupted as exc:
+    except importing.ImportInterrupted as exc:
         print(f"judgeloop labels import: {exc}", file=sys.stderr)
         return 1
     for bad in report.bad:
         print(f"{args.file}: {bad}", file=sys.stderr)
     name = f"{args.file}: {report.rows} row(s)"
     if args.dry_run:
-        counts = {kind: report.count(kind) for kind in (label_io.WRITE, label_io.EDIT, label_io.UNCHANGED)}
+        counts = {kind: report.count(kind) for kind in (importing.WRITE, importing.EDIT, importing.UNCHANGED)}
         print(
             f"{name}; dry run, nothing written: would write {counts['write']}, edit {counts['edit']}, "
             f"leave {counts['unchanged']} unchanged; rejected {report.rejected}"
@@ -84,45 +85,50 @@ def import_command(args) -> int:
 
 
 def export_command(args) -> int:
-    from judgeloop import label_io
+    from judgeloop.label_files.exporting import export_labels
+    from judgeloop.label_files.formats import LabelFileError, detect_format
 
     fmt = args.format
     if fmt is None:
         try:
-            fmt = "csv" if args.file == "-" else label_io.detect_format(args.file)
-        except label_io.LabelFileError:
+            fmt = "csv" if args.file == "-" else detect_format(args.file)
+        except LabelFileError:
             fmt = "csv"
     settings, experiment_id = _connect()
-    count = label_io.export_labels(settings, experiment_id, args.file, fmt)
+    count = export_labels(settings, experiment_id, args.file, fmt)
     where = "stdout" if args.file == "-" else args.file
     print(f"exported {count} current label(s) as {fmt} to {where}", file=sys.stderr)
     return 0
 
 
 def notify_command(args) -> int:
-    from judgeloop import label_io
+    from judgeloop.notify import decide_notify
 
     settings, experiment_id = _connect()
-    decision = label_io.decide_notify(settings, experiment_id, force=args.force)
+    decision = decide_notify(settings, experiment_id, force=args.force)
     if not decision.launch:
         print(decision.reason)
         return 0
-    url = label_io.dagster_url(args.dagster_url)
+    from judgeloop_assets.dagster_client import DagsterClient, DagsterError
+    from judgeloop_assets.names import REALIGN_JOB
+
+    url = (args.dagster_url or settings.resolved_dagster_url).rstrip("/")
     if args.dry_run:
-        print(f"would launch {decision.job_name} at {url} with tags {decision.tags}: {decision.reason}")
+        print(f"would launch {REALIGN_JOB} at {url} with tags {decision.tags}: {decision.reason}")
         return 0
     try:
-        running = label_io.active_runs(url, decision.job_name)
+        dagster = DagsterClient(url)
+        running = dagster.active_runs(REALIGN_JOB)
         if running:
             print(
-                f"{decision.job_name} run {running[0]} is already queued or running; not launching another "
+                f"{REALIGN_JOB} run {running[0]} is already queued or running; not launching another "
                 f"({decision.reason}; notify again when it has finished)"
             )
             return 0
-        run_id = label_io.launch_run(url, decision.job_name, decision.tags)
-    except label_io.DagsterError as exc:
+        run_id = dagster.launch(REALIGN_JOB, decision.tags)
+    except DagsterError as exc:
         print(f"judgeloop labels notify: {exc}", file=sys.stderr)
         return 1
-    print(f"launched {decision.job_name} run {run_id}: {decision.reason}")
+    print(f"launched {REALIGN_JOB} run {run_id}: {decision.reason}")
     print(f"{url}/runs/{run_id}")
     return 0

@@ -69,7 +69,7 @@ def _open_experiment(settings: Settings) -> str | None:
 
 def judge_status(settings: Settings, experiment_id: str) -> dict:
     from judgeloop import judges
-    from judgeloop.label_io import finite
+    from judgeloop.commands.display import finite
 
     promoted = judges.promoted_version(experiment_id)
     try:
@@ -197,7 +197,7 @@ def _kappa(value) -> str:
 
 
 def render(report: dict) -> str:
-    from judgeloop.label_io import format_ms
+    from judgeloop.commands.display import format_ms
 
     lines = []
     experiment = report["experiment"]

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from judgeloop import local_models, servers
+from judgeloop.notify import TRIGGER_TAG
 from judgeloop.settings import load_settings
 
 
@@ -76,34 +77,16 @@ def _grant_reviewers(tracking_uri: str, experiment_id: str, creds: dict) -> None
         client.grant_user_permission(reviewer, "experiment", experiment_id, "EDIT")
 
 
-def _launch_foundation(dagster_url: str) -> str | None:
-    import requests
+def _wait_for_code_location(dagster, timeout: float = 120) -> None:
+    from judgeloop_assets.dagster_client import DagsterError
 
-    mutation = """
-    mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-      __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
-    params = {
-        "selector": {"repositoryLocationName": "judgeloop", "repositoryName": "__repository__", "jobName": "judgeloop_foundation"},
-        "executionMetadata": {"tags": [{"key": "judgeloop/trigger", "value": "up"}]},
-    }
-    response = requests.post(f"{dagster_url}/graphql", json={"query": mutation, "variables": {"params": params}}, timeout=30)
-    result = response.json()["data"]["launchRun"]
-    return result.get("run", {}).get("runId")
-
-
-def _wait_for_code_location(dagster_url: str, timeout: float = 120) -> None:
-    import requests
-
-    query = '{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }'
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            data = requests.post(f"{dagster_url}/graphql", json={"query": query}, timeout=5).json()
-            entries = data["data"]["workspaceOrError"]["locationEntries"]
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+            if dagster.code_locations_loaded():
                 return
-        except Exception:
-            pass
+        except DagsterError:
+            pass  # the webserver is still starting
         time.sleep(1)
     raise servers.StartupError(f"the judgeloop code location did not load within {timeout:.0f} s")
 
@@ -199,7 +182,11 @@ def run(args) -> int:
         command, cwd = servers.dagster_command(args.host, args.dagster_port)
         dagster = stack.start("dagster", command, env, home / "logs", cwd=cwd)
         servers.wait_for_http(f"{dagster_url}/server_info", dagster, timeout=180)
-        _wait_for_code_location(dagster_url)
+        from judgeloop_assets.dagster_client import DagsterClient
+        from judgeloop_assets.names import FOUNDATION_JOB
+
+        dagster_client = DagsterClient(dagster_url)
+        _wait_for_code_location(dagster_client)
         stopping["serving"] = True  # from here on, Ctrl-C is seen by the loop below
 
         running = home / "running.json"
@@ -219,8 +206,13 @@ def run(args) -> int:
             for line in missing:
                 print(f"  - {line}")
         elif not args.no_launch and not stopping["flag"]:
-            run_id = _launch_foundation(dagster_url)
-            print(f"\nLaunched judgeloop_foundation: {dagster_url}/runs/{run_id}")
+            from judgeloop_assets.dagster_client import DagsterError
+
+            try:
+                run_id = dagster_client.launch(FOUNDATION_JOB, {TRIGGER_TAG: "up"})
+                print(f"\nLaunched {FOUNDATION_JOB}: {dagster_url}/runs/{run_id}")
+            except DagsterError as exc:  # the servers stay up: the job can be launched from the UI
+                print(f"\n{exc}", file=sys.stderr)
         print("\nCtrl-C stops everything.", flush=True)
 
         started = time.monotonic()

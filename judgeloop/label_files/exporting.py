@@ -1,0 +1,45 @@
+"""Exporting the current valid labels as a label file that imports back unchanged."""
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from judgeloop import labels as labels_core
+from judgeloop.label_files.formats import write_rows
+from judgeloop.settings import Settings
+
+
+def export_rows(settings: Settings, experiment_id: str) -> list[dict]:
+    current, _ = labels_core.current_labels(settings, experiment_id)
+    rows = [
+        {
+            "trace_id": label.trace_id,
+            "value": labels_core.normalize(settings, label.value),
+            "comment": label.comment,
+            "reviewer": label.reviewer,
+        }
+        for label in current
+    ]
+    return sorted(rows, key=lambda r: (r["trace_id"], r["reviewer"] or ""))
+
+
+def export_labels(settings: Settings, experiment_id: str, destination: str | Path, fmt: str) -> int:
+    """Write the current valid labels to ``destination`` ('-' = stdout); return how many."""
+    rows = export_rows(settings, experiment_id)
+    if str(destination) == "-":
+        write_rows(rows, sys.stdout, fmt)
+        sys.stdout.flush()
+        return len(rows)
+    target = Path(destination)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written next to the target and renamed: a failed export never leaves half a file.
+    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            write_rows(rows, out, fmt)
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return len(rows)

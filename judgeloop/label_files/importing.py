@@ -1,0 +1,141 @@
+"""Importing a label file: check every row, plan write/edit/unchanged, then write."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from judgeloop import labels as labels_core
+from judgeloop.label_files.formats import BadRow, read_file
+from judgeloop.label_files.rows import LabelRow, check_rows
+from judgeloop.label_files.traces import known_trace_ids
+from judgeloop.settings import Settings
+
+WRITE, EDIT, UNCHANGED = "write", "edit", "unchanged"
+
+
+@dataclass(frozen=True)
+class Action:
+    row: LabelRow
+    kind: str  # write | edit | unchanged
+    existing_id: str | None = None
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    bad: list[BadRow] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    applied: bool = False
+
+    def count(self, kind: str) -> int:
+        return sum(1 for a in self.actions if a.kind == kind)
+
+    @property
+    def written(self) -> int:
+        return self.count(WRITE) if self.applied else 0
+
+    @property
+    def edited(self) -> int:
+        return self.count(EDIT) if self.applied else 0
+
+    @property
+    def unchanged(self) -> int:
+        return self.count(UNCHANGED)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.bad)
+
+    def summary(self) -> str:
+        return f"written {self.written}, edited {self.edited}, unchanged {self.unchanged}, rejected {self.rejected}"
+
+
+def existing_labels(settings: Settings, experiment_id: str) -> dict[tuple[str, str | None], labels_core.HumanLabel]:
+    """The newest still-valid label per (trace, reviewer), whatever its value.
+
+    Wider than ``labels.current_labels`` on purpose: a stored label with a value outside the
+    schema is still the reviewer's current label, and a corrected import must override it
+    rather than add a second valid label next to it.
+    """
+    return labels_core.latest_per_reviewer(labels_core.changed_since(settings, experiment_id).labels)
+
+
+def _same(settings: Settings, label: labels_core.HumanLabel, row: LabelRow) -> bool:
+    value = label.value
+    if labels_core.check_value(settings, value) is None:
+        value = labels_core.normalize(settings, value)
+    same_value = value == row.value and type(value) is type(row.value)
+    return same_value and (label.comment or None) == (row.comment or None)
+
+
+def plan(settings: Settings, experiment_id: str, rows: list[LabelRow]) -> list[Action]:
+    current = existing_labels(settings, experiment_id)
+    actions = []
+    for row in rows:
+        existing = current.get((row.trace_id, row.reviewer))
+        if existing is None:
+            actions.append(Action(row, WRITE))
+        elif _same(settings, existing, row):
+            actions.append(Action(row, UNCHANGED, existing.assessment_id))
+        else:
+            actions.append(Action(row, EDIT, existing.assessment_id))
+    return actions
+
+
+class ImportInterrupted(RuntimeError):
+    """Writing stopped part-way (store error). Re-running the import is safe: rows already
+    written are then unchanged and skipped."""
+
+    def __init__(self, done: int, total: int, row: LabelRow, cause: Exception):
+        super().__init__(
+            f"writing stopped at line {row.line} after {done} of {total} change(s): {type(cause).__name__}: {cause}. "
+            "Re-run the same import: rows already written are skipped as unchanged."
+        )
+        self.done = done
+
+
+def apply(settings: Settings, actions: list[Action]) -> None:
+    import mlflow
+    from mlflow.entities import AssessmentSource
+
+    changes = [a for a in actions if a.kind in (WRITE, EDIT)]
+    for done, action in enumerate(changes):
+        row = action.row
+        try:
+            if action.kind == WRITE:
+                labels_core.log_label(row.trace_id, settings.judge_name, row.value, row.reviewer, row.comment)
+            else:
+                mlflow.override_feedback(
+                    trace_id=row.trace_id,
+                    assessment_id=action.existing_id,
+                    value=row.value,
+                    rationale=row.comment,
+                    source=AssessmentSource(source_type="HUMAN", source_id=row.reviewer),
+                )
+        except Exception as exc:
+            raise ImportInterrupted(done, len(changes), row, exc) from exc
+
+
+def import_labels(
+    settings: Settings,
+    experiment_id: str,
+    path: str | Path,
+    fmt: str | None = None,
+    allow_partial: bool = False,
+    dry_run: bool = False,
+) -> ImportReport:
+    """Check every row, then write all of them, or none when one is bad (unless ``allow_partial``).
+
+    ``dry_run`` checks and plans only. Raises LabelFileError when the file as a whole is unusable.
+    """
+    raw_rows, malformed = read_file(path, fmt)
+    named = {t.strip() for t in (row.fields.get("trace_id") for row in raw_rows) if isinstance(t, str) and t.strip()}
+    known = known_trace_ids(settings, experiment_id, named)
+    good, bad_values = check_rows(settings, experiment_id, raw_rows, known)
+    bad = sorted(malformed + bad_values, key=lambda b: b.line)
+    report = ImportReport(rows=len(raw_rows) + len(malformed), bad=bad)
+    report.actions = plan(settings, experiment_id, good)
+    if dry_run or (bad and not allow_partial):
+        return report
+    apply(settings, report.actions)
+    report.applied = True
+    return report
