@@ -20,6 +20,7 @@ name, which grows with the labelled traces (documented in README).
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 
 from judgeloop.settings import FeedbackType, Settings
@@ -38,22 +39,30 @@ class Cursor:
     updated_ms: int = 0
     assessment_id: str = ""
     seen: tuple[tuple[str, int], ...] = ()  # (assessment id, updated_ms) read within LOOKBACK_MS of the cursor
+    # (override id, overridden id) of the overrides read so far. Deleting an override makes MLflow
+    # mark the overridden label valid again without touching its update time; watching the
+    # overrides is how a reader notices that change.
+    overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[int, str]:
         return (self.updated_ms, self.assessment_id)
 
     def encode(self) -> str:
-        return json.dumps({"t": self.updated_ms, "id": self.assessment_id, "seen": [list(s) for s in self.seen]})
+        return json.dumps(
+            {"t": self.updated_ms, "id": self.assessment_id, "seen": [list(s) for s in self.seen],
+             "overrides": [list(o) for o in self.overrides]}
+        )
 
     @classmethod
     def decode(cls, raw: str | None) -> "Cursor":
         if not raw:
             return cls()
         data = json.loads(raw)
-        if isinstance(data, list):  # cursors written before the look-back existed
-            return cls(int(data[0]), str(data[1]))
-        return cls(int(data["t"]), str(data["id"]), tuple((str(i), int(t)) for i, t in data.get("seen", [])))
+        return cls(
+            int(data["t"]), str(data["id"]), tuple((str(i), int(t)) for i, t in data.get("seen", [])),
+            tuple((str(o), str(i)) for o, i in data.get("overrides", [])),
+        )
 
 
 @dataclass(frozen=True)
@@ -119,18 +128,22 @@ def changed_since(
     """Human feedback named like the judge, created or updated after ``cursor``, oldest first.
 
     Returns every such assessment (valid or not: the caller decides, see ``usable``) and the
-    cursor just past the newest one read, paging ``page_size`` rows at a time.
+    cursor just past the newest one read, paging ``page_size`` rows at a time. A label that
+    became valid again because its override was deleted counts as changed.
     """
     cursor = cursor or Cursor()
-    db_uri = backend_db_uri(settings)
-    if db_uri is None:
-        return _changed_since_via_api(settings, experiment_id, cursor)
     import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import SqlAssessments
 
-    table = SqlAssessments.__table__
+    from judgeloop import mlflow_schema
+
+    db_uri = backend_db_uri(settings)
+    if db_uri is None or not mlflow_schema.readable(db_uri, _engine(db_uri)):
+        return _changed_since_via_api(settings, experiment_id, cursor)
+    table = mlflow_schema.assessments_table()
+    columns = [table.c[name] for name in LABEL_COLUMNS]
     batch = LabelBatch(cursor=cursor)
     seen = dict(cursor.seen)
+    overrides = dict(cursor.overrides)
     newest = cursor.key
     after = table.c.last_updated_timestamp >= max(0, cursor.updated_ms - LOOKBACK_MS) if cursor.updated_ms else sa.true()
     with _engine(db_uri).connect() as conn:
@@ -140,7 +153,7 @@ def changed_since(
             # equality as more selective than the range on last_updated_timestamp and scans every
             # assessment of the experiment on each tick, O(store) instead of O(new).
             query = (
-                sa.select(table)
+                sa.select(*columns)
                 .where(after)
                 .where(table.c.experiment_id + 0 == int(experiment_id))
                 .where(table.c.source_type == "HUMAN")
@@ -157,18 +170,9 @@ def changed_since(
                 seen[row["assessment_id"]] = row["last_updated_timestamp"]
                 newest = max(newest, key)
                 if _matches_name(row["name"], settings.judge_name):
-                    batch.labels.append(
-                        HumanLabel(
-                            assessment_id=row["assessment_id"],
-                            trace_id=row["trace_id"],
-                            name=row["name"],
-                            value=json.loads(row["value"]) if row["value"] is not None else None,
-                            comment=row["rationale"],
-                            reviewer=row["source_id"],
-                            updated_ms=row["last_updated_timestamp"],
-                            valid=bool(row["valid"]),
-                        )
-                    )
+                    batch.labels.append(_label(row))
+                    if row["overrides"]:
+                        overrides[row["assessment_id"]] = row["overrides"]
             if len(rows) < page_size or (max_rows and batch.rows_read >= max_rows):
                 break
             last = rows[-1]
@@ -180,15 +184,60 @@ def changed_since(
                     table.c.assessment_id > last["assessment_id"],
                 ),
             )
-    window = newest[0] - LOOKBACK_MS
-    batch.cursor = Cursor(newest[0], newest[1], tuple(sorted((i, t) for i, t in seen.items() if t >= window)))
+        if overrides:
+            # Primary-key lookups, as many as overrides ever read: edits are rare next to labels.
+            present = set(conn.execute(sa.select(table.c.assessment_id).where(table.c.assessment_id.in_(list(overrides)))).scalars())
+            restored = [overridden for override, overridden in overrides.items() if override not in present]
+            overrides = {o: i for o, i in overrides.items() if o in present}
+            if restored:
+                rows = conn.execute(sa.select(*columns).where(table.c.assessment_id.in_(restored))).mappings().all()
+                known = {label.assessment_id for label in batch.labels}
+                batch.labels.extend(_label(row) for row in rows if row["valid"] and row["assessment_id"] not in known)
+                batch.labels.sort(key=lambda label: label.key)
+    batch.cursor = _next_cursor(newest, seen, overrides)
     return batch
+
+
+LABEL_COLUMNS = (
+    "assessment_id", "trace_id", "name", "value", "rationale", "source_id", "last_updated_timestamp", "valid", "overrides",
+)
+
+
+def _label(row) -> HumanLabel:
+    return HumanLabel(
+        assessment_id=row["assessment_id"],
+        trace_id=row["trace_id"],
+        name=row["name"],
+        value=json.loads(row["value"]) if row["value"] is not None else None,
+        comment=row["rationale"],
+        reviewer=row["source_id"],
+        updated_ms=row["last_updated_timestamp"],
+        valid=bool(row["valid"]),
+    )
+
+
+def _next_cursor(newest: tuple[int, str], seen: dict[str, int], overrides: dict[str, str]) -> Cursor:
+    """The cursor past ``newest``, never past this machine's clock.
+
+    Update times are written by clients (a reviewer's machine, an import script): one label
+    stamped a day ahead would otherwise move the cursor a day ahead and hide every label
+    written in between. Labels stamped ahead stay in ``seen`` until the clock passes them,
+    so they are counted once.
+    """
+    now = int(time.time() * 1000)
+    if newest[0] > now:
+        newest = (now, "")
+    window = newest[0] - LOOKBACK_MS
+    return Cursor(
+        newest[0], newest[1], tuple(sorted((i, t) for i, t in seen.items() if t >= window)), tuple(sorted(overrides.items()))
+    )
 
 
 def _changed_since_via_api(settings: Settings, experiment_id: str, cursor: Cursor) -> LabelBatch:
     from judgeloop.traces import search_all
 
     found = []
+    seen = dict(cursor.seen)
     for trace in search_all(experiment_id, f"feedback.`{settings.judge_name}` IS NOT NULL"):
         for a in trace.info.assessments or []:
             if a.source.source_type != "HUMAN" or a.feedback is None or not _matches_name(a.name, settings.judge_name):
@@ -197,10 +246,12 @@ def _changed_since_via_api(settings: Settings, experiment_id: str, cursor: Curso
                 a.assessment_id, trace.info.trace_id, a.name, a.value, a.rationale, a.source.source_id,
                 a.last_update_time_ms or a.create_time_ms or 0, bool(a.valid if a.valid is not None else True),
             )
-            if label.key > cursor.key:
+            if label.key > cursor.key and seen.get(label.assessment_id) != label.updated_ms:
                 found.append(label)
     found.sort(key=lambda label: label.key)
-    return LabelBatch(labels=found, cursor=found[-1].cursor if found else cursor, rows_read=len(found))
+    seen.update((label.assessment_id, label.updated_ms) for label in found)
+    newest = found[-1].key if found else cursor.key
+    return LabelBatch(labels=found, cursor=_next_cursor(newest, seen, dict(cursor.overrides)), rows_read=len(found))
 
 
 def check_value(settings: Settings, value) -> str | None:

@@ -43,3 +43,16 @@ def trace_count(experiment_id: str) -> int:
 
     return len(search_all(experiment_id))
 
+
+
+def restamp(settings, assessment_id: str, updated_ms: int) -> None:
+    """Set a label's update time as a client with a wrong clock (or a slow writer) would."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(settings.resolved_tracking_uri)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE assessments SET last_updated_timestamp = :t WHERE assessment_id = :a"),
+            {"t": updated_ms, "a": assessment_id},
+        )
+    engine.dispose()

@@ -9,6 +9,7 @@ from judgeloop.labels import Cursor, log_label
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from tests.conftest import feedbackqa_root
+from tests.support import restamp
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def test_cursor_returns_only_what_changed(store):
 
     # A label committed late, stamped before the cursor (several server workers): still seen, once.
     late = log_label(t2, "answer_quality", 2, "rater-3", "slow writer")
-    _restamp(settings, late, later.cursor.updated_ms - 1000)
+    restamp(settings, late, later.cursor.updated_ms - 1000)
     caught = labels.changed_since(settings, experiment_id, later.cursor)
     assert [label.assessment_id for label in caught.labels] == [late]
     assert labels.changed_since(settings, experiment_id, caught.cursor).labels == []
@@ -51,18 +52,6 @@ def test_cursor_returns_only_what_changed(store):
     paged = labels.changed_since(settings, experiment_id, Cursor(), page_size=1)
     assert sorted(label.assessment_id for label in paged.labels) == sorted([a1, a2, a3, late])
     assert [label.key for label in paged.labels] == sorted(label.key for label in paged.labels)
-
-
-def _restamp(settings, assessment_id, updated_ms):
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(settings.resolved_tracking_uri)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text("UPDATE assessments SET last_updated_timestamp = :t WHERE assessment_id = :a"),
-            {"t": updated_ms, "a": assessment_id},
-        )
-    engine.dispose()
 
 
 def test_other_sources_and_names_are_ignored(store):
@@ -134,3 +123,36 @@ def test_out_of_range_and_unassigned_reviewers_are_reported(store, monkeypatch):
 def test_value_rules_per_feedback_type(kind, value, ok, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_FEEDBACK_TYPE", kind)
     assert (labels.check_value(load_settings(), value) is None) is ok
+
+
+def test_override_by_another_reviewer_retires_the_old_label(store):
+    """An override by a DIFFERENT reviewer leaves the old label stored as invalid: it must not
+    survive as "the newest label of its own reviewer"."""
+    settings, experiment_id, (t1, t2, *_) = store
+    original = log_label(t1, "answer_quality", 1, "rater-1", "first thought")
+    log_label(t2, "answer_quality", 3, "rater-1")
+    override = mlflow.override_feedback(
+        trace_id=t1, assessment_id=original, value=4, rationale="the lead's correction",
+        source=AssessmentSource(source_type="HUMAN", source_id="rater-2"),
+    )
+    current, rejected = labels.current_labels(settings, experiment_id)
+    assert sorted((label.trace_id, label.reviewer, label.value) for label in current) == sorted(
+        [(t1, "rater-2", 4), (t2, "rater-1", 3)]
+    )
+    assert original not in {label.assessment_id for label in current} and not rejected
+    assert override.assessment_id in {label.assessment_id for label in current}
+
+
+def _label(assessment_id, reviewer, updated_ms, valid):
+    return labels.HumanLabel(assessment_id, "tr-1", "answer_quality", 3, None, reviewer, updated_ms, valid)
+
+
+def test_usable_never_keeps_an_invalid_label():
+    keep, rejected = labels.usable(load_settings(), [_label("a-old", "rater-1", 1, False), _label("a-new", "rater-2", 2, True)])
+    assert [label.assessment_id for label in keep] == ["a-new"] and rejected == []
+
+
+def test_latest_per_reviewer_never_keeps_an_invalid_label():
+    # The invalid label is the newer one of its reviewer: "newest wins" alone would keep it.
+    latest = labels.latest_per_reviewer([_label("a-1", "rater-1", 1, True), _label("a-2", "rater-1", 2, False), _label("a-3", "rater-2", 3, False)])
+    assert {key: label.assessment_id for key, label in latest.items()} == {("tr-1", "rater-1"): "a-1"}

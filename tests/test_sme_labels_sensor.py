@@ -1,7 +1,11 @@
 """sme_labels_sensor: threshold, cursor, and one run per batch of labels."""
 
+import time
+
 import dagster as dg
+import mlflow
 import pytest
+from mlflow.entities import AssessmentSource
 
 from judgeloop import feedbackqa, labels, production
 from judgeloop.settings import load_settings
@@ -10,6 +14,7 @@ from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
 from sensors.sme_labels_sensor import sme_labels_sensor
 from tests.conftest import feedbackqa_root
+from tests.support import restamp
 
 
 @pytest.fixture
@@ -79,5 +84,51 @@ def test_unusable_labels_do_not_count(store, instance, monkeypatch):
 
 def test_sensor_targets_the_realign_job_with_everything_downstream():
     job = defs.resolve_job_def("realign_judge")
-    assert "aligned_judge" in {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+    # Exactly the aligned judge and what depends on it: the prompt re-optimized with the new judge.
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {"aligned_judge", "optimized_prompt"}
     assert defs.resolve_sensor_def("sme_labels_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_an_override_by_another_reviewer_counts_once(store, instance):
+    _, _, trace_ids = store
+    first, *_ = write(trace_ids[:4])
+    mlflow.override_feedback(
+        trace_id=trace_ids[0], assessment_id=first, value=1, rationale="the lead's correction",
+        source=AssessmentSource(source_type="HUMAN", source_id="rater-2"),
+    )
+    # Three untouched labels and the override: the overridden label is history, not a fifth label.
+    result = tick(instance, None)
+    assert not result.run_requests and "4 new SME label(s) waiting, 5 needed" in result.skip_message
+
+
+def test_deleting_an_override_brings_the_old_label_back(store, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_LABEL_THRESHOLD", "1")
+    _, _, trace_ids = store
+    original = write(trace_ids[:1])[0]
+    cursor = tick(instance, None).cursor
+    override = mlflow.override_feedback(
+        trace_id=trace_ids[0], assessment_id=original, value=1, rationale="second thoughts",
+        source=AssessmentSource(source_type="HUMAN", source_id="rater-2"),
+    )
+    edited = tick(instance, cursor)
+    assert edited.run_requests and edited.run_requests[0].tags["judgeloop/new_labels"] == "1"
+    # MLflow marks the original valid again without touching its update time.
+    mlflow.delete_assessment(trace_id=trace_ids[0], assessment_id=override.assessment_id)
+    restored = tick(instance, edited.cursor)
+    assert restored.run_requests, restored.skip_message
+    assert restored.run_requests[0].tags["judgeloop/new_labels"] == "1"
+    assert "0 new" in tick(instance, restored.cursor).skip_message
+
+
+def test_a_label_stamped_in_the_future_does_not_hide_later_labels(store, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_LABEL_THRESHOLD", "1")
+    settings, _, trace_ids = store
+    ahead = write(trace_ids[:1])[0]
+    restamp(settings, ahead, int(time.time() * 1000) + 24 * 3600 * 1000)  # a reviewer's clock a day fast
+    first = tick(instance, None)
+    assert first.run_requests and first.run_requests[0].tags["judgeloop/new_labels"] == "1"
+    assert labels.Cursor.decode(first.cursor).updated_ms <= int(time.time() * 1000)
+    write(trace_ids[1:4])
+    later = tick(instance, first.cursor)
+    assert later.run_requests and later.run_requests[0].tags["judgeloop/new_labels"] == "3"  # counted, and only once
+    assert "0 new" in tick(instance, later.cursor).skip_message

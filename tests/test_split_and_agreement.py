@@ -1,6 +1,11 @@
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
-from judgeloop import agreement, split
+from judgeloop import agreement, alignment, split
 from judgeloop.labels import HumanLabel
 from judgeloop.settings import load_settings
 
@@ -12,7 +17,57 @@ def test_split_is_stable_as_labels_accumulate():
     assert set(held_small) <= set(held_big) and set(align_small) <= set(align_big)
     assert not set(held_big) & set(align_big)
     assert 0.25 < len(held_big) / 300 < 0.42
-    assert split.is_heldout("tr-0001", 1 / 3) == split.is_heldout("tr-0001", 1 / 3)
+
+
+# Pinned once: a trace must land on the same side in every process and on every machine,
+# or labels from the held-out side leak into alignment as processes restart.
+PINNED_HELDOUT = ["tr-0001", "tr-0003", "tr-0005", "tr-0008"]
+SPLIT_IN_A_FRESH_PROCESS = (
+    "import json; from judgeloop import split; "
+    "print(json.dumps([split.split([f'tr-{i:04d}' for i in range(12)], 1 / 3)[1], round(split.heldout_score('tr-0000'), 6)]))"
+)
+
+
+def test_split_is_pinned_to_known_values_across_processes():
+    assert split.split([f"tr-{i:04d}" for i in range(12)], 1 / 3)[1] == PINNED_HELDOUT
+    assert split.heldout_score("tr-0000") == pytest.approx(0.653748, abs=1e-6)
+    for seed in ("1", "2"):  # Python's str hash differs per PYTHONHASHSEED; the split may not
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", SPLIT_IN_A_FRESH_PROCESS], env=env, capture_output=True, text=True, check=True)
+        assert json.loads(out.stdout) == [PINNED_HELDOUT, 0.653748]
+
+
+def _result(before: float, after: float) -> alignment.AlignmentResult:
+    def measured(kappa):
+        return agreement.Agreement(n=10, exact=0.5, kappa=kappa, mae=None, labels=[], confusion=[])
+
+    return alignment.AlignmentResult(
+        judge_name="answer_quality", previous_version=1, new_version=2, skipped_reason=None,
+        alignment_traces=10, heldout_traces=5, alignment_labels=10, heldout_labels=5, newest_label_ms=0,
+        guidelines=[], before=measured(before), after=measured(after), human_ceiling=None, rejected=[],
+    )
+
+
+@pytest.mark.parametrize(
+    "before,after,margin,passes",
+    [
+        (0.5, 0.25, 0.25, True),  # a fall of exactly the margin is allowed
+        (0.5, 0.2421875, 0.25, False),  # a hair more is not
+        (0.5, 0.5, 0.0, True),
+        (0.5, 0.4921875, 0.0, False),  # margin 0: any fall blocks
+        (0.5, 0.75, 0.05, True),
+    ],
+)
+def test_gate_margin_at_its_boundary(before, after, margin, passes):
+    passed, reason = alignment.passes_gate(_result(before, after), margin)
+    assert passed is passes, reason
+    assert ("fell from" in reason) is (not passes)
+
+
+def test_default_gate_margin_is_the_documented_one():
+    from judgeloop.settings import Settings
+
+    assert Settings.model_fields["gate_margin"].default == 0.05
 
 
 def test_likert_metrics_against_hand_computed_values(monkeypatch):

@@ -1,0 +1,66 @@
+"""The one place that reads MLflow's own tables: the assessments table behind SME labels.
+
+MLflow's public API has no filter on an assessment's update time, so the label sensor reads
+the ``assessments`` table directly (see ``labels.changed_since``). That is a contract with
+MLflow's schema, not its API: the columns below, its index on ``last_updated_timestamp``
+and the override/delete behaviour (an override marks the old label ``valid=False``; deleting
+the override sets it back to ``True``; neither touches ``last_updated_timestamp``) were
+checked against the schema revision in ``WRITTEN_FOR_REVISION`` (tests/test_mlflow_schema.py).
+A database at any other revision is read through the public API instead, with a warning.
+"""
+
+import logging
+
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+# MLflow's alembic head for the pinned mlflow==3.17.2.
+WRITTEN_FOR_REVISION = "dc11669786a5"
+
+# Only the columns the queries use, so a column MLflow adds or drops elsewhere is no concern.
+ASSESSMENTS = sa.table(
+    "assessments",
+    sa.column("assessment_id", sa.String),
+    sa.column("trace_id", sa.String),
+    sa.column("experiment_id", sa.Integer),
+    sa.column("name", sa.String),
+    sa.column("assessment_type", sa.String),
+    sa.column("value", sa.Text),
+    sa.column("rationale", sa.Text),
+    sa.column("source_type", sa.String),
+    sa.column("source_id", sa.String),
+    sa.column("last_updated_timestamp", sa.BigInteger),
+    sa.column("valid", sa.Boolean),
+    sa.column("overrides", sa.String),
+)
+# The range the incremental read walks; the query is planned around it.
+RELIED_ON_INDEX = ("index_assessments_last_updated_timestamp", ("last_updated_timestamp",))
+
+_checked: dict[str, bool] = {}
+
+
+def assessments_table() -> sa.TableClause:
+    return ASSESSMENTS
+
+
+def schema_revision(engine: sa.Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except sa.exc.DBAPIError:
+            return None
+
+
+def readable(db_uri: str, engine: sa.Engine) -> bool:
+    """Whether the database is at the revision the direct reads were written for (checked once
+    per database and process); otherwise a warning and the caller uses the public API."""
+    if db_uri not in _checked:
+        revision = schema_revision(engine)
+        _checked[db_uri] = revision == WRITTEN_FOR_REVISION
+        if not _checked[db_uri]:
+            log.warning(
+                "MLflow's database is at schema revision %s, not %s: reading labels through MLflow's "
+                "API instead (slower: it pages through every labelled trace)", revision, WRITTEN_FOR_REVISION,
+            )
+    return _checked[db_uri]
