@@ -43,7 +43,10 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     assert meta["promoted"] is True, meta["decision"]
     assert meta["heldout_score_new"] > meta["heldout_score_production"]
     assert meta["prompt_version"] == 2 and meta["judge_version"] == 2
-    assert 0 < meta["metric_calls_spent"] <= meta["metric_calls_budget"] + meta["train_records"]
+    # GEPA checks its budget before each iteration, so the last one may overshoot by its two
+    # reflection minibatches (3 records each: parent and child) plus one full evaluation.
+    overshoot = 2 * 3 + meta["train_records"]
+    assert 0 < meta["metric_calls_spent"] <= meta["metric_calls_budget"] + overshoot
     assert QUOTE_INSTRUCTION in meta["new_prompt"] and f"+{QUOTE_INSTRUCTION}" in meta["diff_vs_production"]
     assert result.get_asset_check_evaluations()[0].passed
 
