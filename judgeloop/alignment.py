@@ -8,10 +8,9 @@ reduced to the labels that count (``labels.usable``): MemAlign never sees an inv
 
 import hashlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from judgeloop import agreement, judges, labels, providers, split
+from judgeloop import agreement, gate, intervals, judges, labels, providers, sampling, scores, split
 from judgeloop.calls import count_litellm_calls
 from judgeloop.settings import Settings
 
@@ -41,6 +40,10 @@ class AlignmentResult:
     llm_calls: dict = field(default_factory=dict)
     label_fingerprint: str = ""
     judge: object = field(default=None, repr=False)  # the aligned judge object, for callers in this process
+    heldout_sample: int = 0  # held-out traces measured (at most settings.heldout_max)
+    before_scores: scores.Scores | None = None  # the promoted judge on the sample (reused + paid)
+    after_scores: scores.Scores | None = None  # the aligned judge on the sample
+    comparison: intervals.Paired | None = None  # both judges on the traces both scored, with intervals
 
 
 def label_fingerprint(used: list[labels.HumanLabel]) -> str:
@@ -72,13 +75,22 @@ def clean_trace(trace, judge_name: str, keep_ids: set[str], settings: Settings |
     return Trace(info=info, data=trace.data)
 
 
-def cleaned_traces(settings: Settings, trace_ids, used: list[labels.HumanLabel]) -> dict:
-    """``{trace id: trace}`` read from the store, carrying only the ``used`` labels."""
+def cleaned_traces(settings: Settings, trace_ids, used: list[labels.HumanLabel], raw_out: dict | None = None) -> dict:
+    """``{trace id: trace}`` read from the store, carrying only the ``used`` labels.
+
+    ``raw_out``, when given, receives the traces as read (with the judges' stored scores).
+    """
     from mlflow import MlflowClient
 
     client = MlflowClient()
     keep_ids = {label.assessment_id for label in used}
-    return {tid: clean_trace(client.get_trace(tid), settings.judge_name, keep_ids, settings) for tid in trace_ids}
+    cleaned = {}
+    for tid in trace_ids:
+        raw = client.get_trace(tid)
+        if raw_out is not None:
+            raw_out[tid] = raw
+        cleaned[tid] = clean_trace(raw, settings.judge_name, keep_ids, settings)
+    return cleaned
 
 
 def hydrate_memory(judge, traces_by_id: dict) -> None:
@@ -101,35 +113,6 @@ def hydrate_memory(judge, traces_by_id: dict) -> None:
     ]
     if judge._episodic_memory:
         judge._build_episodic_memory()
-
-
-def score(judge, traces: list, workers: int = 4) -> list:
-    """The judge's value for each trace (None where it failed), in order."""
-
-    def one(trace):
-        try:
-            feedback = judge(trace=trace)
-        except Exception as exc:  # a provider error on one trace must not sink the whole measurement
-            log.warning("judge failed on trace %s: %s", trace.info.trace_id, exc)
-            return None
-        return None if feedback.error else feedback.value
-
-    if not traces:
-        return []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, traces))
-
-
-def measure_on(settings: Settings, judge, heldout_traces: list, by_trace: dict) -> agreement.Agreement:
-    judged = score(judge, heldout_traces)
-    human, machine = [], []
-    for trace, value in zip(heldout_traces, judged):
-        if value is None:
-            continue
-        for label in by_trace[trace.info.trace_id]:
-            human.append(labels.normalize(settings, label.value))
-            machine.append(value)
-    return agreement.measure(settings, human, machine)
 
 
 def guidelines_of(judge) -> list[str]:
@@ -165,14 +148,19 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     previous_lineage = judges.lineage(experiment_id, previous_version)
     newest = max(label.updated_ms for label in used)
 
+    # Measuring costs a judge call per held-out trace: a stable, stratified sample of at most
+    # heldout_max traces bounds it, whatever the number of labels.
+    sample_ids = sampling.sample(settings, {t: [label.value for label in grouped[t]] for t in heldout_ids}, settings.heldout_max)
     progress(f"loading {len(grouped)} labelled traces")
-    cleaned = cleaned_traces(settings, grouped, used)
+    raw: dict = {}
+    cleaned = cleaned_traces(settings, grouped, used, raw_out=raw)
     base = dict(
         judge_name=settings.judge_name, previous_version=previous_version,
         alignment_traces=len(align_ids), heldout_traces=len(heldout_ids),
         alignment_labels=sum(len(grouped[t]) for t in align_ids),
         heldout_labels=sum(len(grouped[t]) for t in heldout_ids),
         newest_label_ms=newest, rejected=rejected, label_fingerprint=fingerprint,
+        heldout_sample=len(sample_ids),
     )
     if not force and previous_lineage.get("label_fingerprint") == fingerprint:
         return AlignmentResult(
@@ -181,7 +169,7 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             human_ceiling=agreement.human_ceiling(settings, {t: grouped[t] for t in heldout_ids}),
         )
 
-    heldout_traces = [cleaned[tid] for tid in heldout_ids]
+    sample = {tid: cleaned[tid] for tid in sample_ids}
     with count_litellm_calls() as align_calls:
         # Traces the previous judge remembers but whose labels are gone (deleted or now invalid)
         # stay out of its memory, rather than make MemAlign fail on an empty trace.
@@ -190,10 +178,19 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         optimizer = MemAlignOptimizer(reflection_lm=uris["reflection"], embedding_model=uris["embeddings"])
         aligned = optimizer.align(previous, [cleaned[tid] for tid in align_ids])
     with count_litellm_calls() as measure_calls:
-        progress(f"measuring judge v{previous_version} and the aligned judge on {len(heldout_ids)} held-out traces")
-        before = measure_on(settings, previous, heldout_traces, grouped)
-        after = measure_on(settings, aligned, heldout_traces, grouped)
+        progress(
+            f"measuring judge v{previous_version} (its stored scores reused) and the aligned judge on "
+            f"{len(sample_ids)} of {len(heldout_ids)} held-out traces"
+        )
+        before_scores = scores.measure(settings, previous, previous_version, sample, raw=raw)
+        after_scores = scores.measure(settings, aligned, None, sample)
+    before = agreement_of(settings, before_scores, grouped)
+    after = agreement_of(settings, after_scores, grouped)
+    comparison = compare(settings, grouped, sample_ids, before_scores, after_scores)
     version = judges.register(aligned, experiment_id)
+    # The aligned judge's scores become data now that it has a version: if it is promoted, the
+    # next re-alignment reuses them instead of paying for them again.
+    scores.save(settings, version, after_scores.values)
     judges.record_lineage(
         experiment_id,
         version,
@@ -202,39 +199,60 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             "previous_version": previous_version,
             "label_count": base["alignment_labels"],
             "heldout_label_count": base["heldout_labels"],
+            "heldout_sample": len(sample_ids),
             "newest_label_ms": newest,
             "label_fingerprint": fingerprint,
             "kappa_before": before.kappa,
             "kappa_after": after.kappa,
         },
     )
-    # Alignment itself (MemAlign's reflection and embeddings) is what grows with new labels;
-    # measuring runs both judges over the held-out split, which grows with all labels.
+    # Alignment itself (MemAlign's reflection and embeddings) grows with the new labels only;
+    # measuring pays the aligned judge on the sample plus the promoted judge on sample traces it
+    # never scored, so it is bounded by heldout_max plus the newly sampled traces.
     calls = {
         "align_reflection_calls": align_calls["completion"],
         "align_embedding_calls": align_calls["embedding"],
-        "measure_judge_calls": 2 * len(heldout_ids),
+        "measure_judge_calls": before_scores.paid + after_scores.paid,
+        "measure_judge_scores_reused": before_scores.reused,
         "measure_embedding_calls": measure_calls["embedding"],
     }
-    progress(f"registered judge v{version}: kappa {before.kappa:.3f} -> {after.kappa:.3f}; calls {calls}")
+    progress(
+        f"registered judge v{version}: kappa {before.kappa:.3f} -> {after.kappa:.3f}; "
+        f"v{previous_version}: {before_scores.summary()}; v{version}: {after_scores.summary()}; calls {calls}"
+    )
     return AlignmentResult(
         **base, new_version=version, skipped_reason=None, guidelines=guidelines_of(aligned),
         before=before, after=after,
         human_ceiling=agreement.human_ceiling(settings, {t: grouped[t] for t in heldout_ids}),
         llm_calls=calls, judge=aligned,
+        before_scores=before_scores, after_scores=after_scores, comparison=comparison,
     )
 
 
-def passes_gate(result: AlignmentResult, margin: float) -> tuple[bool, str]:
-    if result.new_version is None:
-        return True, result.skipped_reason or "nothing to promote"
-    delta = result.after.kappa - result.before.kappa
-    if delta < -margin:
-        return False, (
-            f"held-out kappa fell from {result.before.kappa:.3f} (v{result.previous_version}) to "
-            f"{result.after.kappa:.3f} (v{result.new_version}), more than the margin {margin:.3f}"
-        )
-    return True, (
-        f"held-out kappa {result.before.kappa:.3f} -> {result.after.kappa:.3f} "
-        f"(change {delta:+.3f}, margin {margin:.3f})"
+def agreement_of(settings: Settings, judged: scores.Scores, grouped: dict) -> agreement.Agreement:
+    """A judge's agreement with every SME label on the traces it scored (unscored traces left out)."""
+    human, machine = [], []
+    for trace_id, value in judged.values.items():
+        for label in grouped[trace_id]:
+            human.append(labels.normalize(settings, label.value))
+            machine.append(value)
+    return agreement.measure(settings, human, machine)
+
+
+def compare(settings: Settings, grouped: dict, sample_ids: list[str], before: scores.Scores, after: scores.Scores) -> intervals.Paired:
+    """Both judges on the sample traces both scored, with paired bootstrap intervals."""
+    common = [t for t in sample_ids if t in before.values and t in after.values]
+    return intervals.paired_bootstrap(
+        settings,
+        [[labels.normalize(settings, label.value) for label in grouped[t]] for t in common],
+        [before.values[t] for t in common],
+        [after.values[t] for t in common],
+        resamples=settings.bootstrap_resamples,
+        min_traces=settings.interval_min_traces,
     )
+
+
+def passes_gate(result: AlignmentResult, margin: float, min_scored: int = 1) -> tuple[bool, str]:
+    """(passed, the sentence why); the rule is in ``judgeloop.gate``."""
+    decision = gate.decide(result, margin, min_scored)
+    return decision.passed, decision.reason

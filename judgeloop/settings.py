@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     min_alignment_labels: int = 4
     min_heldout_labels: int = 3
     gate_margin: float = 0.05
+    heldout_max: int = Field(200, ge=1, description="Most held-out traces a judge is measured on (a stable, stratified sample).")
+    min_scored_heldout: int = Field(
+        3, ge=1, description="Fewer scored held-out traces than this for either judge fails the gate (never promotes)."
+    )
+    interval_min_traces: int = Field(
+        10, ge=2, description="Held-out traces both judges scored needed for bootstrap intervals; below, the gate's point rule."
+    )
+    bootstrap_resamples: int = Field(2000, ge=0, description="Bootstrap resamples per interval.")
     label_threshold: int = 5
     sensor_interval_seconds: int = 30
 

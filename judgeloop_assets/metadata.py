@@ -33,3 +33,20 @@ def rejections_table(rejections) -> dg.MetadataValue:
         for r in rejections[:200]
     ]
     return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+def interval_table(comparison, before_version: int, after_version: int | None) -> dg.MetadataValue:
+    """Each metric for both judges and their difference, with 95% paired bootstrap intervals."""
+    columns = [dg.TableColumn(name, "string") for name in ("metric", f"v{before_version}", f"v{after_version}", "difference")]
+    records = [
+        dg.TableRecord(
+            {
+                "metric": metric,
+                f"v{before_version}": comparison.before[metric].text(),
+                f"v{after_version}": comparison.after[metric].text(),
+                "difference": comparison.difference[metric].text(),
+            }
+        )
+        for metric in comparison.difference
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))

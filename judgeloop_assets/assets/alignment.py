@@ -1,7 +1,7 @@
 import dagster as dg
 
-from judgeloop import alignment, judges, providers
-from judgeloop_assets.metadata import agreement_metadata, confusion_table, rejections_table
+from judgeloop import alignment, gate, judges, providers
+from judgeloop_assets.metadata import agreement_metadata, confusion_table, interval_table, rejections_table
 from judgeloop_assets.resources import JudgeloopConfig
 
 sme_labels = dg.AssetSpec(
@@ -28,7 +28,10 @@ GATE = "agreement_gate"
             GATE,
             asset="aligned_judge",
             blocking=True,
-            description="Held-out kappa of the new judge may not fall below the promoted judge's by more than gate_margin.",
+            description=(
+                "Blocks a new judge that is worse with confidence (the 95% interval of its held-out kappa "
+                "difference lies below -gate_margin) or that was not measured; rules in judgeloop.gate."
+            ),
         )
     ],
 )
@@ -37,7 +40,8 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     providers.require_models(settings, "judge", "reflection", "embeddings")
     settings, experiment_id = judgeloop.connect()
     result = alignment.align(settings, experiment_id, progress=context.log.info)
-    passed, reason = alignment.passes_gate(result, settings.gate_margin)
+    decision = gate.decide(result, settings.gate_margin, settings.min_scored_heldout)
+    passed, reason = decision.passed, decision.reason
     # Promotion happens here, after the gate decided, never by "latest version".
     if passed and result.new_version is not None:
         judges.promote(experiment_id, result.new_version)
@@ -51,6 +55,8 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         "promoted_version": promoted,
         "promoted": passed and result.new_version is not None,
         "gate": reason,
+        "gate_case": decision.case,
+        "traces_heldout_sample": result.heldout_sample,
         "labels_alignment": result.alignment_labels,
         "labels_heldout": result.heldout_labels,
         "labels_total": result.alignment_labels + result.heldout_labels,
@@ -79,6 +85,15 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         metadata.update(agreement_metadata("human_ceiling", result.human_ceiling))
     if result.rejected:
         metadata["rejected_labels"] = rejections_table(result.rejected)
+    if result.comparison is not None:
+        metadata["agreement_intervals"] = interval_table(result.comparison, result.previous_version, result.new_version)
+        diff = result.comparison.difference["kappa"]
+        if diff.has_interval:
+            metadata["kappa_difference_low"] = float(diff.low)
+            metadata["kappa_difference_high"] = float(diff.high)
+    for side, scored in (("before", result.before_scores), ("after", result.after_scores)):
+        if scored is not None:
+            metadata[f"heldout_unscored_{side}"] = scored.unscored
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,
@@ -86,6 +101,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "reason": reason,
+            "case": decision.case,
             "kappa_before": result.before.kappa if result.before else float("nan"),
             "kappa_after": result.after.kappa if result.after else float("nan"),
             "margin": settings.gate_margin,

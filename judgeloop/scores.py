@@ -1,0 +1,155 @@
+"""Judge scores are data: a judge version's score on a trace is paid for once, stored, reused.
+
+A score is stored in MLflow as the judge's own feedback on the trace (LLM_JUDGE source, named
+like the judge) carrying the judge version in its metadata. A registered judge version never
+changes (its instructions and memory are frozen at registration), so its score on a trace
+stays valid: a re-alignment measures the promoted judge only on held-out traces it never
+scored, and the aligned judge's scores, stored once it is registered, are what the next
+re-alignment reuses if it gets promoted.
+
+What is not a score: a provider error (429, 500, timeout) and an answer off the judge's scale
+or unparseable. Neither is stored, both are counted with their reason, and the trace is tried
+again next time. They never enter agreement as a value.
+"""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from judgeloop import labels
+from judgeloop.settings import FeedbackType, Settings
+
+log = logging.getLogger(__name__)
+
+VERSION_KEY = "judgeloop.judge_version"
+
+
+@dataclass
+class Scores:
+    """One judge's values on a set of traces, and what they cost."""
+
+    values: dict[str, object] = field(default_factory=dict)  # trace id -> value on the judge's scale
+    reused: int = 0  # values read back from MLflow
+    paid: int = 0  # judge calls made now
+    provider_errors: dict[str, str] = field(default_factory=dict)  # trace id -> error text
+    invalid_answers: dict[str, str] = field(default_factory=dict)  # trace id -> why the answer is not a score
+
+    @property
+    def unscored(self) -> int:
+        return len(self.provider_errors) + len(self.invalid_answers)
+
+    def summary(self) -> str:
+        parts = [f"{len(self.values)} scored ({self.reused} reused, {self.paid} judge calls)"]
+        if self.provider_errors:
+            parts.append(f"{len(self.provider_errors)} provider errors")
+        if self.invalid_answers:
+            parts.append(f"{len(self.invalid_answers)} invalid answers")
+        return ", ".join(parts)
+
+
+def _is_stored_score(assessment, judge_name: str, version: int) -> bool:
+    return (
+        assessment.source.source_type == "LLM_JUDGE"
+        and assessment.name == judge_name
+        and assessment.valid is not False
+        and getattr(assessment, "feedback", None) is not None
+        and assessment.feedback.error is None
+        and str((assessment.metadata or {}).get(VERSION_KEY)) == str(version)
+    )
+
+
+def stored_value(settings: Settings, trace, version: int):
+    """The stored score of judge ``version`` on ``trace`` (the first one written), or None."""
+    found = [a for a in trace.info.assessments or [] if _is_stored_score(a, settings.judge_name, version)]
+    if not found:
+        return None
+    first = min(found, key=lambda a: (a.create_time_ms or 0, a.assessment_id))
+    value, reason = as_score(settings, first.feedback.value)
+    return None if reason else value
+
+
+def as_score(settings: Settings, value) -> tuple[object, str | None]:
+    """(value in the judge's own type, None) or (None, why it is not a score on this scale)."""
+    if value is None:
+        return None, "no value"
+    if settings.feedback_type == FeedbackType.LIKERT and isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None, f"answer {value!r} is not a number"
+    reason = labels.check_value(settings, value)
+    if reason:
+        return None, f"answer {reason.removeprefix('value ')}"
+    return labels.normalize(settings, value), None
+
+
+def call_judge(settings: Settings, judge, traces: list, workers: int = 4) -> Scores:
+    """Score ``traces`` with ``judge`` now (every trace is a paid call)."""
+    result = Scores(paid=len(traces))
+
+    def one(trace):
+        try:
+            return judge(trace=trace), None
+        except Exception as exc:  # one trace's provider failure must not sink the whole measurement
+            return None, f"{type(exc).__name__}: {exc}"
+
+    if not traces:
+        return result
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        answers = list(pool.map(one, traces))
+    for trace, (feedback, failure) in zip(traces, answers):
+        trace_id = trace.info.trace_id
+        if failure is None and feedback.error is not None:
+            failure = getattr(feedback.error, "error_message", None) or str(feedback.error)
+        if failure is not None:
+            log.warning("judge failed on trace %s: %s", trace_id, failure)
+            result.provider_errors[trace_id] = failure[:300]
+            continue
+        value, reason = as_score(settings, feedback.value)
+        if reason:
+            result.invalid_answers[trace_id] = reason
+        else:
+            result.values[trace_id] = value
+    return result
+
+
+def save(settings: Settings, version: int, values: dict[str, object], rationale: str = "") -> int:
+    """Store judge ``version``'s ``values`` as its feedback on each trace; returns how many were written."""
+    import mlflow
+    from mlflow.entities import AssessmentSource
+
+    source = AssessmentSource(source_type="LLM_JUDGE", source_id=f"{settings.judge_name}/v{version}")
+    for trace_id, value in values.items():
+        mlflow.log_feedback(
+            trace_id=trace_id,
+            name=settings.judge_name,
+            value=value,
+            rationale=rationale or None,
+            source=source,
+            metadata={VERSION_KEY: str(version)},
+        )
+    return len(values)
+
+
+def measure(settings: Settings, judge, version: int | None, traces: dict, raw: dict | None = None, store: bool = True) -> Scores:
+    """Judge ``version``'s scores on ``traces`` ({id: trace to score}), reusing stored ones.
+
+    ``raw`` ({id: trace as stored}) is where stored scores are looked up (default: ``traces``
+    themselves, which is fine when they were read from the store with their assessments).
+    ``version`` None means a judge not registered yet: every trace is paid for and nothing is
+    stored (``save`` it after registration). New scores of a registered version are stored.
+    """
+    raw = raw if raw is not None else traces
+    reused: dict[str, object] = {}
+    if version is not None:
+        for trace_id in traces:
+            value = stored_value(settings, raw[trace_id], version) if trace_id in raw else None
+            if value is not None:
+                reused[trace_id] = value
+    todo = [trace for trace_id, trace in traces.items() if trace_id not in reused]
+    result = call_judge(settings, judge, todo)
+    if version is not None and store and result.values:
+        save(settings, version, result.values)
+    result.values = {**reused, **result.values}
+    result.reused = len(reused)
+    return result

@@ -1,0 +1,194 @@
+"""Stored judge scores, the capped held-out sample, bootstrap intervals and the interval gate."""
+
+import random
+import shutil
+from types import SimpleNamespace
+
+import pytest
+from mlflow import MlflowClient
+
+from judgeloop import agreement, gate, intervals, judges, sampling, scores
+from judgeloop.fake_llm import CALLS
+from judgeloop.settings import load_settings
+from judgeloop.store import connect
+
+
+@pytest.fixture
+def store(home, template):
+    state, experiment_id, trace_ids = template
+    shutil.copytree(state, home)
+    settings = load_settings()
+    assert connect(settings) == experiment_id
+    return settings, experiment_id, trace_ids
+
+
+def read(trace_ids) -> dict:
+    client = MlflowClient()
+    return {tid: client.get_trace(tid) for tid in trace_ids}
+
+
+# --- scores are data ---------------------------------------------------------------------------
+
+def test_a_second_measurement_pays_only_for_new_traces(store):
+    settings, experiment_id, trace_ids = store
+    judge = judges.build_judge(settings, settings.judge_model)
+    version = judges.register(judge, experiment_id)
+
+    first = scores.measure(settings, judge, version, read(trace_ids[:4]))
+    assert CALLS["judge"] == 4 and first.paid == 4 and first.reused == 0 and len(first.values) == 4
+
+    second = scores.measure(settings, judge, version, read(trace_ids))
+    assert CALLS["judge"] == 6, "only the two traces never scored by this version are paid for"
+    assert second.paid == 2 and second.reused == 4
+    assert {t: second.values[t] for t in trace_ids[:4]} == first.values
+
+    # Stored once per (trace, version): the reused scores were not written again.
+    stored = [
+        a for t in read(trace_ids).values() for a in t.info.assessments
+        if (a.metadata or {}).get(scores.VERSION_KEY) == str(version)
+    ]
+    assert len(stored) == 6 and all(a.source.source_type == "LLM_JUDGE" for a in stored)
+
+    # Another version of the judge owns none of these scores: it pays for every trace.
+    other = scores.measure(settings, judge, version + 1, read(trace_ids[:2]), store=False)
+    assert other.paid == 2 and other.reused == 0
+
+
+def test_provider_errors_and_unparseable_answers_are_not_scores(store):
+    settings, experiment_id, trace_ids = store
+    judge = judges.build_judge(settings, "fake:/garbage")
+    version = judges.register(judge, experiment_id)
+    measured = scores.measure(settings, judge, version, read(trace_ids[:3]))
+    assert measured.values == {} and measured.unscored == 3
+    # Nothing was stored: the next measurement tries again.
+    assert scores.measure(settings, judge, version, read(trace_ids[:3])).paid == 3
+
+
+@pytest.mark.parametrize(
+    "answer,expected",
+    [(3, 3), ("3", 3), (3.0, 3), (9, None), ("nine", None), (None, None), (2.5, None)],
+)
+def test_only_answers_on_the_scale_are_scores(home, answer, expected):
+    value, reason = scores.as_score(load_settings(), answer)
+    assert value == expected and (reason is None) is (expected is not None)
+
+
+# --- the held-out sample -----------------------------------------------------------------------
+
+def _heldout(n: int, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    # Skewed like real ratings: value 4 common, value 1 rare.
+    return {f"tr-{i:05d}": [rng.choices([1, 2, 3, 4], weights=[2, 8, 30, 60])[0]] for i in range(n)}
+
+
+def test_heldout_sample_is_capped_stable_and_stratified(home):
+    settings = load_settings()
+    heldout = _heldout(1000)
+    chosen = sampling.sample(settings, heldout, 200)
+    assert len(chosen) == 200
+    assert sampling.sample(settings, dict(reversed(list(heldout.items()))), 200) == chosen, "order of arrival does not matter"
+
+    def shares(ids):
+        return {v: sum(heldout[t][0] == v for t in ids) / len(ids) for v in (1, 2, 3, 4)}
+
+    population, picked = shares(list(heldout)), shares(chosen)
+    for value in (1, 2, 3, 4):
+        assert picked[value] == pytest.approx(population[value], abs=0.01), (value, picked, population)
+
+    # More labels arrive: the sample keeps almost all of its traces, so stored scores stay useful.
+    grown = {**heldout, **{f"tr-new-{i}": v for i, v in _heldout(50, seed=1).items()}}
+    again = sampling.sample(settings, grown, 200)
+    assert len(again) == 200 and len(set(again) & set(chosen)) >= 185
+
+
+def test_a_rare_value_keeps_a_trace_and_a_small_split_is_kept_whole(home):
+    settings = load_settings()
+    heldout = {f"tr-{i}": [4] for i in range(300)} | {"tr-rare": [1]}
+    assert "tr-rare" in sampling.sample(settings, heldout, 20)
+    assert sampling.sample(settings, {"b": [1], "a": [2]}, 200) == ["a", "b"]
+
+
+# --- intervals ---------------------------------------------------------------------------------
+
+def test_point_estimates_match_scikit_learn(home):
+    settings = load_settings()
+    rng = random.Random(3)
+    human = [[rng.randint(1, 4)] for _ in range(40)]
+    judged = [min(4, max(1, h[0] + rng.choice([-1, 0, 0, 1]))) for h in human]
+    paired = intervals.paired_bootstrap(settings, human, judged, judged, resamples=200)
+    expected = agreement.measure(settings, [h[0] for h in human], judged)
+    assert paired.after["kappa"].value == pytest.approx(expected.kappa)
+    assert paired.after["exact"].value == pytest.approx(expected.exact)
+    assert paired.after["mae"].value == pytest.approx(expected.mae)
+    kappa = paired.after["kappa"]
+    assert kappa.low < kappa.value < kappa.high
+    assert paired.difference["kappa"].low == paired.difference["kappa"].high == 0.0
+
+
+def test_too_few_traces_give_no_interval(home):
+    settings = load_settings()
+    paired = intervals.paired_bootstrap(settings, [[1], [2], [3]], [1, 2, 3], [1, 2, 4], min_traces=10)
+    assert not paired.has_intervals and paired.after["kappa"].value is not None
+    assert "no interval" in paired.after["kappa"].text()
+
+
+# --- the gate ----------------------------------------------------------------------------------
+
+def _result(settings, human, before, after, unscored_after: int = 0):
+    comparison = intervals.paired_bootstrap(settings, [[h] for h in human], before, after, resamples=2000, min_traces=10)
+    ids = [f"t{i}" for i in range(len(human))]
+    return SimpleNamespace(
+        new_version=2, previous_version=1, skipped_reason=None, comparison=comparison,
+        before=None, after=None,
+        before_scores=scores.Scores(values=dict(zip(ids, before))),
+        after_scores=scores.Scores(
+            values=dict(zip(ids[unscored_after:], after[unscored_after:])),
+            invalid_answers={t: "answer 'x' is not a number" for t in ids[:unscored_after]},
+        ),
+    )
+
+
+def test_a_judge_worse_by_construction_is_blocked(home):
+    settings = load_settings()
+    rng = random.Random(0)
+    human = [rng.randint(1, 4) for _ in range(40)]
+    worse = [1] * 40  # "always rate 1"
+    decision = gate.decide(_result(settings, human, list(human), worse), margin=0.05, min_scored=3)
+    assert not decision.passed and decision.case == gate.WORSE
+    assert "worse with confidence" in decision.reason
+
+
+def test_a_judge_equal_within_noise_is_not_blocked(home):
+    settings = load_settings()
+    rng = random.Random(1)
+    human = [rng.randint(1, 4) for _ in range(40)]
+    before = [min(4, max(1, h + rng.choice([-1, 0, 0, 1]))) for h in human]
+    # The same kind of judge with its own noise: its point kappa may well be lower by more than
+    # the margin, but the paired interval straddles the margin, so it is not worse with confidence.
+    after = list(before)
+    for i in rng.sample(range(40), 4):
+        after[i] = min(4, max(1, human[i] + (2 if human[i] < 3 else -2)))
+    result = _result(settings, human, before, after)
+    diff = result.comparison.difference["kappa"]
+    assert diff.value < -0.05, "the old point rule would have blocked this judge"
+    decision = gate.decide(result, margin=0.05, min_scored=3)
+    assert decision.passed and decision.case == gate.NO_CLEAR_DIFFERENCE, decision.reason
+    assert diff.low < -0.05 < diff.high
+
+
+def test_an_unmeasured_judge_is_never_promoted(home):
+    settings = load_settings()
+    human = list(range(1, 5)) * 10
+    result = _result(settings, human, list(human), list(human), unscored_after=38)
+    decision = gate.decide(result, margin=0.05, min_scored=3)
+    assert not decision.passed and decision.case == gate.UNMEASURED
+    assert "judge v2 was scored on only 2 held-out traces" in decision.reason
+    assert "38 invalid answers" in decision.reason
+
+
+def test_too_few_common_traces_fall_back_to_the_point_rule(home):
+    settings = load_settings()
+    result = _result(settings, [1, 2, 3, 4, 4], [1, 2, 3, 4, 4], [1, 1, 1, 1, 1])
+    decision = gate.decide(result, margin=0.05, min_scored=3)
+    assert not decision.passed and decision.case == gate.POINT_RULE_BLOCKED
+    assert "too few for an interval" in decision.reason and "fell from" in decision.reason
