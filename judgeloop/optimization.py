@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from judgeloop import alignment, datasets, judges, labels, prompts, providers, split
+from judgeloop import alignment, datasets, judges, labels, prompts, providers, scores, split
 from judgeloop.calls import count_litellm_calls
 from judgeloop.settings import FeedbackType, Settings
 
@@ -114,22 +114,40 @@ def prompt_template(name: str, template: str):
         PromptVersion.template = original
 
 
-def mean_score(settings: Settings, judge, predict_fn, template: str, records: list[dict]) -> float:
-    """Mean 0-1 judge score of the agent run with ``template`` as its prompt over ``records``."""
+def record_scores(settings: Settings, judge, predict_fn, template: str, records: list[dict]) -> list[float | None]:
+    """0-1 judge score of the agent run with ``template`` on each record; None where the agent or
+    the judge failed (a provider error is not a score of 0)."""
 
     def one(record):
         question = record["inputs"].get("question")
         try:
             output = predict_fn(**record["inputs"])
             feedback = judge(inputs=record["inputs"], outputs=output)
-            return rescale(settings, None if feedback.error else feedback.value)
         except Exception as exc:
             log.warning("scoring failed on %r: %s", question, exc)
-            return 0.0
+            return None
+        value, reason = scores.as_score(settings, None if feedback.error else feedback.value)
+        if reason:
+            log.warning("no score on %r: %s", question, feedback.error or reason)
+            return None
+        return rescale(settings, value)
 
     with prompt_template(settings.prompt_name, template), ThreadPoolExecutor(max_workers=4) as pool:
-        scores = list(pool.map(one, records))
-    return sum(scores) / len(scores) if scores else 0.0
+        return list(pool.map(one, records))
+
+
+def paired_means(first: list, second: list) -> tuple[float, float, int]:
+    """Mean of each list over the records both scored, and how many those are."""
+    both = [(a, b) for a, b in zip(first, second) if a is not None and b is not None]
+    if not both:
+        return 0.0, 0.0, 0
+    return sum(a for a, _ in both) / len(both), sum(b for _, b in both) / len(both), len(both)
+
+
+def mean_score(settings: Settings, judge, predict_fn, template: str, records: list[dict]) -> float:
+    """Mean 0-1 judge score of the agent run with ``template`` over the records it was scored on."""
+    found = [s for s in record_scores(settings, judge, predict_fn, template, records) if s is not None]
+    return sum(found) / len(found) if found else 0.0
 
 
 def optimize(settings: Settings, experiment_id: str, progress=log.info, force: bool = False) -> OptimizationResult:
@@ -192,15 +210,20 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         result.new_template = new.template
         result.initial_score, result.final_score = optimized.initial_eval_score, optimized.final_eval_score
         progress(f"registered prompt v{new.version}; scoring it and production v{production.version} on {len(heldout)} held-out records")
-        result.heldout_production_score = mean_score(settings, judge, predict_fn, production.template, heldout)
-        result.heldout_new_score = mean_score(settings, judge, predict_fn, new.template, heldout)
+        production_scores = record_scores(settings, judge, predict_fn, production.template, heldout)
+        new_scores = record_scores(settings, judge, predict_fn, new.template, heldout)
+    # Compared on the records both prompts were scored on: failed calls are left out, not zeros.
+    result.heldout_production_score, result.heldout_new_score, compared = paired_means(production_scores, new_scores)
     result.llm_calls = {"completion_calls": calls["completion"], "embedding_calls": calls["embedding"]}
     gain = result.heldout_new_score - result.heldout_production_score
-    result.promoted = new.template.strip() != production.template.strip() and gain > settings.prompt_promotion_margin
+    measured = compared >= min(settings.min_scored_heldout, len(heldout))
+    result.promoted = measured and new.template.strip() != production.template.strip() and gain > settings.prompt_promotion_margin
     result.decision = (
         f"held-out score {result.heldout_production_score:.3f} (production v{production.version}) -> "
         f"{result.heldout_new_score:.3f} (v{new.version}), gain {gain:+.3f}, margin {settings.prompt_promotion_margin:.3f}: "
+        + f" on {compared} of {len(heldout)} records both prompts were scored on: "
         + ("promoted" if result.promoted else "kept as a version, not promoted")
+        + ("" if measured else f" (fewer than {settings.min_scored_heldout} scored records: not measured)")
     )
     result.diff = "\n".join(
         difflib.unified_diff(

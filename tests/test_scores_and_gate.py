@@ -192,3 +192,22 @@ def test_too_few_common_traces_fall_back_to_the_point_rule(home):
     decision = gate.decide(result, margin=0.05, min_scored=3)
     assert not decision.passed and decision.case == gate.POINT_RULE_BLOCKED
     assert "too few for an interval" in decision.reason and "fell from" in decision.reason
+
+
+# --- the prompt comparison ---------------------------------------------------------------------
+
+def test_prompt_comparison_leaves_failed_calls_out_instead_of_counting_zero(store):
+    from judgeloop import optimization
+
+    settings = store[0]
+    records = [{"inputs": {"question": f"How do I wash my hands, case {i}?"}} for i in range(3)]
+
+    def agent(question):
+        return f"Wash your hands with soap: {question}"
+
+    garbage = judges.build_judge(settings, "fake:/garbage")
+    assert optimization.record_scores(settings, garbage, agent, "any", records) == [None, None, None]
+    working = judges.build_judge(settings, settings.judge_model)
+    assert all(s is not None for s in optimization.record_scores(settings, working, agent, "any", records))
+    # Production failed on the first record (a 429), the candidate on the last: compared on the middle one.
+    assert optimization.paired_means([None, 0.5, 1.0], [1.0, 0.5, None]) == (0.5, 0.5, 1)
