@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         10, ge=2, description="Held-out traces both judges scored needed for bootstrap intervals; below, the gate's point rule."
     )
     bootstrap_resamples: int = Field(2000, ge=0, description="Bootstrap resamples per interval.")
+    live_agreement_window: int = Field(50, ge=1, description="Newest SME labels the rolling live agreement is measured on.")
+    live_agreement_threshold: float = Field(
+        0.3, description="Rolling live kappa below which the live_agreement check warns (non-blocking)."
+    )
+    live_agreement_min_labels: int = Field(10, ge=1, description="Rolling labels needed before the live check can warn.")
     label_threshold: int = 5
     sensor_interval_seconds: int = 30
 

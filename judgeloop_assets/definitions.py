@@ -6,6 +6,7 @@ from judgeloop_assets.assets.alignment import aligned_judge, sme_labels
 from judgeloop_assets.assets.dataset import eval_dataset
 from judgeloop_assets.assets.judge import base_judge
 from judgeloop_assets.assets.labeling import labeling_session
+from judgeloop_assets.assets.live_agreement import live_agreement_asset
 from judgeloop_assets.assets.prompts import agent_prompt, optimized_prompt
 from judgeloop_assets.assets.traces import tagged_traces
 from judgeloop_assets.names import FOUNDATION_JOB
@@ -13,7 +14,7 @@ from judgeloop_assets.resources import JudgeloopConfig
 from sensors.sme_labels_sensor import realign_job, sme_labels_sensor
 
 FOUNDATION = [base_judge, tagged_traces, eval_dataset, labeling_session]
-ALIGNMENT = [sme_labels, aligned_judge]
+ALIGNMENT = [sme_labels, live_agreement_asset, aligned_judge]
 AGENT = [agent_prompt, optimized_prompt]
 ALL_ASSETS = [*FOUNDATION, *ALIGNMENT, *AGENT]
 

@@ -8,7 +8,7 @@ from judgeloop_assets.resources import JudgeloopConfig
 
 realign_job = dg.define_asset_job(
     REALIGN_JOB,
-    selection=dg.AssetSelection.assets("aligned_judge").downstream(),
+    selection=dg.AssetSelection.assets("live_agreement").downstream(),
     description="Re-align the judge to the SMEs and refresh everything downstream of it.",
 )
 

@@ -19,7 +19,8 @@ GATE = "agreement_gate"
 
 
 @dg.asset(
-    deps=[sme_labels],
+    # live_agreement first: it measures the judge in use before this run may replace it.
+    deps=[sme_labels, "live_agreement"],
     group_name="alignment",
     kinds={"mlflow"},
     description="The judge re-aligned to the SMEs with MemAlign, promoted only if it agrees with them at least as well.",

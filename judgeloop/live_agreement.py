@@ -1,0 +1,147 @@
+"""Live agreement: how the judge in use agrees with the labels the SMEs give today.
+
+Each label that arrives is a free measurement of the promoted judge, often on a trace it has
+already scored (stored scores are reused, see ``judgeloop.scores``). Measured per batch (the
+labels written since the last measurement) and rolling (the newest ``live_agreement_window``
+labels), before any re-alignment changes the judge: a falling rolling kappa means the experts'
+standard and the judge drift apart, whatever the held-out split said when it was promoted.
+
+Cost: at most one judge call per label in the batch or the window that the promoted judge
+never scored, so it is bounded by ``live_agreement_window`` and usually much smaller.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from judgeloop import agreement, intervals, judges, labels, scores
+from judgeloop.settings import Settings
+
+WATERMARK_TAG = "judgeloop.live_agreement_watermark"
+
+
+@dataclass(frozen=True)
+class Pair:
+    trace_id: str
+    reviewer: str | None
+    human: object
+    judge: object
+    updated_ms: int
+
+
+@dataclass
+class LiveAgreement:
+    judge_version: int
+    batch: list[Pair]
+    rolling: list[Pair]
+    batch_agreement: agreement.Agreement
+    rolling_agreement: agreement.Agreement
+    rolling_intervals: dict[str, intervals.Estimate]
+    unscored: int  # labels whose trace the judge could not score (provider errors, invalid answers)
+    scored: scores.Scores = field(repr=False, default=None)
+    newest_ms: int = 0
+
+    def disagreements(self, pairs: list[Pair] | None = None) -> list[Pair]:
+        """Pairs where judge and SME differ, the largest gaps first."""
+        found = [p for p in (self.rolling if pairs is None else pairs) if str(p.human) != str(p.judge)]
+        return sorted(found, key=lambda p: (-_gap(p), -p.updated_ms))
+
+
+def _gap(pair: Pair) -> float:
+    try:
+        return abs(float(pair.human) - float(pair.judge))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def watermark(experiment_id: str) -> tuple[int, str]:
+    from judgeloop.store import get_experiment_tag
+
+    raw = get_experiment_tag(experiment_id, WATERMARK_TAG)
+    if not raw:
+        return (0, "")
+    data = json.loads(raw)
+    return int(data["t"]), str(data["id"])
+
+
+def set_watermark(experiment_id: str, key: tuple[int, str]) -> None:
+    from judgeloop.store import set_experiment_tag
+
+    set_experiment_tag(experiment_id, WATERMARK_TAG, json.dumps({"t": key[0], "id": key[1]}))
+
+
+def _hydrate(settings: Settings, judge, used: list[labels.HumanLabel]) -> None:
+    """Load a MemAlign judge's memory from cleaned traces before it scores (see alignment)."""
+    from judgeloop import alignment
+
+    remembered = set(getattr(judge, "_episodic_trace_ids", None) or [])
+    if not remembered:
+        return
+    kept = [label for label in used if label.trace_id in remembered]
+    alignment.hydrate_memory(judge, alignment.cleaned_traces(settings, {label.trace_id for label in kept}, kept))
+
+
+def measure(settings: Settings, experiment_id: str, advance: bool = True) -> LiveAgreement:
+    """The promoted judge against the newly arrived labels and the rolling window."""
+    from mlflow import MlflowClient
+
+    used, _ = labels.current_labels(settings, experiment_id)
+    version, judge = judges.load_promoted(settings, experiment_id)
+    mark = watermark(experiment_id)
+    window = settings.live_agreement_window
+    ordered = sorted(used, key=lambda label: label.key)
+    # The batch is capped at the window too, so a first measurement on a big store stays bounded.
+    batch_labels = [label for label in ordered if label.key > mark][-window:]
+    rolling_labels = ordered[-window:]
+    wanted = sorted({label.trace_id for label in batch_labels + rolling_labels})
+
+    client = MlflowClient()
+    raw = {tid: client.get_trace(tid) for tid in wanted}
+    missing = [tid for tid in wanted if scores.stored_value(settings, raw[tid], version) is None]
+    if missing:
+        _hydrate(settings, judge, used)
+    scored = scores.measure(settings, judge, version, raw)
+
+    def pairs(chosen) -> list[Pair]:
+        return [
+            Pair(label.trace_id, label.reviewer, labels.normalize(settings, label.value), scored.values[label.trace_id], label.updated_ms)
+            for label in chosen
+            if label.trace_id in scored.values
+        ]
+
+    batch, rolling = pairs(batch_labels), pairs(rolling_labels)
+    by_trace = {}
+    for pair in rolling:
+        by_trace.setdefault(pair.trace_id, ([], pair.judge))[0].append(pair.human)
+    rolling_intervals = intervals.single_bootstrap(
+        settings, [h for h, _ in by_trace.values()], [j for _, j in by_trace.values()],
+        resamples=settings.bootstrap_resamples, min_traces=settings.interval_min_traces,
+    )
+    result = LiveAgreement(
+        judge_version=version,
+        batch=batch,
+        rolling=rolling,
+        batch_agreement=agreement.measure(settings, [p.human for p in batch], [p.judge for p in batch]),
+        rolling_agreement=agreement.measure(settings, [p.human for p in rolling], [p.judge for p in rolling]),
+        rolling_intervals=rolling_intervals,
+        unscored=sum(1 for label in batch_labels + rolling_labels if label.trace_id not in scored.values),
+        scored=scored,
+        newest_ms=ordered[-1].updated_ms if ordered else 0,
+    )
+    if advance and batch_labels:
+        set_watermark(experiment_id, batch_labels[-1].key)
+    return result
+
+
+def warning(settings: Settings, live: LiveAgreement) -> str | None:
+    """Why the rolling agreement is worrying (naming reviewers and traces), or None."""
+    measured = live.rolling_agreement
+    if measured.n < settings.live_agreement_min_labels or measured.kappa >= settings.live_agreement_threshold:
+        return None
+    worst = live.disagreements()[:10]
+    reviewers = sorted({str(p.reviewer) for p in live.disagreements()})
+    return (
+        f"judge v{live.judge_version} agrees with the newest {measured.n} SME labels at kappa {measured.kappa:.3f}, "
+        f"below the threshold {settings.live_agreement_threshold:.3f}. Reviewers who disagree with it: "
+        f"{', '.join(reviewers)}. Largest disagreements: "
+        + "; ".join(f"trace {p.trace_id} ({p.reviewer}: {p.human}, judge: {p.judge})" for p in worst)
+    )
