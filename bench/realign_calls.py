@@ -1,14 +1,20 @@
-"""LLM calls per re-alignment after k new SME labels (k = 5, 50, 500 by default).
+"""Judge calls per re-alignment after k new SME labels, as the store grows (40, 400, 4,000 labels).
 
-Builds a fresh sqlite MLflow store from FeedbackQA (real questions, answers and expert ratings),
-aligns the judge once on a starting set of labels, then for each k releases k more expert
-labels and re-aligns, counting the model calls each re-alignment made: MemAlign's reflection
-completions and embeddings (counted at litellm), and judge calls on the held-out split.
+For each store size N: the labels are topped up to N and the judge is aligned and promoted
+(setup), then k more labels arrive and one re-alignment runs as the sensor's run would
+(live agreement of the promoted judge, then alignment, measurement and the gate). Its judge
+calls are counted at the fake provider, so they are the calls really made, not an estimate.
 
-Runs offline against judgeloop's deterministic fake provider by default; pass real model URIs
-(--judge-model etc.) to count calls against a real provider (that costs money).
+Goals: the judge calls of that re-alignment stay below a constant whatever N
+(``heldout_max + k`` for the held-out measurement, ``live_agreement_window`` for live
+agreement); no judge version is ever scored twice on the same trace (checked on every stored
+score at the end).
 
-    .venv/bin/python bench/realign_calls.py [--ks 5,50,500] [--start 40] [--domain UK]
+Labels: FeedbackQA's expert ratings (all four domains, 2,820 ratings on 1,410 answers). Above
+that, each answer gets up to two more labels copied from its two real raters under other
+reviewer names ("echo-" prefix): the values stay real, only the count of labels grows.
+
+    .venv/bin/python bench/realign_calls.py [--sizes 40,400,4000] [--k 5]
 """
 
 import argparse
@@ -17,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,84 +32,99 @@ sys.path.insert(0, str(REPO))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ks", default="5,50,500")
-    parser.add_argument("--start", type=int, default=40, help="labels the judge is first aligned on")
-    parser.add_argument("--domain", default="UK", help="FeedbackQA domain (UK has 1080 ratings)")
+    parser.add_argument("--sizes", default="40,400,4000")
+    parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--feedbackqa", default=str(REPO.parent / "shared" / "data" / "feedbackqa"))
-    parser.add_argument("--judge-model", default="fake:/judge")
-    parser.add_argument("--reflection-model", default="fake:/reflection")
-    parser.add_argument("--embedding-model", default="fake:/embedding")
     args = parser.parse_args()
-    ks = [int(k) for k in args.ks.split(",")]
+    sizes = [int(n) for n in args.sizes.split(",")]
 
     workdir = Path(tempfile.mkdtemp(prefix="judgeloop-bench-realign-"))
-    needed = args.start + sum(ks)
     os.environ.update(
         {
             "JUDGELOOP_HOME": str(workdir),
-            "JUDGELOOP_FEEDBACKQA_PATH": args.feedbackqa,
-            "JUDGELOOP_DEMO_DOMAIN": args.domain,
-            "JUDGELOOP_DEMO_ITEMS": str(needed // 2 + 10),
-            "JUDGELOOP_JUDGE_MODEL": args.judge_model,
-            "JUDGELOOP_REFLECTION_MODEL": args.reflection_model,
-            "JUDGELOOP_EMBEDDING_MODEL": args.embedding_model,
+            "JUDGELOOP_JUDGE_MODEL": "fake:/judge",
+            "JUDGELOOP_REFLECTION_MODEL": "fake:/reflection",
+            "JUDGELOOP_EMBEDDING_MODEL": "fake:/embedding",
+            "JUDGELOOP_GATE_MARGIN": "2.0",  # every aligned judge is promoted: the costliest path for the next run
             "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
         }
     )
     import logging
 
     logging.disable(logging.WARNING)
-    from judgeloop import alignment, demo, judges
+    from judgeloop import alignment, feedbackqa, gate, judges, labels, live_agreement, production, scores
+    from judgeloop.fake_llm import CALLS
     from judgeloop.settings import load_settings
     from judgeloop.store import connect
+    from judgeloop.traces import search_all
 
     settings = load_settings()
     experiment_id = connect(settings)
     started = time.perf_counter()
-    demo.seed(settings, experiment_id)
+    items = [i for d in ("UK", "CDC", "Australia", "WHO") for i in feedbackqa.load_items(Path(args.feedbackqa), d)]
+    trace_ids = production.seed_traces(experiment_id, items)
     judges.ensure_base_judge(settings, experiment_id, settings.judge_model)
-    demo.release_labels(settings, experiment_id, args.start)
-    first = alignment.align(settings, experiment_id)
-    judges.promote(experiment_id, first.new_version)
-    print(f"store: {workdir} ({needed} labels needed, setup {time.perf_counter() - started:.1f} s)")
-    print(f"initial alignment on {args.start} labels: {first.llm_calls}")
+    # Every label the bench may write, in order: real ratings first, then echoes of them.
+    queue = [(trace_ids[i.key], r.reviewer, r) for i in items for r in i.ratings]
+    queue += [(trace_ids[i.key], f"echo-{n}-{r.reviewer}", r) for n in (1, 2) for i in items for r in i.ratings]
+    written = [0]
 
-    from judgeloop.fake_llm import CALLS
+    def release(count: int) -> None:
+        for trace_id, reviewer, rating in queue[written[0] : written[0] + count]:
+            labels.log_label(trace_id, settings.judge_name, feedbackqa.to_scale(rating.rating, settings), reviewer, rating.reason)
+        written[0] += count
 
-    rows = []
-    for k in ks:
-        release = demo.release_labels(settings, experiment_id, k)
-        distilled_before = CALLS["guideline_examples"]
-        t0 = time.perf_counter()
+    def realign():
+        live = live_agreement.measure(settings, experiment_id)
         result = alignment.align(settings, experiment_id)
-        seconds = time.perf_counter() - t0
-        if result.new_version:
+        decision = gate.decide(result, settings.gate_margin, settings.min_scored_heldout)
+        if decision.passed and result.new_version:
             judges.promote(experiment_id, result.new_version)
-        calls = result.llm_calls
+        return live, result
+
+    print(f"store: {workdir}; {len(trace_ids)} traces, setup {time.perf_counter() - started:.0f} s")
+    rows = []
+    for size in sizes:
+        release(size - written[0])
+        realign()  # setup: aligned and promoted on N labels
+        release(args.k)
+        judge_calls = CALLS["judge"]
+        t0 = time.perf_counter()
+        live, result = realign()
         rows.append(
             {
-                "k_new_labels": release.written,
-                "labels_total": result.alignment_labels + result.heldout_labels,
-                "alignment_traces": result.alignment_traces,
-                "align_reflection": calls.get("align_reflection_calls", 0),
-                "align_embedding": calls.get("align_embedding_calls", 0),
-                "measure_judge": calls.get("measure_judge_calls", 0),
-                "measure_embedding": calls.get("measure_embedding_calls", 0),
-                "examples_distilled": CALLS["guideline_examples"] - distilled_before,
-                "seconds": round(seconds, 2),
+                "labels": result.alignment_labels + result.heldout_labels,
+                "heldout_traces": result.heldout_traces,
+                "heldout_sample": result.heldout_sample,
+                "judge_calls": CALLS["judge"] - judge_calls,
+                "promoted_judge_paid": result.before_scores.paid if result.before_scores else 0,
+                "promoted_judge_reused": result.before_scores.reused if result.before_scores else 0,
+                "aligned_judge_paid": result.after_scores.paid if result.after_scores else 0,
+                "live_judge_paid": live.scored.paid,
+                "seconds": round(time.perf_counter() - t0, 1),
             }
         )
-    header = list(rows[0])
-    print("\n" + " | ".join(f"{h:>17}" for h in header))
-    for row in rows:
-        print(" | ".join(f"{row[h]:>17}" for h in header))
-    print(
-        "\nexamples_distilled (fake provider only): expert examples MemAlign sent to the reflection model.\n"
-        "align_*: MemAlign's calls; they should grow with the new labels only (traces whose labels are\n"
-        "unchanged are skipped). measure_*: scoring old and new judge on the held-out split (2 judge calls\n"
-        "per held-out trace, plus memory-retrieval embeddings), which grows with all labels."
+        print(rows[-1], flush=True)
+
+    # No judge version scored twice on one trace: every stored score, grouped by (trace, version).
+    stored = Counter(
+        (t.info.trace_id, (a.metadata or {}).get(scores.VERSION_KEY))
+        for t in search_all(experiment_id)
+        for a in t.info.assessments or []
+        if a.source.source_type == "LLM_JUDGE" and (a.metadata or {}).get(scores.VERSION_KEY)
     )
-    print(json.dumps({"benchmark": "realign_calls", "domain": args.domain, "start": args.start, "rows": rows}))
+    duplicates = sum(1 for n in stored.values() if n > 1)
+    bound = settings.heldout_max + args.k + settings.live_agreement_window
+
+    header = list(rows[0])
+    print("\n" + " | ".join(f"{h:>21}" for h in header))
+    for row in rows:
+        print(" | ".join(f"{row[h]:>21}" for h in header))
+    print(f"\nconstant: heldout_max {settings.heldout_max} + k {args.k} + live_agreement_window {settings.live_agreement_window} = {bound}")
+    below = all(row["judge_calls"] <= bound for row in rows)
+    print(f"{'PASS' if below else 'FAIL'}: judge calls per re-alignment {[r['judge_calls'] for r in rows]} <= {bound} at {sizes} labels")
+    print(f"{'PASS' if duplicates == 0 else 'FAIL'}: {len(stored)} stored (trace, judge version) scores, {duplicates} scored twice")
+    print(json.dumps({"benchmark": "realign_calls", "k": args.k, "bound": bound, "duplicates": duplicates, "rows": rows}))
 
 
 if __name__ == "__main__":

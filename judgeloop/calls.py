@@ -13,6 +13,7 @@ from collections import Counter
 from contextlib import contextmanager
 
 _ACTIVE: list[Counter] = []
+_LISTENERS: list = []  # callables(kind, model, response) told about every finished call (see usage.py)
 _LOCK = threading.Lock()
 _KINDS = {"completion": "completion", "acompletion": "completion", "embedding": "embedding", "aembedding": "embedding"}
 
@@ -21,6 +22,17 @@ def _record(kind: str) -> None:
     with _LOCK:
         for counts in _ACTIVE:
             counts[kind] += 1
+
+
+def _finished(kind: str, args, kwargs, response) -> None:
+    if not _LISTENERS:
+        return
+    model = kwargs.get("model") or (args[0] if args else None)
+    for listener in list(_LISTENERS):
+        try:
+            listener(kind, model, response)
+        except Exception:  # accounting must never break a model call
+            pass
 
 
 def _install() -> None:
@@ -34,13 +46,17 @@ def _install() -> None:
 
             async def wrapper(*args, _original=original, _kind=kind, **kwargs):
                 _record(_kind)
-                return await _original(*args, **kwargs)
+                response = await _original(*args, **kwargs)
+                _finished(_kind, args, kwargs, response)
+                return response
 
         else:
 
             def wrapper(*args, _original=original, _kind=kind, **kwargs):
                 _record(_kind)
-                return _original(*args, **kwargs)
+                response = _original(*args, **kwargs)
+                _finished(_kind, args, kwargs, response)
+                return response
 
         wrapper = functools.wraps(original)(wrapper)
         wrapper._judgeloop_counted = True

@@ -50,3 +50,14 @@ def interval_table(comparison, before_version: int, after_version: int | None) -
         for metric in comparison.difference
     ]
     return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+def usage_metadata(ledger) -> dict:
+    """Tokens and estimated cost per LLM role: one table, plus the total cost when every price is known."""
+    columns = [dg.TableColumn(name, "string") for name in ("role", "model", "calls", "input_tokens", "output_tokens", "cost_usd")]
+    records = [dg.TableRecord({k: str(v) for k, v in row.items()}) for row in ledger.rows()]
+    data = {"llm_usage": dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))}
+    total = ledger.total_cost()
+    # Unknown stays unknown: a missing price is not a cost of zero.
+    data["llm_cost_usd"] = float(total) if total is not None else dg.MetadataValue.text("unknown")
+    return data

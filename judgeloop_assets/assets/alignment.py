@@ -1,7 +1,7 @@
 import dagster as dg
 
-from judgeloop import alignment, gate, judges, providers
-from judgeloop_assets.metadata import agreement_metadata, confusion_table, interval_table, rejections_table
+from judgeloop import alignment, gate, judges, providers, usage
+from judgeloop_assets.metadata import agreement_metadata, confusion_table, interval_table, rejections_table, usage_metadata
 from judgeloop_assets.resources import JudgeloopConfig
 
 sme_labels = dg.AssetSpec(
@@ -40,7 +40,8 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     settings = judgeloop.settings()
     providers.require_models(settings, "judge", "reflection", "embeddings")
     settings, experiment_id = judgeloop.connect()
-    result = alignment.align(settings, experiment_id, progress=context.log.info)
+    with usage.record(settings) as ledger:
+        result = alignment.align(settings, experiment_id, progress=context.log.info)
     decision = gate.decide(result, settings.gate_margin, settings.min_scored_heldout)
     passed, reason = decision.passed, decision.reason
     # Promotion happens here, after the gate decided, never by "latest version".
@@ -70,6 +71,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         **{f"llm_{k}": v for k, v in result.llm_calls.items()},
         "mlflow_judges": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}/judges"),
     }
+    metadata.update(usage_metadata(ledger))
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
         # The judge in use did not change: repeat its measured agreement so the plots stay continuous.

@@ -1,6 +1,7 @@
 import dagster as dg
 
-from judgeloop import live_agreement
+from judgeloop import live_agreement, usage
+from judgeloop_assets.metadata import usage_metadata
 from judgeloop_assets.resources import JudgeloopConfig
 
 CHECK = "live_agreement_above_threshold"
@@ -26,7 +27,8 @@ CHECK = "live_agreement_above_threshold"
 )
 def live_agreement_asset(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
     settings, experiment_id = judgeloop.connect()
-    live = live_agreement.measure(settings, experiment_id)
+    with usage.record(settings) as ledger:
+        live = live_agreement.measure(settings, experiment_id)
     batch, rolling = live.batch_agreement, live.rolling_agreement
     context.log.info(
         f"judge v{live.judge_version}: batch of {batch.n} labels kappa {batch.kappa:.3f}, rolling {rolling.n} "
@@ -43,6 +45,7 @@ def live_agreement_asset(context: dg.AssetExecutionContext, judgeloop: Judgeloop
         "live_unscored_labels": live.unscored,
         "rolling_intervals": _intervals_md(live),
         "disagreements": _pairs_table(live.disagreements()[:50]),
+        **usage_metadata(ledger),
     }
     if batch.n:
         metadata["live_kappa_batch"] = float(batch.kappa)

@@ -1,6 +1,7 @@
 import dagster as dg
 
-from judgeloop import optimization, prompts, providers
+from judgeloop import optimization, prompts, providers, usage
+from judgeloop_assets.metadata import usage_metadata
 from judgeloop_assets.resources import JudgeloopConfig
 
 PROMOTION_CHECK = "prompt_beats_production"
@@ -47,7 +48,8 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
     settings = judgeloop.settings()
     providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
     settings, experiment_id = judgeloop.connect()
-    result = optimization.optimize(settings, experiment_id, progress=context.log.info)
+    with usage.record(settings) as ledger:
+        result = optimization.optimize(settings, experiment_id, progress=context.log.info)
     metadata = {
         "judge_version": result.judge_version,
         "dataset_id": result.dataset_id,
@@ -56,6 +58,7 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
         "heldout_records": result.heldout_records,
         "records_skipped_without_expectations": result.skipped_records,
         "metric_calls_budget": result.metric_calls_budget,
+        **usage_metadata(ledger),
     }
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
