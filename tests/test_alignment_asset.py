@@ -46,7 +46,12 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     for key in ("kappa_before", "kappa_after", "exact_agreement_before", "exact_agreement_after", "mae_after"):
         assert isinstance(meta[key], float)
     assert meta["kappa_human_ceiling"] <= 1.0
-    assert result.get_asset_check_evaluations()[0].passed
+    # One picture per version, intervals in a table, the gate's case and what the run cost.
+    assert "data:image/svg+xml;base64," in meta["agreement_chart"] and meta["agreement_chart_file"].endswith("-v2.svg")
+    assert meta["gate_case"] and meta["traces_heldout_sample"] == meta["traces_heldout"]
+    assert {row.data["role"] for row in meta["llm_usage"].records} >= {"judge", "reflection"}
+    assert meta["llm_cost_usd"] == "unknown"  # the fake provider has no price
+    assert result.get_asset_check_evaluations()[-1].passed
     assert judges.promoted_version(experiment_id) == 2
     assert judges.latest_version(experiment_id, settings.judge_name) == 2
     lineage = judges.lineage(experiment_id, 2)

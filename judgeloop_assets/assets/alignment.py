@@ -89,6 +89,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     if result.rejected:
         metadata["rejected_labels"] = rejections_table(result.rejected)
     if result.comparison is not None:
+        metadata.update(agreement_chart(settings, result))
         metadata["agreement_intervals"] = interval_table(result.comparison, result.previous_version, result.new_version)
         diff = result.comparison.difference["kappa"]
         if diff.has_interval:
@@ -110,3 +111,22 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
             "margin": settings.gate_margin,
         },
     )
+
+
+def agreement_chart(settings, result) -> dict:
+    """One picture for this judge version: agreement before/after with intervals, and the SME ceiling."""
+    from judgeloop import charts
+    from judgeloop.intervals import Estimate
+
+    comparison = result.comparison
+    series = [(f"v{result.previous_version} (in use)", comparison.before), (f"v{result.new_version} (aligned)", comparison.after)]
+    if result.human_ceiling is not None:
+        series.append(("SME vs SME", {"kappa": Estimate(result.human_ceiling.kappa), "exact": Estimate(result.human_ceiling.exact)}))
+    svg = charts.agreement_svg(
+        f"{result.judge_name} v{result.new_version}: held-out agreement on {comparison.traces} traces (95% intervals)", series
+    )
+    path = charts.write(svg, settings.resolved_home / "charts" / f"{result.judge_name}-v{result.new_version}.svg")
+    return {
+        "agreement_chart": dg.MetadataValue.md(charts.markdown_image(svg, "agreement before and after")),
+        "agreement_chart_file": dg.MetadataValue.path(str(path)),
+    }
