@@ -5,7 +5,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from judgeloop.commands import demo, labels_io, status, up
+    from judgeloop.commands import demo, evaluate_judge, labels_io, status, up
 
     parser = argparse.ArgumentParser(prog="judgeloop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(commands)
     labels_io.register(commands)
     status.register(commands)
+    evaluate_judge.register(commands)
     return parser
 
 
