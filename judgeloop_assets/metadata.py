@@ -61,3 +61,13 @@ def usage_metadata(ledger) -> dict:
     # Unknown stays unknown: a missing price is not a cost of zero.
     data["llm_cost_usd"] = float(total) if total is not None else dg.MetadataValue.text("unknown")
     return data
+
+
+def move_to_table(metadata: dict, keys, name: str = "details") -> dict:
+    """Move single numbers that do not deserve a plot of their own into one table."""
+    moved = {k: metadata.pop(k) for k in list(metadata) if k in keys}
+    if moved:
+        columns = [dg.TableColumn("name", "string"), dg.TableColumn("value", "string")]
+        records = [dg.TableRecord({"name": k, "value": str(v)}) for k, v in moved.items()]
+        metadata[name] = dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+    return metadata

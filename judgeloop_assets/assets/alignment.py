@@ -1,7 +1,7 @@
 import dagster as dg
 
 from judgeloop import alignment, gate, judges, providers, usage
-from judgeloop_assets.metadata import agreement_metadata, confusion_table, interval_table, rejections_table, usage_metadata
+from judgeloop_assets.metadata import agreement_metadata, confusion_table, interval_table, move_to_table, rejections_table, usage_metadata
 from judgeloop_assets.resources import JudgeloopConfig
 
 sme_labels = dg.AssetSpec(
@@ -16,6 +16,11 @@ sme_labels = dg.AssetSpec(
 )
 
 GATE = "agreement_gate"
+DETAIL_KEYS = {
+    "heldout_pairs_before", "heldout_pairs_after", "heldout_pairs_human_ceiling", "exact_agreement_human_ceiling",
+    "mae_before", "mae_human_ceiling", "traces_alignment", "heldout_unscored_before", "heldout_unscored_after",
+    "llm_align_embedding_calls", "llm_measure_judge_calls", "llm_measure_judge_scores_reused", "llm_measure_embedding_calls",
+}
 
 
 @dg.asset(
@@ -98,6 +103,8 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     for side, scored in (("before", result.before_scores), ("after", result.after_scores)):
         if scored is not None:
             metadata[f"heldout_unscored_{side}"] = scored.unscored
+    # The UI plots every number: keep agreement, labels and cost as plots, the rest in one table.
+    move_to_table(metadata, DETAIL_KEYS)
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,
