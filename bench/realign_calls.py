@@ -10,9 +10,10 @@ Goals: the judge calls of that re-alignment stay below a constant whatever N
 agreement); no judge version is ever scored twice on the same trace (checked on every stored
 score at the end).
 
-Labels: FeedbackQA's expert ratings (all four domains, 2,820 ratings on 1,410 answers). Above
-that, each answer gets up to two more labels copied from its two real raters under other
-reviewer names ("echo-" prefix): the values stay real, only the count of labels grows.
+Labels: FeedbackQA's expert ratings (all four domains, 2,820 ratings on 1,410 answers). Each
+answer gets ``--labels-per-trace`` labels (default 4): its two real ratings and copies of them
+under other reviewer names ("echo-" prefix), so the values stay real while the store holds
+N labels on N/4 traces. Only the answers the largest size needs are logged.
 
     .venv/bin/python bench/realign_calls.py [--sizes 40,400,4000] [--k 5]
 """
@@ -34,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="40,400,4000")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--labels-per-trace", type=int, default=4, help="2 real ratings, the rest echoes of them")
     parser.add_argument("--feedbackqa", default=str(REPO.parent / "shared" / "data" / "feedbackqa"))
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
@@ -62,11 +64,16 @@ def main() -> None:
     experiment_id = connect(settings)
     started = time.perf_counter()
     items = [i for d in ("UK", "CDC", "Australia", "WHO") for i in feedbackqa.load_items(Path(args.feedbackqa), d)]
+    # Only the answers the largest size needs are logged as traces (logging is the slow part).
+    items = items[: -(-(max(sizes) + args.k) // args.labels_per_trace) + 1]
     trace_ids = production.seed_traces(experiment_id, items)
     judges.ensure_base_judge(settings, experiment_id, settings.judge_model)
-    # Every label the bench may write, in order: real ratings first, then echoes of them.
-    queue = [(trace_ids[i.key], r.reviewer, r) for i in items for r in i.ratings]
-    queue += [(trace_ids[i.key], f"echo-{n}-{r.reviewer}", r) for n in (1, 2) for i in items for r in i.ratings]
+    # Every label the bench may write, trace by trace: its real ratings, then echoes of them.
+    echoes = max(0, args.labels_per_trace // 2 - 1)
+    queue = [
+        (trace_ids[i.key], r.reviewer if n == 0 else f"echo-{n}-{r.reviewer}", r)
+        for i in items for n in range(echoes + 1) for r in i.ratings
+    ]
     written = [0]
 
     def release(count: int) -> None:
