@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     min_heldout_labels: int = 3
     gate_margin: float = 0.05
     label_threshold: int = 5
-    sensor_interval_seconds: int = 30
+    # An idle tick is one index probe of MLflow's assessments table (bench/sensor_tick.py), so
+    # polling every 5 s costs little and keeps label-to-promotion latency low (bench/latency.py).
+    sensor_interval_seconds: int = 5
 
     prompt_name: str = "judgeloop-agent-system-prompt"
     agent_system_prompt: str = DEFAULT_AGENT_PROMPT
