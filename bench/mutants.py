@@ -34,10 +34,12 @@ class Mutation:
     tests: tuple[str, ...]  # pytest node ids that must fail
 
 
+# Fastest first: pytest stops at the first failure (-x).
 VALIDITY_TESTS = (
-    "tests/test_labels.py",
+    "tests/test_labels.py::test_usable_never_keeps_an_invalid_label",
+    "tests/test_labels.py::test_latest_per_reviewer_never_keeps_an_invalid_label",
     "tests/test_sme_labels_sensor.py::test_an_override_by_another_reviewer_counts_once",
-    "tests/test_memalign_sees_valid_labels_only.py",
+    "tests/test_labels.py::test_overridden_and_updated_labels",
 )
 USABLE_FILTER = ("        if not label.valid:\n            continue\n        reason = check_value", "        reason = check_value")
 LATEST_FILTER = ("    for label in found:\n        if not label.valid:\n            continue\n", "    for label in found:\n")
@@ -75,6 +77,12 @@ MUTATIONS = (
         "judgeloop/alignment.py",
         (("    heldout_traces = [cleaned[tid] for tid in heldout_ids]", "    heldout_traces = [cleaned[tid] for tid in align_ids]"),),
         ("tests/test_alignment_asset.py::test_agreement_is_measured_on_heldout_traces_only",),
+    ),
+    Mutation(
+        "run config may override tracking_uri and gate_margin",
+        "judgeloop/settings.py",
+        (('RUN_CONFIG_FIELDS = ("experiment_name",', 'RUN_CONFIG_FIELDS = ("tracking_uri", "gate_margin", "experiment_name",'),),
+        ("tests/test_run_config_limits.py",),
     ),
     Mutation(
         "split uses Python's salted hash()",
