@@ -3,7 +3,7 @@
 Each mutation is a textual patch of one source file, applied to a throwaway copy of the
 repository (the working tree is never modified), followed by only the tests that should catch
 it. A mutation whose tests still pass SURVIVED: the feature can be removed without any test
-noticing. Prints a table, one PASS/FAIL line, and a JSON line; exits 1 when a mutation
+noticing; one whose tests time out counts as not caught either. Prints a table, one PASS/FAIL line, and a JSON line; exits 1 when a mutation
 survived (CI runs it with CI=true), 0 otherwise.
 
     .venv/bin/python bench/mutants.py                 # every mutation
@@ -111,14 +111,14 @@ def apply(root: Path, mutation: Mutation) -> None:
     path.write_text(text)
 
 
-def run_tests(root: Path, tests: tuple[str, ...], timeout: int) -> tuple[bool, str]:
-    """(passed, tail of output) of pytest on ``tests`` inside ``root``."""
+def run_tests(root: Path, tests: tuple[str, ...], timeout: int) -> tuple[bool | None, str]:
+    """(passed, tail of output) of pytest on ``tests`` inside ``root``; passed is None on a timeout."""
     env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
     try:
         out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return False, f"timed out after {timeout} s"
+        return None, f"timed out after {timeout} s"
     return out.returncode == 0, (out.stdout + out.stderr).strip().splitlines()[-1:][0] if (out.stdout + out.stderr).strip() else ""
 
 
@@ -144,7 +144,7 @@ def main() -> int:
             # A test that fails on the unmutated code would make every mutation look caught.
             targeted = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
             ok, tail = run_tests(pristine, targeted, args.timeout * 2)
-            if not ok:
+            if ok is not True:
                 print(f"FAIL: the targeted tests fail without any mutation: {tail}")
                 print(json.dumps({"benchmark": "mutants", "baseline_passed": False, "pass": False}))
                 return 1
@@ -156,15 +156,19 @@ def main() -> int:
             t0 = time.monotonic()
             passed, tail = run_tests(work, mutation.tests, args.timeout)
             seconds = round(time.monotonic() - t0, 1)
-            results.append({"mutation": mutation.name, "caught": not passed, "seconds": seconds, "tests": list(mutation.tests), "pytest": tail})
-            print(f"{'caught  ' if not passed else 'SURVIVED'}  {seconds:7.1f}s  {mutation.name}  ({tail})", flush=True)
+            # A timeout is no verdict: the tests neither failed nor passed. It counts against the run.
+            caught = passed is False
+            verdict = "caught" if caught else ("TIMEOUT" if passed is None else "SURVIVED")
+            results.append({"mutation": mutation.name, "caught": caught, "result": verdict, "seconds": seconds,
+                            "tests": list(mutation.tests), "pytest": tail})
+            print(f"{verdict:8}  {seconds:7.1f}s  {mutation.name}  ({tail})", flush=True)
 
     survived = [r["mutation"] for r in results if not r["caught"]]
     total = round(time.monotonic() - started, 1)
     print()
     print(f"{'mutation':48} result")
     for r in results:
-        print(f"{r['mutation']:48} {'caught' if r['caught'] else 'SURVIVED'}")
+        print(f"{r['mutation']:48} {r['result']}")
     print(f"{'PASS' if not survived else 'FAIL'}: {len(results) - len(survived)}/{len(results)} mutations caught in {total} s"
           + (f"; survived: {', '.join(survived)}" if survived else ""))
     print(json.dumps({"benchmark": "mutants", "mutations": results, "caught": len(results) - len(survived), "total": len(results),

@@ -124,6 +124,7 @@ def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch):
     # learned "Always rate 1" is worse by construction, whatever traces land in held-out.
     label_like_the_base_judge(settings, experiment_id)
     monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/saboteur")
+    monkeypatch.setenv("JUDGELOOP_GEPA_MAX_METRIC_CALLS", "6")  # should the gate leak, GEPA stays short
     result = run(instance, ["aligned_judge", "agent_prompt", "optimized_prompt"])
     assert not result.success
     check = result.get_asset_check_evaluations()[0]
