@@ -5,7 +5,6 @@ If one fails after an MLflow upgrade, the module named in the test is the one pl
 
 import inspect
 import logging
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,20 +15,14 @@ from mlflow.entities import AssessmentSource
 
 from judgeloop import labels, mlflow_schema
 from judgeloop.label_files.traces import known_trace_ids
-from judgeloop.settings import load_settings
-from judgeloop.store import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import mlflow_rows  # noqa: E402  (bench/mlflow_rows.py)
 
 
 @pytest.fixture
-def store(home, template):
-    state, experiment_id, trace_ids = template
-    shutil.copytree(state, home)
-    settings = load_settings()
-    assert connect(settings) == experiment_id
-    return settings, experiment_id, trace_ids
+def store(template_store):
+    return template_store
 
 
 def _engine(settings):

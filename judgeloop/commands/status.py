@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 from pathlib import Path
 
 from judgeloop.settings import Settings, is_databricks, load_settings
