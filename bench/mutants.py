@@ -126,7 +126,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="run only mutations whose name contains this text")
     parser.add_argument("--list", action="store_true")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per mutation's test run")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per mutation's test run")
     parser.add_argument("--no-baseline", action="store_true", help="skip running the targeted tests unmutated first")
     args = parser.parse_args()
     chosen = [m for m in MUTATIONS if args.only.lower() in m.name.lower()]
