@@ -77,10 +77,6 @@ class HumanLabel:
     valid: bool = True
 
     @property
-    def cursor(self) -> Cursor:
-        return Cursor(self.updated_ms, self.assessment_id)
-
-    @property
     def key(self) -> tuple[int, str]:
         return (self.updated_ms, self.assessment_id)
 
