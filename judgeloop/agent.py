@@ -8,7 +8,7 @@ import functools
 
 import mlflow
 
-from judgeloop import feedbackqa
+from judgeloop import feedbackqa, prompts
 from judgeloop.fake_llm import words
 from judgeloop.settings import load_settings
 
@@ -57,6 +57,6 @@ def answer(question: str) -> str:
     """Entry point for JUDGELOOP_AGENT=judgeloop.agent:answer (and for GEPA's predict_fn)."""
     settings = load_settings()
     prompt = mlflow.genai.load_prompt(
-        f"prompts:/{settings.prompt_name}@{settings.production_alias}", cache_ttl_seconds=0
+        f"prompts:/{prompts.name(settings)}@{settings.production_alias}", cache_ttl_seconds=0
     )
     return respond(question, prompt.format())
