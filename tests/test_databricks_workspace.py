@@ -196,3 +196,16 @@ def test_databricks_queue_asking_another_question_is_refused_before_writing(dbx)
     with pytest.raises(WorkspaceNotReadyError, match="JUDGELOOP_JUDGE_NAME"):
         workspace.for_settings(settings).open_labeling(experiment_id, trace_ids, "")
     assert writes(dbx) == before
+
+
+def test_databricks_prompt_lives_in_unity_catalog_with_its_alias(dbx):
+    from judgeloop import prompts
+
+    settings = load_settings()
+    connect(settings)
+    state = prompts.ensure_registered(settings)
+    assert (state.name, state.version, state.production_version) == ("main.judgeloop.judgeloop_agent_system_prompt", 1, 1)
+    prompts.tag_version(state.name, 1, {"judgeloop.checked": "yes"})
+    assert prompts.version_tags(state.name, 1)["judgeloop.checked"] == "yes"
+    assert prompts.production(settings).template == settings.agent_system_prompt
+    assert not prompts.ensure_registered(settings).created

@@ -17,6 +17,9 @@ site-packages):
 - ``/api/2.0/managed-evals/experiments/{experiment}/reviewQuestions|reviewQueues/...``: review
   questions, queues, members and items (``mlflow/genai/databricks/review_queues/api.py`` for the
   requests, ``entities.py`` for the resource shapes). ``completed_by`` is the caller's identity.
+- ``/api/2.0/mlflow/unity-catalog/prompts/...``: the Unity Catalog prompt registry, in memory
+  (``mlflow/protos/unity_catalog_prompt_service.proto`` for paths and messages,
+  ``mlflow/store/_unity_catalog/registry/rest_store.py`` for the client).
 - ``/serving-endpoints/...`` (and ``/ai-gateway/mlflow/v1/...``): OpenAI-style chat completions and
   embeddings answered by judgeloop's deterministic fake model (``judgeloop/fake_llm.py``).
 
@@ -40,6 +43,8 @@ import requests
 from judgeloop import fake_llm
 
 MANAGED = "/api/2.0/managed-evals"
+UC_PROMPTS = "/api/2.0/mlflow/unity-catalog/prompts"
+UC_PROMPT_LINKS = "/api/2.0/mlflow/unity-catalog/prompt-versions/"
 # Ids in paths collapse to "*" in the request counts, so counts group by endpoint.
 _ID_SEGMENT = re.compile(r"/(?:tr-[0-9a-f]+|[0-9a-f]{8,}|\d+)(?=/|$)")
 
@@ -68,6 +73,7 @@ class FakeDatabricks:
         self.queues: dict[str, dict[str, dict]] = {}
         self.members: dict[str, list[dict]] = {}
         self.items: dict[str, dict[str, dict]] = {}  # queue name -> item id -> item
+        self.prompts: dict[str, dict] = {}  # UC name -> {"prompt": Prompt, "versions": [PromptVersion], "aliases": {}}
         self._ids = itertools.count(1)
         self._session = requests.Session()
 
@@ -89,6 +95,8 @@ class FakeDatabricks:
         if path.startswith("/api/4.0/"):
             return 404, {"error_code": "ENDPOINT_NOT_FOUND", "message": f"No API found for '{method} {path}'"}, "json"
         user = self.caller(headers)
+        if path.startswith(UC_PROMPTS) or path.startswith(UC_PROMPT_LINKS):
+            return 200, self.uc_prompts(method, path, body), "json"
         if path.startswith("/api/2.0/mlflow/") or path.startswith("/api/3.0/mlflow/"):
             return self.forward(method, path, query, body)
         if path == "/api/2.0/preview/scim/v2/Me":
@@ -111,6 +119,74 @@ class FakeDatabricks:
             json=body if method not in ("GET", "DELETE") else None, timeout=120,
         )
         return response.status_code, response.content, response.headers.get("Content-Type", "application/json")
+
+    # Unity Catalog prompts (messages in mlflow/protos/unity_catalog_prompt_messages.proto, paths in
+    # unity_catalog_prompt_service.proto, client in mlflow/store/_unity_catalog/registry/rest_store.py)
+    def uc_prompts(self, method: str, path: str, body: dict) -> dict:
+        with self.lock:
+            if path.startswith(UC_PROMPT_LINKS):
+                return {}
+            rest = unquote(path[len(UC_PROMPTS):]).strip("/")
+            if rest == "" and method == "POST":
+                name = body["name"]
+                if name in self.prompts:
+                    raise ApiError(409, "RESOURCE_ALREADY_EXISTS", f"Prompt {name} already exists")
+                self.prompts[name] = {"prompt": {"name": name, "creation_timestamp": _now(),
+                                                 "description": body.get("prompt", {}).get("description", ""),
+                                                 "tags": body.get("prompt", {}).get("tags", [])},
+                                      "versions": [], "aliases": {}}
+                return self._prompt(name)
+            if rest == "search":
+                return {"prompts": [self._prompt(n) for n in self.prompts]}
+            name, _, sub = rest.partition("/")
+            if name not in self.prompts:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Prompt {name} does not exist")
+            entry = self.prompts[name]
+            if sub == "":
+                return self._prompt(name)
+            if sub == "tags":
+                entry["prompt"]["tags"] = [t for t in entry["prompt"]["tags"] if t["key"] != body["key"]] + [
+                    {"key": body["key"], "value": body["value"]}]
+                return {}
+            if sub == "versions" and method == "POST":
+                given = body.get("prompt_version", {})
+                version = {"name": name, "version": str(len(entry["versions"]) + 1), "creation_timestamp": _now(),
+                           "last_updated_timestamp": _now(), "description": given.get("description", ""),
+                           "template": given["template"], "tags": given.get("tags", [])}
+                entry["versions"].append(version)
+                return self._version(name, version)
+            if sub == "versions/search":
+                return {"prompt_versions": [self._version(name, v) for v in entry["versions"]]}
+            match = re.match(r"^aliases/([^/]+)$", sub)
+            if match:
+                if method == "DELETE":
+                    entry["aliases"].pop(match.group(1), None)
+                else:
+                    entry["aliases"][match.group(1)] = str(body["version"])
+                return {}
+            match = re.match(r"^versions/by-alias/([^/]+)$", sub)
+            if match:
+                wanted = entry["aliases"].get(match.group(1))
+                if wanted is None:
+                    raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Alias {match.group(1)} of {name} does not exist")
+                return self._version(name, entry["versions"][int(wanted) - 1])
+            match = re.match(r"^versions/(\d+)(/tags)?$", sub)
+            if match and 0 < int(match.group(1)) <= len(entry["versions"]):
+                version = entry["versions"][int(match.group(1)) - 1]
+                if match.group(2):
+                    version["tags"] = [t for t in version["tags"] if t["key"] != body["key"]] + [
+                        {"key": body["key"], "value": body["value"]}]
+                    return {}
+                return self._version(name, version)
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"No prompt resource {name}/{sub}")
+
+    def _prompt(self, name: str) -> dict:
+        entry = self.prompts[name]
+        return {**entry["prompt"], "aliases": [{"alias": a, "version": v} for a, v in entry["aliases"].items()]}
+
+    def _version(self, name: str, version: dict) -> dict:
+        aliases = [{"alias": a, "version": v} for a, v in self.prompts[name]["aliases"].items() if v == version["version"]]
+        return {**version, "aliases": aliases}
 
     # Managed-evals scorers --------------------------------------------------------------
     def scheduled_scorers(self, method: str, experiment_id: str, body: dict) -> dict:
