@@ -8,8 +8,9 @@ never on the number of traces in the experiment.
 
 Setup per size: ``bench/sensor_tick.py``'s ``generate_store`` bulk-writes N synthetic evaluated
 traces (5% with an SME label) into a sqlite MLflow store; a real ``mlflow server`` serves that
-store behind the fake Databricks workspace (``tests/fake_databricks``); judgeloop, in Databricks
-mode, opens a review queue of ``--queue`` traces and two reviewers answer ``--answered`` of them.
+store behind the fake Databricks workspace (``tests/fake_databricks``); ``--queue`` more traces
+are logged through the workspace, judgeloop (Databricks mode) opens a review queue of them and
+two reviewers answer ``--answered``.
 Measured: median wall time of idle ticks and of reconcile ticks, and the HTTP requests the
 workspace received per tick (a machine-independent measure of work).
 
@@ -42,6 +43,20 @@ def requests_seen(fake) -> int:
     return sum(fake.fake.requests.values())
 
 
+def log_queue_traces(count: int) -> list[str]:
+    """The traces SMEs review, logged through the workspace as an agent's client would (the
+    synthetic filler keeps its spans in the tracking store, which Databricks reads only via v4)."""
+    import mlflow
+
+    trace_ids = []
+    for i in range(count):
+        with mlflow.start_span(name="support_agent", span_type="AGENT") as span:
+            span.set_inputs({"question": f"Question {i} about the incubation period?"})
+            span.set_outputs(f"Answer {i}: usually five to six days.")
+            trace_ids.append(span.trace_id)
+    return trace_ids
+
+
 def measure(size: int, queue_size: int, answered: int, reps: int, workdir: Path) -> dict:
     from judgeloop import labels, workspace
     from judgeloop.settings import load_settings
@@ -61,9 +76,10 @@ def measure(size: int, queue_size: int, answered: int, reps: int, workdir: Path)
         use_agents_boundary()
         experiment_id = connect(load_settings())
         assert experiment_id == store["experiment_id"], (experiment_id, store["experiment_id"])
+        queued = log_queue_traces(queue_size)
         place = workspace.for_settings(load_settings())
-        queue = place.open_labeling(experiment_id, store["trace_ids"][:queue_size], "")
-        for i, trace_id in enumerate(store["trace_ids"][:answered]):
+        queue = place.open_labeling(experiment_id, queued, "")
+        for i, trace_id in enumerate(queued[:answered]):
             token = ["dapi-fake-ana", "dapi-fake-ben"][i % 2]
             reviewer.answer(fake.url, experiment_id, queue.queue_id, trace_id, JUDGE, 1 + i % 4, token)
 

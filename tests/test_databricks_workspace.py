@@ -1,8 +1,6 @@
 """The workspace interface on both backends: a local store, and a fake Databricks workspace
 (tests/fake_databricks) in front of a real local mlflow server."""
 
-import os
-
 import pytest
 
 from judgeloop import datasets, labels, workspace
@@ -10,7 +8,7 @@ from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop.workspace import WorkspaceNotReadyError
 from tests.fake_databricks import reviewer
-from tests.fake_databricks.running import fake_workspace, use_agents_boundary
+from tests.fake_databricks.running import databricks_mode, fake_workspace
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +20,8 @@ def fake(tmp_path_factory):
 @pytest.fixture
 def dbx(fake, home, monkeypatch, request):
     """Databricks mode against the fake, one experiment per test."""
-    for key in list(os.environ):
-        if key.startswith("DATABRICKS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(home / "no-databrickscfg"))
-    for key, value in fake.env().items():
-        if key != "PYTHONPATH":
-            monkeypatch.setenv(key, value)
-    monkeypatch.setenv("JUDGELOOP_EXPERIMENT_NAME", f"/Shared/{request.node.name}")
+    databricks_mode(monkeypatch, fake, home, f"/Shared/{request.node.name}")
     monkeypatch.setenv("JUDGELOOP_REVIEWERS", "ana@example.com,ben@example.com")
-    use_agents_boundary()
     return fake
 
 

@@ -66,3 +66,16 @@ def fake_workspace(state: Path):
             stop()
     finally:
         stack.stop()
+
+
+def databricks_mode(monkeypatch, running: RunningWorkspace, home: Path, experiment_name: str) -> None:
+    """This test process in Databricks mode against ``running`` (one experiment per test)."""
+    for key in list(os.environ):
+        if key.startswith("DATABRICKS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(home / "no-databrickscfg"))  # ignore the developer's profiles
+    for key, value in running.env().items():
+        if key != "PYTHONPATH":
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("JUDGELOOP_EXPERIMENT_NAME", experiment_name)
+    use_agents_boundary()
