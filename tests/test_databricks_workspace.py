@@ -122,7 +122,7 @@ def test_databricks_label_check_reads_the_labels_that_arrived(dbx):
     place = workspace.for_settings(settings)
     queue = place.open_labeling(experiment_id, trace_ids, "")
     assert place.check_label_names(experiment_id).passed
-    reviewer.answer(dbx.url, experiment_id, queue.queue_id, trace_ids[0], "Answer quality ", 2, "dapi-fake-ben")
+    reviewer.answer(dbx.url, experiment_id, queue.queue_id, trace_ids[0], " Answer_Quality", 2, "dapi-fake-ben")
     assert place.check_label_names(experiment_id).passed  # MemAlign's own matching: trimmed, case-insensitive
     reviewer.answer(dbx.url, experiment_id, queue.queue_id, trace_ids[1], "helpfulness", 2, "dapi-fake-ben")
     check = place.check_label_names(experiment_id)
