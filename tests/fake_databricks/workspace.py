@@ -130,7 +130,7 @@ class FakeDatabricks:
             if rest == "" and method == "POST":
                 name = body["name"]
                 if name in self.prompts:
-                    raise ApiError(409, "RESOURCE_ALREADY_EXISTS", f"Prompt {name} already exists")
+                    raise ApiError(409, "ALREADY_EXISTS", f"Prompt {name} already exists")  # the code register_prompt tolerates
                 self.prompts[name] = {"prompt": {"name": name, "creation_timestamp": _now(),
                                                  "description": body.get("prompt", {}).get("description", ""),
                                                  "tags": body.get("prompt", {}).get("tags", [])},
