@@ -8,7 +8,7 @@ import functools
 
 import mlflow
 
-from judgeloop import feedbackqa
+from judgeloop import feedbackqa, prompts
 from judgeloop.fake_llm import words
 from judgeloop.settings import Settings, load_settings
 
@@ -59,6 +59,6 @@ def answer(question: str) -> str:
     settings = load_settings()
     prepare_environment(settings)
     prompt = mlflow.genai.load_prompt(
-        f"prompts:/{settings.prompt_name}@{settings.production_alias}", cache_ttl_seconds=0
+        f"prompts:/{prompts.name(settings)}@{settings.production_alias}", cache_ttl_seconds=0
     )
     return respond(question, prompt.format(), settings)

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         None, description="JSONL of {question, expectations} attached to eval_dataset records (GEPA needs them)."
     )
 
+    # Databricks mode (JUDGELOOP_TRACKING_URI=databricks): where Unity Catalog keeps the dataset and prompt.
+    uc_schema: str | None = Field(None, description="Unity Catalog schema 'catalog.schema' for the dataset and prompt.")
+    dataset_table: str | None = Field(None, description="Evaluation dataset table 'catalog.schema.table' (Databricks).")
+    label_reconcile_ticks: int = Field(
+        20, description="Databricks: every N label reads re-read all the review queue's traces (catches late edits)."
+    )
+
     @field_validator("reviewers", "categories", mode="before")
     @classmethod
     def _split_csv(cls, value):

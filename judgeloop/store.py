@@ -50,6 +50,9 @@ def connect(settings: Settings) -> str:
     import mlflow
 
     prepare_environment(settings)
+    from judgeloop.workspace import for_settings
+
+    for_settings(settings).check_ready()  # names a missing setting, credential or package before any write
     if not is_databricks(settings):
         settings.resolved_home.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)

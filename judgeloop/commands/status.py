@@ -40,7 +40,7 @@ def collect(settings: Settings) -> dict:
             "reviewers": [], "newest_label_ms": None, "aligned_up_to_ms": None,
         },
         "sensor": sensor_status(settings),
-        "prompt": {"name": settings.prompt_name, "alias": settings.production_alias, "production_version": None},
+        "prompt": {"name": _prompt_name(settings), "alias": settings.production_alias, "production_version": None},
     }
     if experiment_id is None:
         return report
@@ -219,3 +219,9 @@ def render(report: dict) -> str:
         f"production prompt {prompt['name']!r}@{prompt['alias']}: " + (f"v{version}" if version is not None else "none")
     )
     return "\n".join(lines)
+
+
+def _prompt_name(settings: Settings) -> str:
+    from judgeloop import prompts
+
+    return prompts.name(settings)
