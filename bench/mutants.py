@@ -49,20 +49,20 @@ MUTATIONS = (
     Mutation("latest_per_reviewer keeps invalid labels", "judgeloop/labels.py", (LATEST_FILTER,), VALIDITY_TESTS),
     Mutation("both validity filters removed", "judgeloop/labels.py", (USABLE_FILTER, LATEST_FILTER), VALIDITY_TESTS),
     Mutation(
-        "realign_judge selects aligned_judge only",
+        "realign_judge selects live_agreement only",
         "sensors/sme_labels_sensor.py",
-        (('dg.AssetSelection.assets("aligned_judge").downstream()', 'dg.AssetSelection.assets("aligned_judge")'),),
+        (('dg.AssetSelection.assets("live_agreement").downstream()', 'dg.AssetSelection.assets("live_agreement")'),),
         ("tests/test_sme_labels_sensor.py::test_sensor_targets_the_realign_job_with_everything_downstream",),
     ),
     Mutation(
         "agreement gate check non-blocking",
         "judgeloop_assets/assets/alignment.py",
-        (("            blocking=True,\n            description=\"Held-out kappa", "            blocking=False,\n            description=\"Held-out kappa"),),
+        (("            blocking=True,\n            description=(\n                \"Blocks a new judge", "            blocking=False,\n            description=(\n                \"Blocks a new judge"),),
         ("tests/test_alignment_asset.py::test_gate_blocks_a_worse_judge",),
     ),
     Mutation(
         "gate margin doubled",
-        "judgeloop/alignment.py",
+        "judgeloop/gate.py",
         (("    if delta < -margin:", "    if delta < -2 * margin:"),),
         ("tests/test_split_and_agreement.py::test_gate_margin_at_its_boundary",),
     ),
@@ -75,7 +75,7 @@ MUTATIONS = (
     Mutation(
         "agreement measured on the alignment split",
         "judgeloop/alignment.py",
-        (("    heldout_traces = [cleaned[tid] for tid in heldout_ids]", "    heldout_traces = [cleaned[tid] for tid in align_ids]"),),
+        (("for t in heldout_ids}, settings.heldout_max)", "for t in align_ids}, settings.heldout_max)"),),
         ("tests/test_alignment_asset.py::test_agreement_is_measured_on_heldout_traces_only",),
     ),
     Mutation(
@@ -83,6 +83,54 @@ MUTATIONS = (
         "judgeloop/settings.py",
         (('RUN_CONFIG_FIELDS = ("experiment_name",', 'RUN_CONFIG_FIELDS = ("tracking_uri", "gate_margin", "experiment_name",'),),
         ("tests/test_run_config_limits.py",),
+    ),
+    Mutation(
+        "the gate never blocks a judge worse with confidence",
+        "judgeloop/gate.py",
+        (("        if diff.high < -margin:", "        if False:"),),
+        ("tests/test_scores_and_gate.py::test_a_judge_worse_by_construction_is_blocked",),
+    ),
+    Mutation(
+        "the gate ignores intervals (point rule only)",
+        "judgeloop/gate.py",
+        (("    if comparison is not None and comparison.has_intervals:", "    if False:"),),
+        ("tests/test_scores_and_gate.py::test_a_judge_equal_within_noise_is_not_blocked",),
+    ),
+    Mutation(
+        "an unmeasured judge may be promoted",
+        "judgeloop/gate.py",
+        (("        if scored < min_scored:", "        if False:"),),
+        ("tests/test_scores_and_gate.py::test_an_unmeasured_judge_is_never_promoted",),
+    ),
+    Mutation(
+        "held-out sample not capped",
+        "judgeloop/sampling.py",
+        (("    return sorted(chosen)", "    return sorted(heldout_values)"),),
+        ("tests/test_scores_and_gate.py::test_heldout_sample_is_capped_stable_and_stratified",),
+    ),
+    Mutation(
+        "stored judge scores not reused",
+        "judgeloop/scores.py",
+        (("    if version is not None:\n        for trace_id in traces:", "    if False:\n        for trace_id in traces:"),),
+        ("tests/test_scores_and_gate.py::test_a_second_measurement_pays_only_for_new_traces",),
+    ),
+    Mutation(
+        "prompt comparison counts unparseable answers",
+        "judgeloop/optimization.py",
+        (("        if reason:\n            log.warning(\"no score on", "        if False:\n            log.warning(\"no score on"),),
+        ("tests/test_scores_and_gate.py::test_prompt_comparison_leaves_failed_calls_out_instead_of_counting_zero",),
+    ),
+    Mutation(
+        "live agreement batch ignores the watermark",
+        "judgeloop/live_agreement.py",
+        (("if label.key > mark][-window:]", "][-window:]"),),
+        ("tests/test_live_agreement.py",),
+    ),
+    Mutation(
+        "missing usage counted as zero tokens",
+        "judgeloop/usage.py",
+        (("            if counted is None:", "            if False:"),),
+        ("tests/test_usage.py::test_known_prices_and_missing_usage",),
     ),
     Mutation(
         "split uses Python's salted hash()",

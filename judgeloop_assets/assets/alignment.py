@@ -17,7 +17,7 @@ sme_labels = dg.AssetSpec(
 
 GATE = "agreement_gate"
 DETAIL_KEYS = {
-    "heldout_pairs_before", "heldout_pairs_after", "heldout_pairs_human_ceiling", "exact_agreement_human_ceiling",
+    "heldout_pairs_after", "heldout_pairs_human_ceiling", "exact_agreement_human_ceiling",
     "mae_before", "mae_human_ceiling", "traces_alignment", "heldout_unscored_before", "heldout_unscored_after",
     "llm_align_embedding_calls", "llm_measure_judge_calls", "llm_measure_judge_scores_reused", "llm_measure_embedding_calls",
 }
