@@ -207,6 +207,11 @@ def test_prompt_comparison_leaves_failed_calls_out_instead_of_counting_zero(stor
 
     garbage = judges.build_judge(settings, "fake:/garbage")
     assert optimization.record_scores(settings, garbage, agent, "any", records) == [None, None, None]
+
+    def off_scale(inputs, outputs):  # a judge answering 9 on the 1-4 scale
+        return SimpleNamespace(error=None, value=9)
+
+    assert optimization.record_scores(settings, off_scale, agent, "any", records) == [None, None, None]
     working = judges.build_judge(settings, settings.judge_model)
     assert all(s is not None for s in optimization.record_scores(settings, working, agent, "any", records))
     # Production failed on the first record (a 429), the candidate on the last: compared on the middle one.
