@@ -1,6 +1,7 @@
 import dagster as dg
 
-from judgeloop import labeling, traces
+from judgeloop import labeling, labels, review_progress, traces
+from judgeloop_assets import metadata
 from judgeloop_assets.resources import JudgeloopConfig
 
 
@@ -22,6 +23,9 @@ def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
     trace_ids = traces.tagged_trace_ids(experiment_id)
     report = labeling.open_session(settings, experiment_id, trace_ids, judgeloop.ui_url(settings))
     context.log.info(f"queue {report.queue_name}: {report.items_added} items added, {report.pending} pending")
+    used, rejected = labels.current_labels(settings, experiment_id)
+    queued = [item.item_id for item in labeling.queue_items(report.queue_id)]
+    review = review_progress.report(settings, used, rejected, queued)
     yield dg.MaterializeResult(
         metadata={
             "labeling_url": dg.MetadataValue.url(report.url),
@@ -34,6 +38,9 @@ def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "items_complete": report.complete,
             "reviewers": ", ".join(report.reviewers) or "anyone with access",
             "experiment_id": experiment_id,
+            "rubric_on_form": labeling.instruction(settings),
+            "reviewer_progress": metadata.reviewer_table(review),
+            "reviewer_agreement": metadata.reviewer_agreement_table(review),
         }
     )
     yield check_schema(settings, experiment_id)
