@@ -85,3 +85,27 @@ def logging_to(experiment_id: str, then: str):
         yield experiment_id
     finally:
         mlflow.set_experiment(experiment_id=then)
+
+
+def experiment_url(settings: Settings, experiment_id: str, mlflow_ui_url: str | None = None) -> str:
+    base = (mlflow_ui_url or os.environ.get("JUDGELOOP_MLFLOW_UI_URL") or _ui_base(settings)).rstrip("/")
+    return f"{base}/#/experiments/{experiment_id}"
+
+
+def _ui_base(settings: Settings) -> str:
+    uri = settings.resolved_tracking_uri
+    if uri.startswith("http"):
+        return uri
+    return "http://127.0.0.1:5000"
+
+
+def get_experiment_tag(experiment_id: str, key: str) -> str | None:
+    import mlflow
+
+    return mlflow.get_experiment(experiment_id).tags.get(key)
+
+
+def set_experiment_tag(experiment_id: str, key: str, value: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_experiment_tag(experiment_id, key, value)
