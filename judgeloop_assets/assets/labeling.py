@@ -1,6 +1,6 @@
 import dagster as dg
 
-from judgeloop import labeling, labels, review_progress, traces
+from judgeloop import labeling, labels, review_progress, traces, workspace
 from judgeloop_assets import metadata
 from judgeloop_assets.resources import JudgeloopConfig
 
@@ -21,11 +21,12 @@ from judgeloop_assets.resources import JudgeloopConfig
 def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
     settings, experiment_id = judgeloop.connect()
     trace_ids = traces.tagged_trace_ids(experiment_id)
-    report = labeling.open_session(settings, experiment_id, trace_ids, judgeloop.ui_url(settings))
+    place = workspace.for_settings(settings)
+    report = place.open_labeling(experiment_id, trace_ids, judgeloop.ui_url(settings))
     context.log.info(f"queue {report.queue_name}: {report.items_added} items added, {report.pending} pending")
     used, rejected = labels.current_labels(settings, experiment_id)
-    queued = [item.item_id for item in labeling.queue_items(report.queue_id)]
-    review = review_progress.report(settings, used, rejected, queued)
+    # The queue holds every tagged trace: progress is counted over them.
+    review = review_progress.report(settings, used, rejected, trace_ids)
     yield dg.MaterializeResult(
         metadata={
             "labeling_url": dg.MetadataValue.url(report.url),
@@ -43,17 +44,5 @@ def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "reviewer_agreement": metadata.reviewer_agreement_table(review),
         }
     )
-    yield check_schema(settings, experiment_id)
-
-
-def check_schema(settings, experiment_id: str) -> dg.AssetCheckResult:
-    from mlflow.genai import label_schemas
-
-    schema = label_schemas.get_label_schema(labeling.schema_name(settings), experiment_id=experiment_id)
-    expected = labeling.describe_input(labeling.schema_input(settings))
-    actual = labeling.describe_input(schema.input)
-    return dg.AssetCheckResult(
-        check_name="schema_matches_judge",
-        passed=schema.name == settings.judge_name and actual == expected,
-        metadata={"schema_name": schema.name, "judge_name": settings.judge_name, "schema_input": actual, "expected_input": expected},
-    )
+    names = place.check_label_names(experiment_id)
+    yield dg.AssetCheckResult(check_name="schema_matches_judge", passed=names.passed, metadata=names.metadata)
