@@ -59,7 +59,10 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
 
     # Re-running with the same judge and dataset is a no-op.
     again = run(instance, ["optimized_prompt"])
-    assert again.success and "already optimized" in md(again, "optimized_prompt")["skipped"]
+    assert again.success and "already optimized" in md(again, "optimized_prompt")["no_change"]
+    # The no-op still shows the prompt in use and its diff, carried from the run that made it.
+    assert md(again, "optimized_prompt")["result_from_run"] == result.run_id
+    assert md(again, "optimized_prompt")["diff_vs_production"] == meta["diff_vs_production"]
     assert prompts.latest(settings.prompt_name).version == 2
 
 
