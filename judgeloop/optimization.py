@@ -140,7 +140,10 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
 
     # A plugged-in agent (JUDGELOOP_AGENT) brings its own model; the demo agent needs one.
     uris = providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
-    predict_fn = traces.load_agent(settings.agent) if settings.agent else agent.answer
+    from judgeloop.traffic import marked_as_optimizer
+
+    # Every agent call made while optimizing is marked, so it never becomes evaluation data.
+    predict_fn = marked_as_optimizer(traces.load_agent(settings.agent) if settings.agent else agent.answer)
     dataset_id = datasets.get_or_create(experiment_id, f"{settings.experiment_name}-eval").dataset_id
     records, skipped = check_expectations(datasets.load_records(dataset_id), settings.skip_records_without_expectations)
     train = [r for r in records if not split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]

@@ -97,5 +97,5 @@ class Waiting:
 def waiting_labels(settings: Settings, experiment_id: str, since: labels.Cursor) -> Waiting:
     """The usable labels changed after ``since`` (a ``RealignState.consumed``): the labels that wait."""
     batch = labels.changed_since(settings, experiment_id, since)
-    fresh, rejected = labels.usable(settings, batch.labels)
+    fresh, rejected = labels.usable(settings, batch.labels, experiment_id)
     return Waiting(fresh, rejected, batch)

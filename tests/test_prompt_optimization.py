@@ -57,6 +57,20 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     assert tags["judgeloop.dataset_id"] == meta["dataset_id"]
     assert tags["judgeloop.parent_version"] == "1"
 
+    # GEPA's agent runs are traced as optimizer traffic; a restart that relaunches the foundation
+    # job neither tags them, nor merges them into the dataset, nor queues them for the experts.
+    from judgeloop import traffic, traces
+
+    optimizer_traces = traffic.optimizer_trace_ids(experiment_id)
+    assert len(optimizer_traces) >= meta["metric_calls_spent"]
+    tagged_before = set(traces.tagged_trace_ids(experiment_id))
+    restart = run(instance, FOUNDATION)
+    assert restart.success
+    assert not optimizer_traces & set(traces.tagged_trace_ids(experiment_id))
+    assert set(traces.tagged_trace_ids(experiment_id)) == tagged_before
+    assert md(restart, "tagged_traces")["traces_evaluated"] == 0
+    assert md(restart, "eval_dataset")["records_added"] == 0 and md(restart, "labeling_session")["items_added"] == 0
+
     # Re-running with the same judge and dataset is a no-op.
     again = run(instance, ["optimized_prompt"])
     assert again.success and "already optimized" in md(again, "optimized_prompt")["no_change"]
