@@ -181,3 +181,18 @@ def test_the_sensor_finishes_an_interrupted_realignment_a_bounded_number_of_time
         assert len(result.run_requests) == 1
         request = result.run_requests[0]
         assert request.run_key.endswith(f"-try{attempt}")
+
+
+def test_runs_a_stopped_judgeloop_up_left_started_are_failed_before_dagster_starts(tmp_path):
+    from judgeloop_assets.interrupted_runs import fail_interrupted_runs
+
+    home = tmp_path / "dagster"
+    home.mkdir()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        started = add_run(instance, dg.DagsterRunStatus.STARTED)
+        queued = add_run(instance, dg.DagsterRunStatus.QUEUED)
+    assert fail_interrupted_runs(home) == [started.run_id]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(started.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(queued.run_id).status == dg.DagsterRunStatus.QUEUED  # the queue launches it
+    assert fail_interrupted_runs(tmp_path / "missing") == []
