@@ -7,13 +7,13 @@ import uuid
 import dagster as dg
 import pytest
 
-from judgeloop import datasets, judges, labels, optimization, prompts, unfinished, waiting
+from judgeloop import judges, labels, optimization, prompts, unfinished, waiting, workspace
 from judgeloop.settings import load_settings
-from judgeloop.store import connect, set_experiment_tag
+from judgeloop.store import connect
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
 from sensors import sme_labels_sensor as sensor_module
-from sensors.sme_labels_sensor import sme_labels_sensor
+
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def tick(instance, cursor):
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"judgeloop": JudgeloopConfig()}, definitions=defs
     )
-    return sme_labels_sensor.evaluate_tick(context)
+    return defs.resolve_sensor_def("sme_labels_sensor").evaluate_tick(context)
 
 
 def _origin():
@@ -126,14 +126,14 @@ def promoted_aligned_judge(store):
     re-alignment interrupted between promotion and prompt optimization leaves behind."""
     settings, experiment_id, trace_ids = store
     prompts.ensure_registered(settings)
-    set_experiment_tag(experiment_id, datasets.DATASET_TAG, "d-test")
+    dataset_id = workspace.for_settings(settings).dataset(experiment_id).dataset_id
     judges.record_lineage(experiment_id, 2, {"kind": "aligned", "previous_version": 1})
     judges.promote(experiment_id, 2)
-    return settings, experiment_id, trace_ids
+    return settings, experiment_id, dataset_id
 
 
 def test_the_prompt_never_optimized_for_the_promoted_judge_is_unfinished(promoted_aligned_judge):
-    settings, experiment_id, _ = promoted_aligned_judge
+    settings, experiment_id, dataset_id = promoted_aligned_judge
     assert unfinished.unfinished_optimization(settings, experiment_id)[0] == 2
 
     # A candidate identical to production (what an outage during GEPA yields) is no result.
@@ -141,7 +141,7 @@ def test_the_prompt_never_optimized_for_the_promoted_judge_is_unfinished(promote
 
     production = prompts.production(settings)
     same = mlflow.genai.register_prompt(name=settings.prompt_name, template=production.template)
-    tags = {optimization.JUDGE_TAG: 2, optimization.DATASET_TAG: "d-test"}
+    tags = {optimization.JUDGE_TAG: 2, optimization.DATASET_TAG: dataset_id}
     prompts.tag_version(settings.prompt_name, same.version, tags)
     assert unfinished.unfinished_optimization(settings, experiment_id) is not None
 
@@ -154,7 +154,6 @@ def test_the_prompt_never_optimized_for_the_promoted_judge_is_unfinished(promote
 def test_the_base_judge_needs_no_optimization(store):
     settings, experiment_id, _ = store
     prompts.ensure_registered(settings)
-    set_experiment_tag(experiment_id, datasets.DATASET_TAG, "d-test")
     judges.record_lineage(experiment_id, 1, {"kind": "base"})
     judges.promote(experiment_id, 1)
     assert unfinished.unfinished_optimization(settings, experiment_id) is None

@@ -80,13 +80,12 @@ def _sensor_tick(dagster_home, skip_reason: str, timestamp: float, cursor: str |
 def _evaluate_sensor(cursor: str | None):
     from judgeloop_assets.definitions import defs
     from judgeloop_assets.resources import JudgeloopConfig
-    from sensors.sme_labels_sensor import sme_labels_sensor
 
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(
             instance=instance, cursor=cursor, resources={"judgeloop": JudgeloopConfig()}, definitions=defs
         )
-        return sme_labels_sensor.evaluate_tick(context)
+        return defs.resolve_sensor_def("sme_labels_sensor").evaluate_tick(context)
 
 
 def test_status_on_a_populated_store(home, template, tmp_path, capsys, monkeypatch):
