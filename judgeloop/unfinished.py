@@ -19,7 +19,7 @@ def unfinished_optimization(settings: Settings, experiment_id: str) -> tuple[int
     production = prompts.production(settings)
     if production is None:
         return None  # the foundation job has not finished: nothing to optimize yet
-    # An aligned judge means the foundation ran, so the dataset exists (this finds, never creates it).
+    # An aligned judge means the foundation ran, so the dataset already exists: this finds it.
     dataset_id = workspace.for_settings(settings).dataset(experiment_id).dataset_id
     if optimization.already_optimized(settings, promoted, dataset_id, production):
         return None

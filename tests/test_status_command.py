@@ -109,13 +109,15 @@ def test_status_on_a_populated_store(home, template, tmp_path, capsys, monkeypat
     log_label(t4, settings.judge_name, 2, "rater-2")
     log_label(t5, settings.judge_name, 2, "rater-2")
     log_label(t5, settings.judge_name, 9, "rater-1")  # outside 1-4: rejected
-    prompts.ensure_registered(settings)  # production v1
 
     dagster_home = tmp_path / "dagster-home"
     dagster_home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     # The real sensor ticks on this store; status must print the number the tick printed.
     tick = _evaluate_sensor(used.encode())
+    # Registered after the tick: with a production prompt never optimized with the aligned v2,
+    # the sensor would (rightly) request that optimization instead of skipping.
+    prompts.ensure_registered(settings)  # production v1
     assert "2 new SME label(s) waiting, 5 needed to re-align" in tick.skip_message
     _sensor_tick(dagster_home, tick.skip_message, 1_700_000_000.0, cursor=tick.cursor)
 
