@@ -1,6 +1,7 @@
 """SME labels: HUMAN feedback named like the judge, read incrementally and validated.
 
 Which labels count (everywhere: sensor, alignment, agreement):
+- on production traffic, not on prompt-optimization traces (``judgeloop.traffic``);
 - source HUMAN, named like the judge (trimmed, case-insensitive, as MemAlign matches);
 - still valid (an edit in the MLflow UI overrides the old label, which stays stored with
   ``valid=False``; MemAlign would otherwise still learn from it);
@@ -301,15 +302,25 @@ def _step(value):
     return value
 
 
-def usable(settings: Settings, labels: list[HumanLabel]) -> tuple[list[HumanLabel], list[Rejection]]:
+def usable(
+    settings: Settings, labels: list[HumanLabel], experiment_id: str | None = None
+) -> tuple[list[HumanLabel], list[Rejection]]:
     """Split labels into those that count and rejections with a reason. Invalid (overridden)
-    labels are dropped silently: they are history, not mistakes."""
+    labels are dropped silently: they are history, not mistakes. With ``experiment_id``,
+    labels on prompt-optimization traffic are rejected too (``judgeloop.traffic``)."""
     keep, rejected = [], []
     reviewers = set(settings.reviewers)
+    not_production = set()
+    if experiment_id is not None:
+        from judgeloop import traffic
+
+        not_production = traffic.optimizer_trace_ids(experiment_id, {label.trace_id for label in labels if label.valid})
     for label in labels:
         if not label.valid:
             continue
         reason = check_value(settings, label.value)
+        if reason is None and label.trace_id in not_production:
+            reason = "the trace is prompt-optimization traffic, not production"
         if reason is None and reviewers and label.reviewer not in reviewers:
             reason = f"reviewer {label.reviewer!r} is not assigned ({', '.join(sorted(reviewers))})"
         if reason:
@@ -322,7 +333,7 @@ def usable(settings: Settings, labels: list[HumanLabel]) -> tuple[list[HumanLabe
 def current_labels(settings: Settings, experiment_id: str) -> tuple[list[HumanLabel], list[Rejection]]:
     """Every label that counts now: the newest valid label per (trace, reviewer)."""
     batch = changed_since(settings, experiment_id, Cursor())
-    keep, rejected = usable(settings, batch.labels)
+    keep, rejected = usable(settings, batch.labels, experiment_id)
     return sorted(latest_per_reviewer(keep).values(), key=lambda label: label.key), rejected
 
 

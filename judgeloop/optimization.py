@@ -153,7 +153,10 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
 
     # A plugged-in agent (JUDGELOOP_AGENT) brings its own model; the demo agent needs one.
     uris = providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
-    predict_fn = traces.load_agent(settings.agent) if settings.agent else agent.answer
+    from judgeloop.traffic import marked_as_optimizer
+
+    # Every agent call made while optimizing is marked, so it never becomes evaluation data.
+    predict_fn = marked_as_optimizer(traces.load_agent(settings.agent) if settings.agent else agent.answer)
     dataset = workspace.for_settings(settings).dataset(experiment_id)
     dataset_id = dataset.dataset_id
     records, skipped = check_expectations(datasets.load_records(dataset), settings.skip_records_without_expectations)
@@ -173,12 +176,9 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         train_records=len(train), heldout_records=len(heldout), skipped_records=len(skipped),
         metric_calls_budget=settings.gepa_max_metric_calls,
     )
-    tags = prompts.version_tags(prompts.name(settings), production.version)
-    if not force and tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
-        result.skipped_reason = f"production prompt v{production.version} was already optimized with judge v{judge_version}"
-        return result
-    if not force and _tried_already(settings, judge_version, dataset_id):
-        result.skipped_reason = f"a prompt was already optimized with judge v{judge_version} and not promoted"
+    done = None if force else already_optimized(settings, judge_version, dataset_id, production)
+    if done:
+        result.skipped_reason = done
         return result
     if not force and tags.get(KEPT_TAG) == f"{judge_version}:{dataset_id}":
         result.skipped_reason = f"GEPA already kept production prompt v{production.version} unchanged with judge v{judge_version}"
@@ -257,7 +257,23 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     return result
 
 
-def _tried_already(settings: Settings, judge_version: int, dataset_id: str) -> bool:
+def already_optimized(settings: Settings, judge_version: int, dataset_id: str, production) -> str | None:
+    """Why optimizing with this judge and dataset would repeat a result, or None when it would not.
+
+    Only a finished optimization that produced a different prompt is a result: a run that
+    failed before tagging left nothing, and a candidate identical to production (what GEPA
+    returns when every call failed, e.g. during a provider outage) is not remembered, so the
+    next run optimizes again.
+    """
+    tags = prompts.version_tags(prompts.name(settings), production.version)
+    if tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
+        return f"production prompt v{production.version} was already optimized with judge v{judge_version}"
     newest = prompts.latest(prompts.name(settings))
     tags = dict(newest.tags or {}) if newest is not None else {}
-    return tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id
+    if (
+        tags.get(JUDGE_TAG) == str(judge_version)
+        and tags.get(DATASET_TAG) == dataset_id
+        and newest.template.strip() != production.template.strip()
+    ):
+        return f"a prompt was already optimized with judge v{judge_version} and not promoted (v{newest.version})"
+    return None

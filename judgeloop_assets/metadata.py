@@ -54,3 +54,32 @@ def reviewer_agreement_table(review) -> dg.MetadataValue:
         for p in review.pairs
     ]
     return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+NO_CHANGE = "no_change"
+
+
+def carry_last_result(context, reason: str, current: dict) -> dict:
+    """Metadata for a run that changed nothing: the last real result's, marked as carried over.
+
+    A no-op materialization becomes the asset's latest; with only its own metadata it would
+    read as "not promoted, no diff" and hide the result that is actually in use. So it repeats
+    the newest materialization that did change something, says which run produced it, and
+    states plainly that this run changed nothing.
+    """
+    key = context.asset_key
+    records = context.instance.fetch_materializations(key, limit=50).records
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is None or NO_CHANGE in materialization.metadata:
+            continue
+        carried = {k: v for k, v in materialization.metadata.items()}
+        carried.update(
+            {
+                NO_CHANGE: reason,
+                "result_from_run": record.run_id,
+                "result_from": dg.MetadataValue.timestamp(record.timestamp),
+            }
+        )
+        return carried
+    return {**current, NO_CHANGE: reason}

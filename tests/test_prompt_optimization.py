@@ -72,9 +72,23 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     assert tags[optimization.OPTIMIZATION_TRACES_TAG].endswith(f"/#/experiments/{optimizer}/traces")
     assert meta["optimizer_traces"] == tags[optimization.OPTIMIZATION_TRACES_TAG]
 
+    # A restart that relaunches the foundation job neither tags optimizer traffic, nor merges it
+    # into the dataset, nor queues it for the experts.
+    from judgeloop import traces
+
+    tagged_before = set(traces.tagged_trace_ids(experiment_id))
+    restart = run(instance, FOUNDATION)
+    assert restart.success
+    assert set(traces.tagged_trace_ids(experiment_id)) == tagged_before
+    assert md(restart, "tagged_traces")["traces_evaluated"] == 0
+    assert md(restart, "eval_dataset")["records_added"] == 0 and md(restart, "labeling_session")["items_added"] == 0
+
     # Re-running with the same judge and dataset is a no-op.
     again = run(instance, ["optimized_prompt"])
-    assert again.success and "already optimized" in md(again, "optimized_prompt")["skipped"]
+    assert again.success and "already optimized" in md(again, "optimized_prompt")["no_change"]
+    # The no-op still shows the prompt in use and its diff, carried from the run that made it.
+    assert md(again, "optimized_prompt")["result_from_run"] == result.run_id
+    assert md(again, "optimized_prompt")["diff_vs_production"] == meta["diff_vs_production"]
     assert prompts.latest(settings.prompt_name).version == 2
 
 

@@ -152,6 +152,12 @@ def run(args) -> int:
         env["MLFLOW_TRACKING_USERNAME"] = creds["admin"]["username"]
         env["MLFLOW_TRACKING_PASSWORD"] = creds["admin"]["password"]
     servers.write_dagster_yaml(settings.dagster_home)
+    from judgeloop_assets.interrupted_runs import fail_interrupted_runs
+
+    interrupted = fail_interrupted_runs(settings.dagster_home)
+    if interrupted:
+        print(f"judgeloop: {len(interrupted)} run(s) interrupted when judgeloop up last stopped, marked failed; "
+              "the label sensor retries them", flush=True)
 
     stack = servers.Stack()
     stopping = {"flag": False, "serving": False}

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from judgeloop import optimization, prompts, providers
+from judgeloop_assets.metadata import carry_last_result
 from judgeloop_assets.resources import JudgeloopConfig
 
 PROMOTION_CHECK = "prompt_beats_production"
@@ -59,6 +60,7 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
     }
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
+        metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=True, metadata={"decision": result.skipped_reason})
         return
