@@ -62,7 +62,9 @@ def test_the_loop_on_a_databricks_workspace(home, instance, monkeypatch, tmp_pat
         fired = tick(instance, None)
         assert len(fired.run_requests) == 1 and fired.run_requests[0].tags["judgeloop/new_labels"] == "40"
         request = fired.run_requests[0]
-        run = defs.resolve_job_def(request.job_name or "realign_judge").execute_in_process(instance=instance, tags=request.tags)
+        run = defs.resolve_job_def(request.job_name or "realign_judge").execute_in_process(
+            instance=instance, tags={**request.tags, "dagster/run_key": request.run_key}  # as the daemon tags it
+        )
         assert run.success
         aligned = metadata(run, "aligned_judge")
         assert aligned["judge_version"] == 2 and judges.promoted_version(experiment_id) == 2

@@ -1,7 +1,7 @@
 import dagster as dg
 
 from judgeloop import alignment, gate, judges, providers, usage
-from judgeloop_assets.metadata import agreement_metadata, confusion_table, interval_table, move_to_table, rejections_table, usage_metadata
+from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, interval_table, move_to_table, rejections_table, usage_metadata
 from judgeloop_assets.resources import JudgeloopConfig
 
 sme_labels = dg.AssetSpec(
@@ -105,6 +105,8 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
             metadata[f"heldout_unscored_{side}"] = scored.unscored
     # The UI plots every number: keep agreement, labels and cost as plots, the rest in one table.
     move_to_table(metadata, DETAIL_KEYS)
+    if result.skipped_reason:
+        metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,
