@@ -1,6 +1,7 @@
 """``judgeloop up``: the whole loop locally, an MLflow server and ``dagster dev`` (with its daemon)."""
 
 import argparse
+import importlib.util
 import json
 import os
 import secrets
@@ -9,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import local_models, servers
+from judgeloop import database_url, local_models, servers
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.settings import load_settings
 
@@ -19,6 +20,7 @@ def register(commands) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--dagster-port", type=int, default=3000)
+    parser.add_argument("--mlflow-workers", type=int, default=2, help="MLflow server worker processes.")
     parser.add_argument("--demo", action="store_true", help="Load FeedbackQA as production traffic (see `judgeloop demo`).")
     parser.add_argument("--team", action="store_true", help="MLflow basic-auth: one account per reviewer (JUDGELOOP_REVIEWERS).")
     parser.add_argument("--no-launch", action="store_true", help="Do not launch the foundation job at start.")
@@ -109,7 +111,15 @@ def run(args) -> int:
     missing = configuration_report(settings)
     mlflow_url = f"http://{args.host}:{args.mlflow_port}"
     dagster_url = f"http://{args.host}:{args.dagster_port}"
-    backend_uri = settings.tracking_uri if settings.tracking_uri and not settings.tracking_uri.startswith("http") else f"sqlite:///{home / 'mlflow.db'}"
+    if settings.database_url and not database_url.is_postgres(settings.database_url):
+        print("judgeloop up: JUDGELOOP_DATABASE_URL must be a PostgreSQL URL (Dagster's storage lives there too).", file=sys.stderr)
+        return 2
+    if settings.database_url and importlib.util.find_spec("dagster_postgres") is None:
+        print("judgeloop up: a database URL needs the postgres extra: pip install 'judgeloop[postgres]'", file=sys.stderr)
+        return 2
+    backend_uri = settings.database_url or (
+        settings.tracking_uri if settings.tracking_uri and not settings.tracking_uri.startswith("http") else f"sqlite:///{home / 'mlflow.db'}"
+    )
     env = dict(os.environ)
     env.update(
         {
@@ -123,6 +133,8 @@ def run(args) -> int:
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
     )
+    if settings.database_url:  # with the driver pinned, for dagster.yaml's env reference
+        env[servers.DATABASE_URL_VARIABLE] = settings.database_url
     creds = None
     if args.team:
         if not settings.reviewers:
@@ -135,7 +147,7 @@ def run(args) -> int:
         # Dagster's processes write to MLflow as the admin; reviewers label as themselves.
         env["MLFLOW_TRACKING_USERNAME"] = creds["admin"]["username"]
         env["MLFLOW_TRACKING_PASSWORD"] = creds["admin"]["password"]
-    servers.write_dagster_yaml(settings.dagster_home)
+    servers.write_dagster_yaml(settings.dagster_home, settings.database_url)
 
     stack = servers.Stack()
     stopping = {"flag": False, "serving": False}
@@ -158,7 +170,10 @@ def run(args) -> int:
             print(f"llama-server: {llama['base_url']}; use model URIs openai:/{llama['alias']}", flush=True)
             missing = configuration_report(settings)  # openai:/ URIs now resolve to llama-server
         mlflow = stack.start(
-            "mlflow", servers.mlflow_command(args.host, args.mlflow_port, backend_uri, home / "mlartifacts", args.team),
+            "mlflow", servers.mlflow_command(
+                args.host, args.mlflow_port, backend_uri, settings.artifacts_destination or home / "mlartifacts", args.team,
+                workers=args.mlflow_workers,
+            ),
             env, home / "logs",
         )
         auth = (creds["admin"]["username"], creds["admin"]["password"]) if creds else None
@@ -191,7 +206,11 @@ def run(args) -> int:
 
         running = home / "running.json"
         running.write_text(
-            json.dumps({"pid": os.getpid(), "tracking_uri": mlflow_url, "backend_store_uri": backend_uri, "dagster_url": dagster_url})
+            json.dumps({
+                "pid": os.getpid(), "tracking_uri": mlflow_url, "dagster_url": dagster_url,
+                # A database URL may carry a password: other shells read it from their own settings.
+                "backend_store_uri": None if settings.database_url else backend_uri,
+            })
         )
         print(f"\nMLflow UI:  {mlflow_url}/#/experiments/{experiment_id}", flush=True)
         print(f"Dagster UI: {dagster_url}/asset-groups  (sensor sme_labels_sensor is running)", flush=True)

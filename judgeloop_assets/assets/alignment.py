@@ -2,6 +2,7 @@ import dagster as dg
 
 from judgeloop import alignment, judges, providers
 from judgeloop_assets.metadata import agreement_metadata, confusion_table, rejections_table
+from judgeloop_assets.names import REALIGN_POOL
 from judgeloop_assets.resources import JudgeloopConfig
 
 sme_labels = dg.AssetSpec(
@@ -21,6 +22,7 @@ GATE = "agreement_gate"
 @dg.asset(
     deps=[sme_labels],
     group_name="alignment",
+    pool=REALIGN_POOL,
     kinds={"mlflow"},
     description="The judge re-aligned to the SMEs with MemAlign, promoted only if it agrees with them at least as well.",
     check_specs=[

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from judgeloop import optimization, prompts, providers
+from judgeloop_assets.names import REALIGN_POOL
 from judgeloop_assets.resources import JudgeloopConfig
 
 PROMOTION_CHECK = "prompt_beats_production"
@@ -32,6 +33,7 @@ def agent_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) 
 @dg.asset(
     deps=["aligned_judge", "eval_dataset", "agent_prompt"],
     group_name="agent",
+    pool=REALIGN_POOL,
     kinds={"mlflow"},
     description="The agent prompt improved by GEPA with the promoted aligned judge; promoted only if it scores higher.",
     check_specs=[
