@@ -33,3 +33,28 @@ def redacted(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return parts._replace(netloc=netloc).geturl()
+
+
+# MLflow and Dagster both own a table named ``runs`` (and an ``alembic_version``), so they cannot
+# share one schema. Dagster's storage lives in this schema of the same database: one URL to
+# configure, one database to back up.
+DAGSTER_SCHEMA = "dagster"
+
+
+def dagster_storage_url(url: str) -> str:
+    """The database URL with Dagster's tables in their own schema (libpq ``search_path`` option)."""
+    url = for_sqlalchemy(url)
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}options=-csearch_path%3D{DAGSTER_SCHEMA}"
+
+
+def create_dagster_schema(url: str) -> None:
+    """Create Dagster's schema if missing (dagster-postgres creates its tables, not the schema)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(for_sqlalchemy(url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {DAGSTER_SCHEMA}"))
+    finally:
+        engine.dispose()

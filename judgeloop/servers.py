@@ -142,7 +142,8 @@ def dagster_command(host: str, port: int) -> tuple[list[str], Path | None]:
     return [*executable, "dev", *target, "-h", host, "-p", str(port)], (REPO_ROOT if workspace.exists() else None)
 
 
-DATABASE_URL_VARIABLE = "JUDGELOOP_DATABASE_URL"
+# Dagster's storage URL (see database_url.dagster_storage_url), set by `judgeloop up` for its children.
+DAGSTER_STORAGE_URL_VARIABLE = "DAGSTER_POSTGRES_URL"
 
 
 def dagster_yaml(database_url: str | None) -> str:
@@ -152,7 +153,7 @@ def dagster_yaml(database_url: str | None) -> str:
     label batch) ran in parallel with each other and with the foundation run, and 2 cores gain
     nothing from it. The realign pool gets one slot, so even where runs do overlap (another
     deployment, a run launched by hand) two promotion steps never do. With a database, Dagster's
-    storage lives in it; its URL is read from the environment, so no password lands on disk.
+    storage lives in its own schema there; its URL is read from the environment, so no password lands on disk.
     """
     text = (
         "# Written by `judgeloop up` at every start. For a deployment of your own, see deploy/dagster.yaml.\n"
@@ -160,7 +161,7 @@ def dagster_yaml(database_url: str | None) -> str:
         "concurrency:\n  runs:\n    max_concurrent_runs: 1\n  pools:\n    default_limit: 1\n"
     )
     if database_url:
-        text += f"storage:\n  postgres:\n    postgres_url:\n      env: {DATABASE_URL_VARIABLE}\n"
+        text += f"storage:\n  postgres:\n    postgres_url:\n      env: {DAGSTER_STORAGE_URL_VARIABLE}\n"
     return text
 
 

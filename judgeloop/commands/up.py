@@ -133,8 +133,8 @@ def run(args) -> int:
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
     )
-    if settings.database_url:  # with the driver pinned, for dagster.yaml's env reference
-        env[servers.DATABASE_URL_VARIABLE] = settings.database_url
+    if settings.database_url:  # dagster.yaml reads Dagster's storage URL from the environment
+        env[servers.DAGSTER_STORAGE_URL_VARIABLE] = database_url.dagster_storage_url(settings.database_url)
     creds = None
     if args.team:
         if not settings.reviewers:
@@ -148,6 +148,12 @@ def run(args) -> int:
         env["MLFLOW_TRACKING_USERNAME"] = creds["admin"]["username"]
         env["MLFLOW_TRACKING_PASSWORD"] = creds["admin"]["password"]
     servers.write_dagster_yaml(settings.dagster_home, settings.database_url)
+    if settings.database_url:
+        try:
+            database_url.create_dagster_schema(settings.database_url)
+        except Exception as exc:  # unreachable server, bad credentials: say so before starting anything
+            print(f"judgeloop up: cannot reach {database_url.redacted(settings.database_url)}: {exc}", file=sys.stderr)
+            return 2
 
     stack = servers.Stack()
     stopping = {"flag": False, "serving": False}
