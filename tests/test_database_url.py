@@ -34,3 +34,22 @@ def test_dagster_gets_its_own_schema_and_passwords_stay_out_of_messages():
     assert database_url.dagster_storage_url("postgresql://u@db/j") == "postgresql+psycopg2://u@db/j?options=-csearch_path%3Ddagster"
     assert database_url.dagster_storage_url("postgresql://u@db/j?sslmode=require").endswith("?sslmode=require&options=-csearch_path%3Ddagster")
     assert database_url.redacted("postgresql+psycopg2://u:secret@db/j") == "postgresql+psycopg2://u:***@db/j"
+
+
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("mysql+pymysql://u@db/j", "must be a PostgreSQL URL"),
+        # Nothing listens on port 1: the error names the database without its password.
+        ("postgresql://u:hunter2@127.0.0.1:1/j", "cannot reach postgresql+psycopg2://u:***@127.0.0.1:1/j"),
+    ],
+)
+def test_up_refuses_an_unusable_database_before_starting_anything(home, monkeypatch, capsys, url, says):
+    from judgeloop.cli import main
+    from judgeloop.servers import free_port
+
+    monkeypatch.setenv("JUDGELOOP_DATABASE_URL", url)
+    code = main(["up", "--mlflow-port", str(free_port()), "--dagster-port", str(free_port()), "--no-launch"])
+    err = capsys.readouterr().err
+    assert code == 2 and says in err and "hunter2" not in err
+    assert not (home / "logs").exists() and not (home / "running.json").exists()

@@ -4,6 +4,7 @@ after the other: the realign pool admits one promotion step at a time, across pr
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -17,8 +18,10 @@ from tests.support import materialize
 
 pytestmark = pytest.mark.slow
 
-FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session", "agent_prompt"]
-REALIGN = ["aligned_judge", "optimized_prompt"]
+FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
+# aligned_judge reads the promoted judge, aligns and promotes; optimized_prompt (same pool) is
+# left out to keep the test short: the pool admits its steps the same way.
+REALIGN = ["aligned_judge"]
 
 
 @pytest.fixture
@@ -50,20 +53,17 @@ def _step_window(instance, run_id: str, step: str) -> tuple[float, float]:
 
 def test_two_realign_runs_on_postgres_never_interleave(postgres_instance, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
-    monkeypatch.setenv("JUDGELOOP_GEPA_MAX_METRIC_CALLS", "20")
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")  # about ordering, not the gate: let it pass
     settings = load_settings()
     experiment_id = connect(settings)
     demo.seed(settings, experiment_id)
-    monkeypatch.setenv("JUDGELOOP_EXPECTATIONS_PATH", str(demo.write_expectations(settings)))
     assert materialize(postgres_instance, FOUNDATION).success
     assert demo.release_labels(settings, experiment_id, 40).written == 40
 
     # Two separate processes on one instance, as two hosts (or a sensor and a person) would.
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [str(servers.REPO_ROOT / ".venv" / "bin" / "dagster") if (servers.REPO_ROOT / ".venv" / "bin" / "dagster").exists()
-               else sys.executable, *([] if (servers.REPO_ROOT / ".venv" / "bin" / "dagster").exists() else ["-m", "dagster"]),
-               "asset", "materialize", "-m", "judgeloop_assets.definitions", "--select", ",".join(REALIGN)]
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "asset", "materialize", "-m", "judgeloop_assets.definitions", "--select", ",".join(REALIGN)]
     launched = [subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0].decode(errors="replace") for p in launched]
     for process, output in zip(launched, outputs):
