@@ -183,7 +183,8 @@ def run(args) -> int:
             env, home / "logs",
         )
         auth = (creds["admin"]["username"], creds["admin"]["password"]) if creds else None
-        servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=120, auth=auth)
+        # Several workers on a busy machine took over 2 minutes to answer here.
+        servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=300, auth=auth)
 
         os.environ.update({k: env[k] for k in ("JUDGELOOP_TRACKING_URI", "JUDGELOOP_HOME") if k in env})
         for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
