@@ -96,7 +96,7 @@ def test_loop_on_postgres_with_concurrent_labels_and_a_restart(postgres_url, tmp
 
     up = start_up(home, tmp_path / "up-1", "--demo", "--mlflow-workers", "3", env_extra=env)
     try:
-        up.wait_ready(300)
+        up.wait_ready(900)
         # MLflow's server runs 3 workers on the database; nothing went to sqlite files.
         server = _mlflow_server_args(up.mlflow_port)
         assert server[server.index("--workers") + 1] == "3", server
@@ -123,7 +123,7 @@ def test_loop_on_postgres_with_concurrent_labels_and_a_restart(postgres_url, tmp
     # The same state folder and database, a new MLflow server and Dagster: nothing was lost.
     up = start_up(home, tmp_path / "up-2", "--demo", "--mlflow-workers", "3", "--no-launch", env_extra=env)
     try:
-        up.wait_ready(300)
+        up.wait_ready(900)
         assert len(_realign_runs(up)) == 1  # Dagster's run history survived in PostgreSQL
         second_ids = _write_concurrently(up, postgres_url, BATCH)
         found = _wait_for_runs(up, 2)
