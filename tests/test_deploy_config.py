@@ -55,3 +55,13 @@ def test_judgeloop_up_dagster_yaml_validates(tmp_path, monkeypatch, database_url
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert ("storage" in config) == bool(database_url)
+
+
+def test_the_promotion_steps_share_the_realign_pool_in_code():
+    # Declared on the assets themselves, so any deployment's instance limit applies to them.
+    from judgeloop_assets.definitions import defs
+    from judgeloop_assets.names import REALIGN_POOL
+
+    pools = {key: node.pool for key, node in
+             ((k, defs.resolve_assets_def(k).node_def) for k in ("aligned_judge", "optimized_prompt"))}
+    assert pools == {"aligned_judge": REALIGN_POOL, "optimized_prompt": REALIGN_POOL}
