@@ -87,6 +87,21 @@ def template(tmp_path_factory):
     return state, experiment_id, trace_ids
 
 
+@pytest.fixture
+def template_store(home, template):
+    """A private copy of ``template`` as this test's store: (settings, experiment id, trace ids)."""
+    import shutil
+
+    from judgeloop.settings import load_settings
+    from judgeloop.store import connect
+
+    state, experiment_id, trace_ids = template
+    shutil.copytree(state, home)
+    settings = load_settings()
+    assert connect(settings) == experiment_id
+    return settings, experiment_id, trace_ids
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """URL of a PostgreSQL server: JUDGELOOP_TEST_POSTGRES_URL, else a throwaway local cluster.
