@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from judgeloop import database_url, demo, feedbackqa, labels
+from tests.conftest import feedbackqa_root
 from tests.e2e_support import materializations, processes_mentioning, runs, sensor_ticks, start_up, wait_until
 
 pytestmark = pytest.mark.slow
@@ -36,7 +37,7 @@ def _write_concurrently(up, pg_url: str, count: int) -> list[str]:
 
     from judgeloop.settings import load_settings
 
-    settings = load_settings(home=up.home, tracking_uri=up.mlflow_url, database_url=pg_url)
+    settings = load_settings(home=up.home, tracking_uri=up.mlflow_url, database_url=pg_url, feedbackqa_path=feedbackqa_root())
     mlflow.set_tracking_uri(up.mlflow_url)
     pending = demo.pending_labels(settings, up.experiment_id())[:count]
     assert len(pending) == count
