@@ -93,6 +93,22 @@ def _wait_for_code_location(dagster, timeout: float = 120) -> None:
     raise servers.StartupError(f"the judgeloop code location did not load within {timeout:.0f} s")
 
 
+def _review_queue_link(settings, experiment_id: str, mlflow_url: str) -> str | None:
+    """The link experts open: the judge's review queue, at its first unreviewed item.
+
+    The schema and queue are created here (labeling_session re-uses them), so the link works
+    before the first run finished; traces join the queue as labeling_session tags them.
+    """
+    from judgeloop import labeling
+
+    try:
+        report = labeling.open_session(settings, experiment_id, [], mlflow_url)
+    except Exception as exc:  # the link is a convenience: the servers stay up without it
+        print(f"judgeloop up: could not prepare the review queue ({exc})", file=sys.stderr)
+        return None
+    return f"{report.url}&startReview=true"
+
+
 def run(args) -> int:
     from judgeloop.providers import configuration_report
 
@@ -154,6 +170,14 @@ def run(args) -> int:
         except Exception as exc:  # unreachable server, bad credentials: say so before starting anything
             print(f"judgeloop up: cannot reach {database_url.redacted(settings.database_url)}: {exc}", file=sys.stderr)
             return 2
+        # This process opens the instance too (below): it reads the same storage URL.
+        os.environ[servers.DAGSTER_STORAGE_URL_VARIABLE] = env[servers.DAGSTER_STORAGE_URL_VARIABLE]
+    from judgeloop_assets.interrupted_runs import fail_interrupted_runs
+
+    interrupted = fail_interrupted_runs(settings.dagster_home)
+    if interrupted:
+        print(f"judgeloop: {len(interrupted)} run(s) interrupted when judgeloop up last stopped, marked failed; "
+              "the label sensor retries them", flush=True)
 
     stack = servers.Stack()
     stopping = {"flag": False, "serving": False}
@@ -200,6 +224,7 @@ def run(args) -> int:
             env["JUDGELOOP_EXPECTATIONS_PATH"] = str(demo_core.write_expectations(settings))
         if creds:
             _grant_reviewers(mlflow_url, experiment_id, creds)
+        review_link = _review_queue_link(settings, experiment_id, mlflow_url)
 
         command, cwd = servers.dagster_command(args.host, args.dagster_port)
         dagster = stack.start("dagster", command, env, home / "logs", cwd=cwd)
@@ -220,13 +245,15 @@ def run(args) -> int:
             })
         )
         print(f"\nMLflow UI:  {mlflow_url}/#/experiments/{experiment_id}", flush=True)
+        if review_link:
+            print(f"Experts label here (MLflow review queue): {review_link}", flush=True)
         print(f"Dagster UI: {dagster_url}/asset-groups  (sensor sme_labels_sensor is running)", flush=True)
         print(f"Logs:       {home / 'logs'}", flush=True)
         if creds:
             print("\nTeam mode: each reviewer signs in to MLflow with their own account.")
             print(f"  admin: {creds['admin']['username']} (password in {home / 'team-credentials.json'})")
             for reviewer in creds["reviewers"]:
-                print(f"  {reviewer}: {mlflow_url}/#/experiments/{experiment_id}/review-queue")
+                print(f"  {reviewer}: {review_link or f'{mlflow_url}/#/experiments/{experiment_id}/review-queue'}")
         if missing:
             print("\nModels are not configured yet; assets that call a model will fail until you set:")
             for line in missing:

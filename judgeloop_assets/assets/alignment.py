@@ -1,7 +1,7 @@
 import dagster as dg
 
 from judgeloop import alignment, judges, providers
-from judgeloop_assets.metadata import agreement_metadata, confusion_table, rejections_table
+from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, rejections_table
 from judgeloop_assets.names import REALIGN_POOL
 from judgeloop_assets.resources import JudgeloopConfig
 
@@ -81,6 +81,8 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         metadata.update(agreement_metadata("human_ceiling", result.human_ceiling))
     if result.rejected:
         metadata["rejected_labels"] = rejections_table(result.rejected)
+    if result.skipped_reason:
+        metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from judgeloop import optimization, prompts, providers
+from judgeloop_assets.metadata import carry_last_result
 from judgeloop_assets.names import REALIGN_POOL
 from judgeloop_assets.resources import JudgeloopConfig
 
@@ -61,8 +62,19 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
     }
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
+        metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=True, metadata={"decision": result.skipped_reason})
+        return
+    if result.optimization_traces_url:
+        metadata["optimizer_traces"] = dg.MetadataValue.url(result.optimization_traces_url)
+    if result.new_version is None:  # GEPA kept the production template: nothing was registered
+        metadata.update({"promoted": False, "decision": result.decision, "metric_calls_spent": result.metric_calls_spent})
+        yield dg.MaterializeResult(metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name=PROMOTION_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"decision": result.decision},
+        )
         return
     metadata.update(
         {
