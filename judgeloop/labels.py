@@ -4,7 +4,8 @@ Which labels count (everywhere: sensor, alignment, agreement):
 - source HUMAN, named like the judge (trimmed, case-insensitive, as MemAlign matches);
 - still valid (an edit in the MLflow UI overrides the old label, which stays stored with
   ``valid=False``; MemAlign would otherwise still learn from it);
-- value inside the schema's range or options (the UI's number box does not enforce it);
+- value inside the schema's range or options (checked here too: the review form's dropdown
+  enforces a small scale, but the API and label files accept anything);
 - written by an assigned reviewer, where reviewers are configured.
 Labels failing any rule are returned as rejections with the reason, never used.
 
@@ -271,6 +272,7 @@ def check_value(settings: Settings, value) -> str | None:
         return f"value {value!r} is not pass/fail"
     if kind == FeedbackType.CATEGORICAL:
         return None if value in settings.categories else f"value {value!r} is not one of {settings.categories}"
+    value = _step(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return f"value {value!r} is not a number"
     if not settings.scale_min <= value <= settings.scale_max:
@@ -285,7 +287,17 @@ def normalize(settings: Settings, value):
     if settings.feedback_type == FeedbackType.PASS_FAIL:
         return value if isinstance(value, bool) else str(value).lower() in {"yes", "pass", "true"}
     if settings.feedback_type == FeedbackType.LIKERT:
-        return int(value)
+        return int(_step(value))
+    return value
+
+
+def _step(value):
+    """A likert value as a number: the review form's dropdown stores the chosen step as text ("3")."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return value
     return value
 
 

@@ -33,3 +33,24 @@ def rejections_table(rejections) -> dg.MetadataValue:
         for r in rejections[:200]
     ]
     return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+def reviewer_table(review) -> dg.MetadataValue:
+    columns = [dg.TableColumn("reviewer", "string"), dg.TableColumn("labelled", "int"),
+               dg.TableColumn("queued", "int"), dg.TableColumn("rejected", "int")]
+    records = [
+        dg.TableRecord({"reviewer": r.reviewer, "labelled": r.labelled, "queued": r.queued, "rejected": r.rejected})
+        for r in review.reviewers
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+def reviewer_agreement_table(review) -> dg.MetadataValue:
+    columns = [dg.TableColumn("reviewers", "string"), dg.TableColumn("shared_traces", "int"),
+               dg.TableColumn("kappa", "float"), dg.TableColumn("exact", "float")]
+    records = [
+        dg.TableRecord({"reviewers": f"{p.first} ~ {p.second}", "shared_traces": p.shared_traces,
+                        "kappa": round(p.kappa, 3), "exact": round(p.exact, 3)})
+        for p in review.pairs
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))

@@ -60,3 +60,13 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
         ],
         cursor=batch.cursor.encode(),
     )
+
+
+def __getattr__(name: str):
+    # ``from sensors.sme_labels_sensor import sme_labels_sensor`` still works: the sensor is built on
+    # first access with the process's settings, never at import time.
+    if name == "sme_labels_sensor":
+        from judgeloop.settings import load_settings
+
+        return build_sme_labels_sensor(load_settings())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

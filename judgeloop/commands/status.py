@@ -46,6 +46,7 @@ def collect(settings: Settings) -> dict:
         return report
     report["judge"] = judge_status(settings, experiment_id)
     report["labels"] = label_status(settings, experiment_id, report["judge"])
+    report["review"] = review_status(settings, experiment_id)
     report["prompt"]["production_version"] = _production_prompt_version(settings)
     return report
 
@@ -100,6 +101,25 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
             }
         )
     return {"name": settings.judge_name, "promoted_version": promoted, "base_version": base, "versions": versions}
+
+
+def review_status(settings: Settings, experiment_id: str) -> dict:
+    """The review queue's progress, per reviewer, and how much reviewers agree with each other."""
+    from judgeloop import labeling, labels, review_progress
+
+    used, rejected = labels.current_labels(settings, experiment_id)
+
+    queue = labeling.find_queue(settings, experiment_id)
+    items = labeling.queue_items(queue.queue_id) if queue is not None else []
+    result = review_progress.report(settings, used, rejected, [i.item_id for i in items] if queue else None).as_dict()
+    result["queue"] = None if queue is None else {
+        "name": queue.name,
+        "id": queue.queue_id,
+        "url": labeling.review_url(settings.resolved_mlflow_ui_url, experiment_id, queue.queue_id),
+        "complete": sum(1 for i in items if str(getattr(i.status, "value", i.status)) == "complete"),
+        "pending": sum(1 for i in items if str(getattr(i.status, "value", i.status)) == "pending"),
+    }
+    return result
 
 
 def label_status(settings: Settings, experiment_id: str, judge: dict) -> dict:
@@ -159,6 +179,29 @@ def _kappa(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _render_review(review: dict | None) -> list[str]:
+    if review is None:
+        return []
+    queue = review["queue"]
+    if queue is None:
+        lines = ["review queue: not created yet (materialize labeling_session)"]
+    else:
+        lines = [f"review queue {queue['name']!r}: {queue['complete']} complete, {queue['pending']} pending; {queue['url']}"]
+    if review["reviewers"]:
+        lines.append("  reviewers: " + ", ".join(
+            f"{r['reviewer']} {r['labelled']}/{r['queued']}" if r["queued"] else f"{r['reviewer']} {r['labelled']}"
+            for r in review["reviewers"]
+        ) + " labelled")
+    if review["agreement"]:
+        lines.append("  reviewer agreement: " + "; ".join(
+            f"{' ~ '.join(p['reviewers'])} kappa {p['kappa']:.3f} (exact {p['exact']:.0%}) on {p['shared_traces']} shared trace(s)"
+            for p in review["agreement"]
+        ))
+    elif review["reviewers"]:
+        lines.append("  reviewer agreement: no trace labelled by two reviewers yet")
+    return lines
+
+
 def render(report: dict) -> str:
     from judgeloop.commands.display import format_ms
 
@@ -197,6 +240,8 @@ def render(report: dict) -> str:
         f"labels: {labels['usable']} usable on {labels['traces']} trace(s), {labels['rejected']} rejected; "
         f"{waiting}; sensor threshold {labels['threshold']}"
     )
+
+    lines.extend(_render_review(report.get("review")))
 
     sensor = report["sensor"]
     tick = sensor["last_tick"]

@@ -62,6 +62,16 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=True, metadata={"decision": result.skipped_reason})
         return
+    if result.optimization_traces_url:
+        metadata["optimizer_traces"] = dg.MetadataValue.url(result.optimization_traces_url)
+    if result.new_version is None:  # GEPA kept the production template: nothing was registered
+        metadata.update({"promoted": False, "decision": result.decision, "metric_calls_spent": result.metric_calls_spent})
+        yield dg.MaterializeResult(metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name=PROMOTION_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"decision": result.decision},
+        )
+        return
     metadata.update(
         {
             "prompt_version": result.new_version,
