@@ -12,6 +12,7 @@ from pathlib import Path
 from judgeloop import local_models, servers
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.settings import load_settings
+from judgeloop.store import library_environment
 
 
 def register(commands) -> None:
@@ -119,10 +120,10 @@ def run(args) -> int:
             "JUDGELOOP_MLFLOW_UI_URL": mlflow_url,
             "DAGSTER_HOME": str(settings.dagster_home),
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            "MLFLOW_MODEL_CATALOG_URI": "",
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
     )
+    for key, value in library_environment(settings).items():
+        env.setdefault(key, value)
     creds = None
     if args.team:
         if not settings.reviewers:
