@@ -1,10 +1,12 @@
 import dagster as dg
 
 from judgeloop import judges, providers
+from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 
 
 @dg.asset(group_name="judge", kinds={"mlflow"}, description="The LLM judge as configured, registered as an MLflow scorer version.")
+@expected_failures
 def base_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) -> dg.MaterializeResult:
     settings = judgeloop.settings()
     # Checked before connecting, so a missing provider writes nothing.
