@@ -11,8 +11,20 @@ from pathlib import Path
 
 from judgeloop import local_models, servers
 from judgeloop.notify import TRIGGER_TAG
+from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
 from judgeloop.store import library_environment
+
+
+STAND_IN_BANNER = """
+==========================================================================================
+  OFFLINE DEMO: no model provider is configured, so every model role (judge, reflection,
+  embeddings, agent) is an offline STAND-IN (judgeloop.fake_llm): deterministic rules, not
+  an LLM. The loop runs end to end and the judge learns from the experts' labels through
+  MemAlign, but its judgements are not a real model's. Set JUDGELOOP_JUDGE_MODEL etc. (see
+  README) for real judgements.
+==========================================================================================
+"""
 
 
 def register(commands) -> None:
@@ -107,6 +119,13 @@ def run(args) -> int:
         print(f"judgeloop up: {exc}", file=sys.stderr)
         return 2
 
+    stand_ins = {}
+    if args.demo and nothing_configured(settings) and not args.llama_server_model:
+        # A fresh machine with no provider: the demo still runs end to end, on the offline
+        # stand-in models, and says so (banner here, `models` in the assets' metadata).
+        stand_ins = stand_in_environment()
+        os.environ.update(stand_ins)
+        settings = load_settings()
     missing = configuration_report(settings)
     mlflow_url = f"http://{args.host}:{args.mlflow_port}"
     dagster_url = f"http://{args.host}:{args.dagster_port}"
@@ -153,6 +172,8 @@ def run(args) -> int:
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"judgeloop: state in {home}", flush=True)
+        if stand_ins:
+            print(STAND_IN_BANNER, flush=True)
         if args.llama_server_model:
             print(f"judgeloop: starting llama-server with {args.llama_server_model} ...", flush=True)
             llama = local_models.start_llama_server(stack, args.llama_server_model, env, home / "logs")

@@ -47,6 +47,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     context.log.info(f"gate {'passed' if passed else 'FAILED'}: {reason}; judge in use: v{promoted}")
 
     metadata = {
+        "models": providers.models_label(settings),
         "judge_name": result.judge_name,
         "judge_version": result.new_version or result.previous_version,
         "previous_version": result.previous_version,

@@ -24,6 +24,7 @@ def base_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) ->
             "new_version": registered.created,
             "feedback_type": settings.feedback_type.value,
             "model_uri": model,
+            "models": providers.models_label(settings),
             "instructions": dg.MetadataValue.md(judges.full_instructions(settings)),
             "experiment_id": experiment_id,
             "mlflow_experiment": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}"),
