@@ -16,6 +16,9 @@ from judgeloop.settings import load_settings
 from judgeloop.store import library_environment
 
 
+# The demo releases the experts' labels in batches on its own, so the sensor can be watched re-aligning.
+DEMO_RELEASE_EVERY = 60.0
+
 STAND_IN_BANNER = """
 ==========================================================================================
   OFFLINE DEMO: no model provider is configured, so every model role (judge, reflection,
@@ -36,8 +39,8 @@ def register(commands) -> None:
     parser.add_argument("--team", action="store_true", help="MLflow basic-auth: one account per reviewer (JUDGELOOP_REVIEWERS).")
     parser.add_argument("--no-launch", action="store_true", help="Do not launch the foundation job at start.")
     parser.add_argument(
-        "--release-every", type=float, default=0.0, metavar="SECONDS",
-        help="Demo: release one batch of expert labels every SECONDS (0 = only by `judgeloop demo release`).",
+        "--release-every", type=float, default=None, metavar="SECONDS",
+        help="Demo: release one batch of expert labels every SECONDS (default 60; 0 = only by `judgeloop demo release`).",
     )
     parser.add_argument("--batch", type=int, default=10, help="Demo: labels per released batch.")
     parser.add_argument(
@@ -239,18 +242,19 @@ def run(args) -> int:
 
         started = time.monotonic()
         last_release = started
-        releasing = bool(args.demo and args.release_every)
+        release_every = DEMO_RELEASE_EVERY if args.release_every is None else args.release_every
+        releasing = bool(args.demo and release_every)
         while not stopping["flag"]:
             for process in stack.processes:
                 if process.popen.poll() is not None:
                     print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", file=sys.stderr)
                     stopping["flag"] = True
-            if releasing and time.monotonic() - last_release >= args.release_every:
+            if releasing and time.monotonic() - last_release >= release_every:
                 last_release = time.monotonic()
                 try:
                     release = demo_core.release_labels(settings, experiment_id, args.batch)
                 except Exception as exc:  # a busy store must not end the session: try again next time
-                    print(f"releasing demo labels failed ({exc}); retrying in {args.release_every:.0f} s", file=sys.stderr)
+                    print(f"releasing demo labels failed ({exc}); retrying in {release_every:.0f} s", file=sys.stderr)
                     continue
                 print(f"released {release.written} expert labels ({release.remaining} still held back)", flush=True)
                 if release.remaining == 0:
