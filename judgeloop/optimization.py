@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from judgeloop import alignment, datasets, judges, labels, prompts, providers, split
+from judgeloop import alignment, datasets, judges, labels, prompts, providers, split, workspace
 from judgeloop.calls import count_litellm_calls
 from judgeloop.settings import FeedbackType, Settings
 
@@ -127,7 +127,7 @@ def mean_score(settings: Settings, judge, predict_fn, template: str, records: li
             log.warning("scoring failed on %r: %s", question, exc)
             return 0.0
 
-    with prompt_template(settings.prompt_name, template), ThreadPoolExecutor(max_workers=4) as pool:
+    with prompt_template(prompts.name(settings), template), ThreadPoolExecutor(max_workers=4) as pool:
         scores = list(pool.map(one, records))
     return sum(scores) / len(scores) if scores else 0.0
 
@@ -141,8 +141,9 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     # A plugged-in agent (JUDGELOOP_AGENT) brings its own model; the demo agent needs one.
     uris = providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
     predict_fn = traces.load_agent(settings.agent) if settings.agent else agent.answer
-    dataset_id = datasets.get_or_create(experiment_id, f"{settings.experiment_name}-eval").dataset_id
-    records, skipped = check_expectations(datasets.load_records(dataset_id), settings.skip_records_without_expectations)
+    dataset = workspace.for_settings(settings).dataset(experiment_id)
+    dataset_id = dataset.dataset_id
+    records, skipped = check_expectations(datasets.load_records(dataset), settings.skip_records_without_expectations)
     train = [r for r in records if not split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
     heldout = [r for r in records if split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
     if len(train) < 2 or len(heldout) < 2:
@@ -152,14 +153,14 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         )
     production = prompts.production(settings)
     if production is None:
-        raise LookupError(f"Prompt {settings.prompt_name!r} has no {settings.production_alias!r} alias: materialize agent_prompt first.")
+        raise LookupError(f"Prompt {prompts.name(settings)!r} has no {settings.production_alias!r} alias: materialize agent_prompt first.")
     judge_version, judge = load_promoted_judge(settings, experiment_id)
     result = OptimizationResult(
         judge_version=judge_version, dataset_id=dataset_id, production_version=int(production.version),
         train_records=len(train), heldout_records=len(heldout), skipped_records=len(skipped),
         metric_calls_budget=settings.gepa_max_metric_calls,
     )
-    tags = prompts.version_tags(settings.prompt_name, production.version)
+    tags = prompts.version_tags(prompts.name(settings), production.version)
     if not force and tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
         result.skipped_reason = f"production prompt v{production.version} was already optimized with judge v{judge_version}"
         return result
@@ -179,7 +180,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         optimized = mlflow.genai.optimize_prompts(
             predict_fn=counted_predict,
             train_data=[{"inputs": r["inputs"], "expectations": r["expectations"]} for r in train],
-            prompt_uris=[f"prompts:/{settings.prompt_name}/{production.version}"],
+            prompt_uris=[f"prompts:/{prompts.name(settings)}/{production.version}"],
             optimizer=GepaPromptOptimizer(
                 reflection_model=uris["reflection"], max_metric_calls=settings.gepa_max_metric_calls
             ),
@@ -209,7 +210,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         )
     )
     prompts.tag_version(
-        settings.prompt_name, new.version,
+        prompts.name(settings), new.version,
         {
             JUDGE_TAG: judge_version, DATASET_TAG: dataset_id, "judgeloop.parent_version": production.version,
             "judgeloop.source": "gepa",
@@ -225,6 +226,6 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
 
 
 def _tried_already(settings: Settings, judge_version: int, dataset_id: str) -> bool:
-    newest = prompts.latest(settings.prompt_name)
+    newest = prompts.latest(prompts.name(settings))
     tags = dict(newest.tags or {}) if newest is not None else {}
     return tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id

@@ -18,7 +18,8 @@ _QUIET_DEFAULTS = {
 
 
 def configure_libraries(settings: Settings) -> None:
-    """The one place that sets MLflow's, litellm's and dspy's environment switches.
+    """The one place that sets environment variables read by third-party libraries (MLflow,
+    litellm, dspy, openai); each only where the user did not set it.
 
     Imports nothing: commands that only read (``judgeloop status``) call it too, because
     loading a registered MemAlign judge imports litellm, which otherwise spends ~10 s offline
@@ -26,6 +27,9 @@ def configure_libraries(settings: Settings) -> None:
     """
     for key, value in library_environment(settings).items():
         os.environ.setdefault(key, value)
+    if os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL"):
+        # Clients insist on a key even for a local OpenAI-compatible server that checks none.
+        os.environ.setdefault("OPENAI_API_KEY", "unused-by-local-server")
 
 
 def library_environment(settings: Settings) -> dict[str, str]:
@@ -59,6 +63,9 @@ def connect(settings: Settings) -> str:
     import mlflow
 
     prepare_environment(settings)
+    from judgeloop.workspace import for_settings
+
+    for_settings(settings).check_ready()  # names a missing setting, credential or package before any write
     if not is_databricks(settings):
         settings.resolved_home.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
@@ -75,18 +82,6 @@ def connect(settings: Settings) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
-
-
-def experiment_url(settings: Settings, experiment_id: str, mlflow_ui_url: str | None = None) -> str:
-    base = (mlflow_ui_url or os.environ.get("JUDGELOOP_MLFLOW_UI_URL") or _ui_base(settings)).rstrip("/")
-    return f"{base}/#/experiments/{experiment_id}"
-
-
-def _ui_base(settings: Settings) -> str:
-    uri = settings.resolved_tracking_uri
-    if uri.startswith("http"):
-        return uri
-    return "http://127.0.0.1:5000"
 
 
 def get_experiment_tag(experiment_id: str, key: str) -> str | None:
