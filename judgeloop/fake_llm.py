@@ -140,14 +140,15 @@ def answer_judge(system: str, user: str, response_format=None) -> str:
     examples = _examples(system)
     if examples:
         # MemAlign put the experts' most similar past judgements in the prompt: follow them,
-        # each weighted by how much it shares with this question and answer.
+        # weighted by how much each shares with this question and answer.
         here = words(inputs) | words(outputs)
         votes: dict[str, float] = {}
         for example in examples:
             similarity = _jaccard(here, words(example.get("inputs", "")) | words(example.get("outputs", "")))
             if similarity >= MIN_EXAMPLE_SIMILARITY:
                 value = str(_coerce(example.get("result"), allowed))
-                votes[value] = votes.get(value, 0.0) + similarity
+                # Cubed: the closest examples dominate, as they would for a model reading them.
+                votes[value] = votes.get(value, 0.0) + similarity**3
         if votes:
             value = _coerce(_weighted_choice(votes, allowed), allowed)
             return json.dumps({"result": value, "rationale": f"Experts rated the most similar answers {value}."})
