@@ -100,3 +100,33 @@ def template_store(home, template):
     settings = load_settings()
     assert connect(settings) == experiment_id
     return settings, experiment_id, trace_ids
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """URL of a PostgreSQL server: JUDGELOOP_TEST_POSTGRES_URL, else a throwaway local cluster.
+
+    Skipped only where no server binary exists at all, and never in CI (CI=true fails instead).
+    """
+    from tests import postgres
+
+    given = os.environ.get(postgres.URL_VARIABLE)
+    if given:
+        yield given
+        return
+    try:
+        postgres.server_bindir()
+    except postgres.NoServerBinary as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
+        pytest.skip(str(exc))
+    with postgres.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty database on the test server (``postgresql://`` URL, as users paste it)."""
+    from tests import postgres
+
+    return postgres.create_database(postgres_server)

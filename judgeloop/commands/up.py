@@ -1,6 +1,7 @@
 """``judgeloop up``: the whole loop locally, an MLflow server and ``dagster dev`` (with its daemon)."""
 
 import argparse
+import importlib.util
 import json
 import os
 import secrets
@@ -9,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import local_models, servers
+from judgeloop import database_url, local_models, servers
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
@@ -35,6 +36,7 @@ def register(commands) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--dagster-port", type=int, default=3000)
+    parser.add_argument("--mlflow-workers", type=int, default=2, help="MLflow server worker processes.")
     parser.add_argument("--demo", action="store_true", help="Load FeedbackQA as production traffic (see `judgeloop demo`).")
     parser.add_argument("--team", action="store_true", help="MLflow basic-auth: one account per reviewer (JUDGELOOP_REVIEWERS).")
     parser.add_argument("--no-launch", action="store_true", help="Do not launch the foundation job at start.")
@@ -107,6 +109,22 @@ def _wait_for_code_location(dagster, timeout: float = 120) -> None:
     raise servers.StartupError(f"the judgeloop code location did not load within {timeout:.0f} s")
 
 
+def _review_queue_link(settings, experiment_id: str, mlflow_url: str) -> str | None:
+    """The link experts open: the judge's review queue, at its first unreviewed item.
+
+    The schema and queue are created here (labeling_session re-uses them), so the link works
+    before the first run finished; traces join the queue as labeling_session tags them.
+    """
+    from judgeloop import labeling
+
+    try:
+        report = labeling.open_session(settings, experiment_id, [], mlflow_url)
+    except Exception as exc:  # the link is a convenience: the servers stay up without it
+        print(f"judgeloop up: could not prepare the review queue ({exc})", file=sys.stderr)
+        return None
+    return f"{report.url}&startReview=true"
+
+
 def run(args) -> int:
     from judgeloop.providers import configuration_report
 
@@ -132,7 +150,15 @@ def run(args) -> int:
     missing = configuration_report(settings)
     mlflow_url = f"http://{args.host}:{args.mlflow_port}"
     dagster_url = f"http://{args.host}:{args.dagster_port}"
-    backend_uri = settings.tracking_uri if settings.tracking_uri and not settings.tracking_uri.startswith("http") else f"sqlite:///{home / 'mlflow.db'}"
+    if settings.database_url and not database_url.is_postgres(settings.database_url):
+        print("judgeloop up: JUDGELOOP_DATABASE_URL must be a PostgreSQL URL (Dagster's storage lives there too).", file=sys.stderr)
+        return 2
+    if settings.database_url and importlib.util.find_spec("dagster_postgres") is None:
+        print("judgeloop up: a database URL needs the postgres extra: pip install 'judgeloop[postgres]'", file=sys.stderr)
+        return 2
+    backend_uri = settings.database_url or (
+        settings.tracking_uri if settings.tracking_uri and not settings.tracking_uri.startswith("http") else f"sqlite:///{home / 'mlflow.db'}"
+    )
     env = dict(os.environ)
     env.update(
         {
@@ -146,6 +172,8 @@ def run(args) -> int:
     )
     for key, value in library_environment(settings).items():
         env.setdefault(key, value)
+    if settings.database_url:  # dagster.yaml reads Dagster's storage URL from the environment
+        env[servers.DAGSTER_STORAGE_URL_VARIABLE] = database_url.dagster_storage_url(settings.database_url)
     creds = None
     if args.team:
         if not settings.reviewers:
@@ -158,7 +186,21 @@ def run(args) -> int:
         # Dagster's processes write to MLflow as the admin; reviewers label as themselves.
         env["MLFLOW_TRACKING_USERNAME"] = creds["admin"]["username"]
         env["MLFLOW_TRACKING_PASSWORD"] = creds["admin"]["password"]
-    servers.write_dagster_yaml(settings.dagster_home)
+    servers.write_dagster_yaml(settings.dagster_home, settings.database_url)
+    if settings.database_url:
+        try:
+            database_url.create_dagster_schema(settings.database_url)
+        except Exception as exc:  # unreachable server, bad credentials: say so before starting anything
+            print(f"judgeloop up: cannot reach {database_url.redacted(settings.database_url)}: {exc}", file=sys.stderr)
+            return 2
+        # This process opens the instance too (below): it reads the same storage URL.
+        os.environ[servers.DAGSTER_STORAGE_URL_VARIABLE] = env[servers.DAGSTER_STORAGE_URL_VARIABLE]
+    from judgeloop_assets.interrupted_runs import fail_interrupted_runs
+
+    interrupted = fail_interrupted_runs(settings.dagster_home)
+    if interrupted:
+        print(f"judgeloop: {len(interrupted)} run(s) interrupted when judgeloop up last stopped, marked failed; "
+              "the label sensor retries them", flush=True)
 
     stack = servers.Stack()
     stopping = {"flag": False, "serving": False}
@@ -183,11 +225,15 @@ def run(args) -> int:
             print(f"llama-server: {llama['base_url']}; use model URIs openai:/{llama['alias']}", flush=True)
             missing = configuration_report(settings)  # openai:/ URIs now resolve to llama-server
         mlflow = stack.start(
-            "mlflow", servers.mlflow_command(args.host, args.mlflow_port, backend_uri, home / "mlartifacts", args.team),
+            "mlflow", servers.mlflow_command(
+                args.host, args.mlflow_port, backend_uri, settings.artifacts_destination or home / "mlartifacts", args.team,
+                workers=args.mlflow_workers,
+            ),
             env, home / "logs",
         )
         auth = (creds["admin"]["username"], creds["admin"]["password"]) if creds else None
-        servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=120, auth=auth)
+        # Several workers on a busy machine took over 2 minutes to answer here.
+        servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=300, auth=auth)
 
         os.environ.update({k: env[k] for k in ("JUDGELOOP_TRACKING_URI", "JUDGELOOP_HOME") if k in env})
         for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
@@ -203,6 +249,7 @@ def run(args) -> int:
             env["JUDGELOOP_EXPECTATIONS_PATH"] = str(demo_core.write_expectations(settings))
         if creds:
             _grant_reviewers(mlflow_url, experiment_id, creds)
+        review_link = _review_queue_link(settings, experiment_id, mlflow_url)
 
         command, cwd = servers.dagster_command(args.host, args.dagster_port)
         dagster = stack.start("dagster", command, env, home / "logs", cwd=cwd)
@@ -216,16 +263,22 @@ def run(args) -> int:
 
         running = home / "running.json"
         running.write_text(
-            json.dumps({"pid": os.getpid(), "tracking_uri": mlflow_url, "backend_store_uri": backend_uri, "dagster_url": dagster_url})
+            json.dumps({
+                "pid": os.getpid(), "tracking_uri": mlflow_url, "dagster_url": dagster_url,
+                # A database URL may carry a password: other shells read it from their own settings.
+                "backend_store_uri": None if settings.database_url else backend_uri,
+            })
         )
         print(f"\nMLflow UI:  {mlflow_url}/#/experiments/{experiment_id}", flush=True)
+        if review_link:
+            print(f"Experts label here (MLflow review queue): {review_link}", flush=True)
         print(f"Dagster UI: {dagster_url}/asset-groups  (sensor sme_labels_sensor is running)", flush=True)
         print(f"Logs:       {home / 'logs'}", flush=True)
         if creds:
             print("\nTeam mode: each reviewer signs in to MLflow with their own account.")
             print(f"  admin: {creds['admin']['username']} (password in {home / 'team-credentials.json'})")
             for reviewer in creds["reviewers"]:
-                print(f"  {reviewer}: {mlflow_url}/#/experiments/{experiment_id}/review-queue")
+                print(f"  {reviewer}: {review_link or f'{mlflow_url}/#/experiments/{experiment_id}/review-queue'}")
         if missing:
             print("\nModels are not configured yet; assets that call a model will fail until you set:")
             for line in missing:

@@ -1,7 +1,8 @@
 import dagster as dg
 
 from judgeloop import alignment, judges, providers
-from judgeloop_assets.metadata import agreement_metadata, confusion_table, rejections_table
+from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, rejections_table
+from judgeloop_assets.names import REALIGN_POOL
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 
@@ -22,6 +23,7 @@ GATE = "agreement_gate"
 @dg.asset(
     deps=[sme_labels],
     group_name="alignment",
+    pool=REALIGN_POOL,
     kinds={"mlflow"},
     description="The judge re-aligned to the SMEs with MemAlign, promoted only if it agrees with them at least as well.",
     check_specs=[
@@ -82,6 +84,8 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         metadata.update(agreement_metadata("human_ceiling", result.human_ceiling))
     if result.rejected:
         metadata["rejected_labels"] = rejections_table(result.rejected)
+    if result.skipped_reason:
+        metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,

@@ -1,6 +1,8 @@
 import dagster as dg
 
 from judgeloop import optimization, prompts, providers
+from judgeloop_assets.metadata import carry_last_result
+from judgeloop_assets.names import REALIGN_POOL
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 
@@ -34,6 +36,7 @@ def agent_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) 
 @dg.asset(
     deps=["aligned_judge", "eval_dataset", "agent_prompt"],
     group_name="agent",
+    pool=REALIGN_POOL,
     kinds={"mlflow"},
     description="The agent prompt improved by GEPA with the promoted aligned judge; promoted only if it scores higher.",
     check_specs=[
@@ -62,8 +65,19 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
     }
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
+        metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=True, metadata={"decision": result.skipped_reason})
+        return
+    if result.optimization_traces_url:
+        metadata["optimizer_traces"] = dg.MetadataValue.url(result.optimization_traces_url)
+    if result.new_version is None:  # GEPA kept the production template: nothing was registered
+        metadata.update({"promoted": False, "decision": result.decision, "metric_calls_spent": result.metric_calls_spent})
+        yield dg.MaterializeResult(metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name=PROMOTION_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"decision": result.decision},
+        )
         return
     metadata.update(
         {
