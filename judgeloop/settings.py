@@ -79,8 +79,8 @@ class Settings(BaseSettings):
 
     agent: str | None = Field(None, description="Agent callable 'module:function'; unset = evaluate existing traces.")
     questions_path: Path | None = Field(None, description="Questions (JSONL/JSON/txt) the agent answers.")
-    feedbackqa_path: Path = Field(
-        default_factory=lambda: Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "feedbackqa"
+    feedbackqa_path: Path | None = Field(
+        None, description="Folder of FeedbackQA <domain>/feedback_valid.json; default: the sample shipped in the package."
     )
     demo_domain: str = "WHO"
     demo_items: int = 40

@@ -10,8 +10,6 @@ from judgeloop.fake_llm import reset_calls
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_FEEDBACKQA = REPO.parent / "shared" / "data" / "feedbackqa"
-FIXTURE_FEEDBACKQA = REPO / "tests" / "fixtures" / "feedbackqa"
 
 FAKE_MODELS = {
     "JUDGELOOP_JUDGE_MODEL": "fake:/judge",
@@ -22,7 +20,10 @@ FAKE_MODELS = {
 
 
 def feedbackqa_root() -> Path:
-    return SHARED_FEEDBACKQA if (SHARED_FEEDBACKQA / "WHO").exists() else FIXTURE_FEEDBACKQA
+    """The FeedbackQA sample shipped in the package (what the demo reads on a fresh clone)."""
+    from judgeloop.feedbackqa import bundled_root
+
+    return Path(str(bundled_root()))
 
 
 @pytest.fixture
@@ -33,7 +34,6 @@ def home(tmp_path, monkeypatch) -> Path:
         if key.startswith("JUDGELOOP_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("JUDGELOOP_HOME", str(state))
-    monkeypatch.setenv("JUDGELOOP_FEEDBACKQA_PATH", str(feedbackqa_root()))
     for key, value in FAKE_MODELS.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)

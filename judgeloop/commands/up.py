@@ -12,7 +12,23 @@ from pathlib import Path
 
 from judgeloop import database_url, local_models, servers
 from judgeloop.notify import TRIGGER_TAG
+from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
+from judgeloop.store import library_environment
+
+
+# The demo releases the experts' labels in batches on its own, so the sensor can be watched re-aligning.
+DEMO_RELEASE_EVERY = 60.0
+
+STAND_IN_BANNER = """
+==========================================================================================
+  OFFLINE DEMO: no model provider is configured, so every model role (judge, reflection,
+  embeddings, agent) is an offline STAND-IN (judgeloop.fake_llm): deterministic rules, not
+  an LLM. The loop runs end to end and the judge learns from the experts' labels through
+  MemAlign, but its judgements are not a real model's. Set JUDGELOOP_JUDGE_MODEL etc. (see
+  README) for real judgements.
+==========================================================================================
+"""
 
 
 def register(commands) -> None:
@@ -25,8 +41,8 @@ def register(commands) -> None:
     parser.add_argument("--team", action="store_true", help="MLflow basic-auth: one account per reviewer (JUDGELOOP_REVIEWERS).")
     parser.add_argument("--no-launch", action="store_true", help="Do not launch the foundation job at start.")
     parser.add_argument(
-        "--release-every", type=float, default=0.0, metavar="SECONDS",
-        help="Demo: release one batch of expert labels every SECONDS (0 = only by `judgeloop demo release`).",
+        "--release-every", type=float, default=None, metavar="SECONDS",
+        help="Demo: release one batch of expert labels every SECONDS (default 60; 0 = only by `judgeloop demo release`).",
     )
     parser.add_argument("--batch", type=int, default=10, help="Demo: labels per released batch.")
     parser.add_argument(
@@ -124,6 +140,13 @@ def run(args) -> int:
         print(f"judgeloop up: {exc}", file=sys.stderr)
         return 2
 
+    stand_ins = {}
+    if args.demo and nothing_configured(settings) and not args.llama_server_model:
+        # A fresh machine with no provider: the demo still runs end to end, on the offline
+        # stand-in models, and says so (banner here, `models` in the assets' metadata).
+        stand_ins = stand_in_environment()
+        os.environ.update(stand_ins)
+        settings = load_settings()
     missing = configuration_report(settings)
     mlflow_url = f"http://{args.host}:{args.mlflow_port}"
     dagster_url = f"http://{args.host}:{args.dagster_port}"
@@ -145,10 +168,10 @@ def run(args) -> int:
             "JUDGELOOP_MLFLOW_UI_URL": mlflow_url,
             "DAGSTER_HOME": str(settings.dagster_home),
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            "MLFLOW_MODEL_CATALOG_URI": "",
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
     )
+    for key, value in library_environment(settings).items():
+        env.setdefault(key, value)
     if settings.database_url:  # dagster.yaml reads Dagster's storage URL from the environment
         env[servers.DAGSTER_STORAGE_URL_VARIABLE] = database_url.dagster_storage_url(settings.database_url)
     creds = None
@@ -194,6 +217,8 @@ def run(args) -> int:
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"judgeloop: state in {home}", flush=True)
+        if stand_ins:
+            print(STAND_IN_BANNER, flush=True)
         if args.llama_server_model:
             print(f"judgeloop: starting llama-server with {args.llama_server_model} ...", flush=True)
             llama = local_models.start_llama_server(stack, args.llama_server_model, env, home / "logs")
@@ -270,18 +295,19 @@ def run(args) -> int:
 
         started = time.monotonic()
         last_release = started
-        releasing = bool(args.demo and args.release_every)
+        release_every = DEMO_RELEASE_EVERY if args.release_every is None else args.release_every
+        releasing = bool(args.demo and release_every)
         while not stopping["flag"]:
             for process in stack.processes:
                 if process.popen.poll() is not None:
                     print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", file=sys.stderr)
                     stopping["flag"] = True
-            if releasing and time.monotonic() - last_release >= args.release_every:
+            if releasing and time.monotonic() - last_release >= release_every:
                 last_release = time.monotonic()
                 try:
                     release = demo_core.release_labels(settings, experiment_id, args.batch)
                 except Exception as exc:  # a busy store must not end the session: try again next time
-                    print(f"releasing demo labels failed ({exc}); retrying in {args.release_every:.0f} s", file=sys.stderr)
+                    print(f"releasing demo labels failed ({exc}); retrying in {release_every:.0f} s", file=sys.stderr)
                     continue
                 print(f"released {release.written} expert labels ({release.remaining} still held back)", flush=True)
                 if release.remaining == 0:

@@ -3,6 +3,7 @@ import dagster as dg
 from judgeloop import optimization, prompts, providers
 from judgeloop_assets.metadata import carry_last_result
 from judgeloop_assets.names import REALIGN_POOL
+from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 
 PROMOTION_CHECK = "prompt_beats_production"
@@ -13,6 +14,7 @@ PROMOTION_CHECK = "prompt_beats_production"
     kinds={"mlflow"},
     description="The agent's starting system prompt in the MLflow prompt registry, with a production alias.",
 )
+@expected_failures
 def agent_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) -> dg.MaterializeResult:
     settings, _ = judgeloop.connect()
     state = prompts.ensure_registered(settings)
@@ -46,6 +48,7 @@ def agent_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) 
         )
     ],
 )
+@expected_failures
 def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
     settings = judgeloop.settings()
     providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
