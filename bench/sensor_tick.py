@@ -240,7 +240,7 @@ def generate_store(home: Path, n_traces: int, human_fraction: float, judge_name:
         "human_trace_ids": {a["trace_id"] for a in assessments if a["source_type"] == "HUMAN"},
         "rows": row_counts,
         "timings": timings,
-        "db_bytes": (home / "mlflow.db").stat().st_size,
+        "db_bytes": (home / "mlflow.db").stat().st_size if (home / "mlflow.db").exists() else None,  # None: not sqlite
     }
 
 

@@ -14,14 +14,15 @@ from judgeloop.settings import Settings, load_settings
 
 
 @functools.lru_cache(maxsize=4)
-def _corpus(root: str, domain: str) -> tuple[tuple[str, frozenset], ...]:
+def _corpus(root: str | None, domain: str) -> tuple[tuple[str, frozenset], ...]:
     passages = {item.passage for item in feedbackqa.load_items(root, domain)}
     return tuple((p, frozenset(words(p))) for p in sorted(passages))
 
 
 def best_passage(question: str, settings: Settings) -> str:
     """The passage sharing the most words with the question (a small lexical retriever)."""
-    corpus = _corpus(str(settings.feedbackqa_path), settings.demo_domain)
+    root = str(settings.feedbackqa_path) if settings.feedbackqa_path else None
+    corpus = _corpus(root, settings.demo_domain)
     asked = words(question)
     return max(corpus, key=lambda entry: (len(asked & entry[1]) / (len(entry[1]) ** 0.5 or 1), entry[0]))[0]
 

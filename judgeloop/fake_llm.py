@@ -6,9 +6,10 @@ to exercise the real ``openai:/`` client path. The answers are not canned: they 
 computed from the request, so alignment, agreement and prompt optimization behave like a
 (very simple) real model would:
 
-- a judge prompt is answered from word overlap between question and answer, unless the
-  prompt carries a MemAlign example about the same thing (then that expert label wins)
-  or a guideline "Always rate X" (then X);
+- a judge prompt is answered from word overlap between question and answer (its generic,
+  naive judgement); when the prompt carries the expert examples MemAlign retrieved, it rates
+  like them instead (their similarity-weighted rating), and a guideline "Always rate X" gives X.
+  This is a stand-in that shows the labels reaching the judge, not a model that judges well;
 - a MemAlign guideline request returns one guideline per distinct expert rating
   (model name ``saboteur`` returns "Always rate 1", to test the blocking gate);
 - a GEPA reflection request returns the current instructions plus one sentence that asks the
@@ -30,7 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 QUOTE_INSTRUCTION = "Quote the passage sentences that answer the question most directly."
 EMBEDDING_DIM = 512
-SIMILAR_EXAMPLE = 0.6
+# An expert example about something else entirely (no shared words) carries no evidence.
+MIN_EXAMPLE_SIMILARITY = 0.05
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
     "the a an and or of to in on for is are was were be been it its this that with as at by from "
@@ -118,6 +120,16 @@ def _examples(system: str) -> list[dict]:
     return found
 
 
+def _weighted_choice(votes: dict[str, float], allowed: list):
+    """The similarity-weighted mean of ordered values (numbers, ordered categories), else the top vote."""
+    order = [str(v) for v in allowed]
+    if len(order) > 2 and all(v in order for v in votes):
+        total = sum(votes.values())
+        position = sum(order.index(v) * w for v, w in votes.items()) / total
+        return order[int(round(position))]
+    return max(votes, key=votes.get)
+
+
 def answer_judge(system: str, user: str, response_format=None) -> str:
     allowed = _allowed_results(system, response_format)
     forced = re.search(r"always rate ([\w\- ]+?)[\.\n]", system, re.I)
@@ -127,14 +139,19 @@ def answer_judge(system: str, user: str, response_format=None) -> str:
         return json.dumps({"result": value, "rationale": f"Following the guideline, rated {value}."})
     examples = _examples(system)
     if examples:
+        # MemAlign put the experts' most similar past judgements in the prompt: follow them,
+        # weighted by how much each shares with this question and answer.
         here = words(inputs) | words(outputs)
-        similarity, best = max(
-            ((_jaccard(here, words(ex.get("inputs", "")) | words(ex.get("outputs", ""))), i) for i, ex in enumerate(examples))
-        )
-        # Like a real model, lean on an expert example only when it is about the same thing.
-        if similarity >= SIMILAR_EXAMPLE:
-            value = _coerce(examples[best].get("result"), allowed)
-            return json.dumps({"result": value, "rationale": f"A very similar answer was rated {value} by the expert."})
+        votes: dict[str, float] = {}
+        for example in examples:
+            similarity = _jaccard(here, words(example.get("inputs", "")) | words(example.get("outputs", "")))
+            if similarity >= MIN_EXAMPLE_SIMILARITY:
+                value = str(_coerce(example.get("result"), allowed))
+                # Cubed: the closest examples dominate, as they would for a model reading them.
+                votes[value] = votes.get(value, 0.0) + similarity**3
+        if votes:
+            value = _coerce(_weighted_choice(votes, allowed), allowed)
+            return json.dumps({"result": value, "rationale": f"Experts rated the most similar answers {value}."})
     question = words(inputs)
     overlap = len(question & words(outputs)) / len(question) if question else 0.0
     value = allowed[min(len(allowed) - 1, int(overlap * len(allowed)))]

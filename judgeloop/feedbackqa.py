@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from judgeloop.settings import FeedbackType, Settings
@@ -24,12 +25,31 @@ class Item:
     ratings: tuple[Rating, ...] = field(default_factory=tuple)
 
 
-def load_items(root: Path, domain: str = "WHO", limit: int | None = None) -> list[Item]:
-    path = Path(root) / domain / "feedback_valid.json"
-    if not path.exists():
-        raise FileNotFoundError(f"FeedbackQA file {path} not found: set JUDGELOOP_FEEDBACKQA_PATH")
+def bundled_root():
+    """The FeedbackQA sample shipped inside the package (WHO and part of CDC, Apache-2.0).
+
+    Read through importlib.resources, so an installed (non-editable) package finds it too.
+    """
+    return resources.files("judgeloop.data") / "feedbackqa"
+
+
+def bundled_domains() -> list[str]:
+    return sorted(entry.name for entry in bundled_root().iterdir() if (entry / "feedback_valid.json").is_file())
+
+
+def load_items(root=None, domain: str = "WHO", limit: int | None = None) -> list[Item]:
+    """Items of one domain from ``root`` (a folder of ``<domain>/feedback_valid.json``; default:
+    the shipped sample)."""
+    base = bundled_root() if root is None else Path(root)
+    path = base / domain / "feedback_valid.json"
+    if not path.is_file():
+        where = f"{root}" if root is not None else f"the shipped sample (domains: {', '.join(bundled_domains())})"
+        raise FileNotFoundError(
+            f"FeedbackQA domain {domain!r} not found in {where}: expected {domain}/feedback_valid.json "
+            "(JUDGELOOP_FEEDBACKQA_PATH points at your own copy, JUDGELOOP_DEMO_DOMAIN picks the domain)"
+        )
     items = []
-    for index, raw in enumerate(json.loads(path.read_text())):
+    for index, raw in enumerate(json.loads(path.read_text(encoding="utf-8"))):
         passage = raw["passage"]["reference"]["section_content"]
         ratings = tuple(
             Rating(reviewer=f"rater-{pos + 1}", rating=rating, reason=reason)

@@ -33,7 +33,10 @@ _ENGINES: dict = {}
 # MLflow stamps last_updated_timestamp in Python before the row is committed, so with several
 # writers (a tracking server's workers) a label can become visible after a newer one was read.
 # Each read therefore starts this far before the cursor and skips rows it already returned.
-LOOKBACK_MS = 5_000
+# Measured (bench/label_commit_lag.py, 3 workers on PostgreSQL, 8 writer threads, a 2-core machine
+# at load ~27): labels became visible up to 4.0 s behind a newer one. 30 s leaves a wide margin;
+# it costs re-reading the labels of the last 30 s, skipped by id.
+LOOKBACK_MS = 30_000
 
 
 @dataclass(frozen=True)

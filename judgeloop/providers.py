@@ -103,6 +103,28 @@ def require_models(settings: Settings, *roles: str) -> dict[str, str]:
     return uris
 
 
+# The offline demo's models when no provider is configured: the deterministic stand-ins of
+# judgeloop.fake_llm. They exercise the whole loop; they are not an LLM and judge naively.
+STAND_IN_LABEL = "offline stand-in"
+
+
+def nothing_configured(settings: Settings) -> bool:
+    return not any(getattr(settings, attr) for attr, _ in ROLES.values())
+
+
+def stand_in_environment() -> dict[str, str]:
+    """``JUDGELOOP_*_MODEL`` variables pointing every role at the offline stand-in models."""
+    return {env: f"fake:/{role}" for role, (_, env) in ROLES.items()}
+
+
+def models_label(settings: Settings) -> str:
+    """What the asset metadata says about the models: loud when they are stand-ins."""
+    uris = [getattr(settings, attr) or "" for attr, _ in ROLES.values()]
+    if any(uri.startswith("fake:/") for uri in uris):
+        return f"{STAND_IN_LABEL} (deterministic fake:/ models, not an LLM: configure a provider for real judgements)"
+    return "configured providers"
+
+
 def configuration_report(settings: Settings) -> list[str]:
     """One line per role that is not usable, for start-up banners."""
     lines = []

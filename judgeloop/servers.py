@@ -120,10 +120,14 @@ def wait_for_http(url: str, process: Process, timeout: float, auth=None) -> None
     raise StartupError(f"{process.name} did not answer {url} within {timeout:.0f} s; see {process.log_path}")
 
 
-def mlflow_command(host: str, port: int, backend_uri: str, artifacts: Path, team: bool) -> list[str]:
+def mlflow_command(
+    host: str, port: int, backend_uri: str, artifacts: Path | str, team: bool, workers: int = 2
+) -> list[str]:
+    """``mlflow server`` proxying artifacts: a local folder, or ``s3://bucket/prefix`` (with
+    MLFLOW_S3_ENDPOINT_URL for an S3-compatible store) so clients never need storage credentials."""
     command = [
         sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
-        "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts), "--workers", "2",
+        "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts), "--workers", str(workers),
     ]
     if team:
         command += ["--app-name", "basic-auth"]
@@ -138,11 +142,29 @@ def dagster_command(host: str, port: int) -> tuple[list[str], Path | None]:
     return [*executable, "dev", *target, "-h", host, "-p", str(port)], (REPO_ROOT if workspace.exists() else None)
 
 
-def write_dagster_yaml(dagster_home: Path) -> None:
+# Dagster's storage URL (see database_url.dagster_storage_url), set by `judgeloop up` for its children.
+DAGSTER_STORAGE_URL_VARIABLE = "DAGSTER_POSTGRES_URL"
+
+
+def dagster_yaml(database_url: str | None) -> str:
+    """The instance config ``judgeloop up`` runs Dagster with.
+
+    Runs queue behind each other (one at a time): without it, the sensor's realign runs (one per
+    label batch) ran in parallel with each other and with the foundation run, and 2 cores gain
+    nothing from it. The realign pool gets one slot, so even where runs do overlap (another
+    deployment, a run launched by hand) two promotion steps never do. With a database, Dagster's
+    storage lives in its own schema there; its URL is read from the environment, so no password lands on disk.
+    """
+    text = (
+        "# Written by `judgeloop up` at every start. For a deployment of your own, see deploy/dagster.yaml.\n"
+        "telemetry:\n  enabled: false\n"
+        "concurrency:\n  runs:\n    max_concurrent_runs: 1\n  pools:\n    default_limit: 1\n"
+    )
+    if database_url:
+        text += f"storage:\n  postgres:\n    postgres_url:\n      env: {DAGSTER_STORAGE_URL_VARIABLE}\n"
+    return text
+
+
+def write_dagster_yaml(dagster_home: Path, database_url: str | None = None) -> None:
     dagster_home.mkdir(parents=True, exist_ok=True)
-    config = dagster_home / "dagster.yaml"
-    if not config.exists():
-        # One run at a time: runs queue behind each other. Without it, the sensor's realign runs
-        # (one per label batch) ran in parallel with each other and with the foundation run,
-        # racing on judge registration and promotion (and 2 cores gain nothing from it).
-        config.write_text("telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n")
+    (dagster_home / "dagster.yaml").write_text(dagster_yaml(database_url))

@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     backend_store_uri: str | None = Field(
         None, description="SQL database behind an http tracking server, read by the label sensor."
     )
+    database_url: str | None = Field(
+        None,
+        description="SQL database (e.g. postgresql://...) for MLflow's backend store and Dagster's storage; "
+        "default: sqlite files under home.",
+    )
+    artifacts_destination: str | None = Field(
+        None,
+        description="Where `judgeloop up`'s MLflow server stores artifacts, e.g. s3://bucket/judgeloop "
+        "(S3-compatible stores: MLFLOW_S3_ENDPOINT_URL); default: a folder under home.",
+    )
     dagster_url: str | None = Field(None, description="Dagster webserver used by `judgeloop labels notify`.")
     mlflow_ui_url: str | None = Field(None, description="MLflow UI base URL for links; default: the tracking server.")
     experiment_name: str = "judgeloop"
@@ -69,8 +79,8 @@ class Settings(BaseSettings):
 
     agent: str | None = Field(None, description="Agent callable 'module:function'; unset = evaluate existing traces.")
     questions_path: Path | None = Field(None, description="Questions (JSONL/JSON/txt) the agent answers.")
-    feedbackqa_path: Path = Field(
-        default_factory=lambda: Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "feedbackqa"
+    feedbackqa_path: Path | None = Field(
+        None, description="Folder of FeedbackQA <domain>/feedback_valid.json; default: the sample shipped in the package."
     )
     demo_domain: str = "WHO"
     demo_items: int = 40
@@ -124,6 +134,14 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("tracking_uri", "backend_store_uri", "database_url")
+    @classmethod
+    def _with_driver(cls, value):
+        # A pasted postgresql:// URL would pick a driver that is not installed (see database_url).
+        from judgeloop.database_url import for_sqlalchemy
+
+        return for_sqlalchemy(value) if value else value
+
     @model_validator(mode="after")
     def _check_ranges(self):
         if self.scale_min >= self.scale_max:
@@ -159,11 +177,13 @@ class Settings(BaseSettings):
     def resolved_tracking_uri(self) -> str:
         if self.tracking_uri:
             return self.tracking_uri
-        return self.running_stack.get("tracking_uri") or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+        return (
+            self.running_stack.get("tracking_uri") or self.database_url or f"sqlite:///{self.resolved_home / 'mlflow.db'}"
+        )
 
     @property
     def resolved_backend_store_uri(self) -> str | None:
-        return self.backend_store_uri or self.running_stack.get("backend_store_uri")
+        return self.backend_store_uri or self.database_url or self.running_stack.get("backend_store_uri")
 
     @property
     def resolved_dagster_url(self) -> str:

@@ -18,15 +18,28 @@ _QUIET_DEFAULTS = {
 }
 
 
-def prepare_environment(settings: Settings) -> None:
+def configure_libraries(settings: Settings) -> None:
     """The one place that sets environment variables read by third-party libraries (MLflow,
-    litellm, dspy, openai); each only where the user did not set it."""
-    for key, value in _QUIET_DEFAULTS.items():
+    litellm, dspy, openai); each only where the user did not set it.
+
+    Imports nothing: commands that only read (``judgeloop status``) call it too, because
+    loading a registered MemAlign judge imports litellm, which otherwise spends ~10 s offline
+    fetching a price list and prints three "cost map fetch failed" warnings.
+    """
+    for key, value in library_environment(settings).items():
         os.environ.setdefault(key, value)
-    os.environ.setdefault("DSPY_CACHEDIR", str(settings.resolved_home / "dspy-cache"))
     if os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL"):
         # Clients insist on a key even for a local OpenAI-compatible server that checks none.
         os.environ.setdefault("OPENAI_API_KEY", "unused-by-local-server")
+
+
+def library_environment(settings: Settings) -> dict[str, str]:
+    """The switches ``configure_libraries`` sets, for child processes (``judgeloop up``)."""
+    return {**_QUIET_DEFAULTS, "DSPY_CACHEDIR": str(settings.resolved_home / "dspy-cache")}
+
+
+def prepare_environment(settings: Settings) -> None:
+    configure_libraries(settings)
     if any((uri or "").startswith("fake:/") for uri in model_uris(settings)):
         from judgeloop.fake_llm import register_litellm_provider
 

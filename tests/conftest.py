@@ -10,8 +10,6 @@ from judgeloop.fake_llm import reset_calls
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_FEEDBACKQA = REPO.parent / "shared" / "data" / "feedbackqa"
-FIXTURE_FEEDBACKQA = REPO / "tests" / "fixtures" / "feedbackqa"
 
 FAKE_MODELS = {
     "JUDGELOOP_JUDGE_MODEL": "fake:/judge",
@@ -22,7 +20,10 @@ FAKE_MODELS = {
 
 
 def feedbackqa_root() -> Path:
-    return SHARED_FEEDBACKQA if (SHARED_FEEDBACKQA / "WHO").exists() else FIXTURE_FEEDBACKQA
+    """The FeedbackQA sample shipped in the package (what the demo reads on a fresh clone)."""
+    from judgeloop.feedbackqa import bundled_root
+
+    return Path(str(bundled_root()))
 
 
 @pytest.fixture
@@ -33,7 +34,6 @@ def home(tmp_path, monkeypatch) -> Path:
         if key.startswith("JUDGELOOP_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("JUDGELOOP_HOME", str(state))
-    monkeypatch.setenv("JUDGELOOP_FEEDBACKQA_PATH", str(feedbackqa_root()))
     for key, value in FAKE_MODELS.items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)
@@ -100,3 +100,33 @@ def template_store(home, template):
     settings = load_settings()
     assert connect(settings) == experiment_id
     return settings, experiment_id, trace_ids
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """URL of a PostgreSQL server: JUDGELOOP_TEST_POSTGRES_URL, else a throwaway local cluster.
+
+    Skipped only where no server binary exists at all, and never in CI (CI=true fails instead).
+    """
+    from tests import postgres
+
+    given = os.environ.get(postgres.URL_VARIABLE)
+    if given:
+        yield given
+        return
+    try:
+        postgres.server_bindir()
+    except postgres.NoServerBinary as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
+        pytest.skip(str(exc))
+    with postgres.cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty database on the test server (``postgresql://`` URL, as users paste it)."""
+    from tests import postgres
+
+    return postgres.create_database(postgres_server)

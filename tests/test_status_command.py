@@ -160,3 +160,37 @@ def test_status_with_a_dagster_instance_that_never_ticked(home, tmp_path, capsys
     code, out = status(capsys)
     assert code == 0
     assert "sensor sme_labels_sensor: last tick unknown (never ticked)" in out
+
+
+def test_status_prints_no_litellm_cost_map_warnings(home, template, no_dagster):
+    """Loading a registered MemAlign judge imports litellm; offline it must not try to fetch
+    its price list (three "cost map fetch failed" warnings and ~10 s on every call)."""
+    import os
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+    from mlflow.genai.judges.optimizers import MemAlignOptimizer
+
+    from tests.conftest import REPO
+
+    shutil.copytree(template[0], home)
+    settings = load_settings()
+    experiment_id = connect(settings)
+    trace_ids = template[2][:4]
+    for value, trace_id in zip((1, 2, 3, 4), trace_ids):
+        log_label(trace_id, settings.judge_name, value, reviewer="alice")
+    base = judges.build_judge(settings, settings.judge_model)
+    traces = [MlflowClient().get_trace(trace_id) for trace_id in trace_ids]
+    aligned = MemAlignOptimizer(reflection_lm=settings.reflection_model, embedding_model=settings.embedding_model).align(base, traces)
+    judges.register(aligned, experiment_id)
+
+    # A fresh process, without the switch this test process already set for itself.
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    env["PYTHONPATH"] = str(REPO)
+    done = subprocess.run(
+        [sys.executable, "-m", "judgeloop.cli", "status"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 version(s)" in done.stdout
+    assert "cost map" not in (done.stdout + done.stderr).lower()

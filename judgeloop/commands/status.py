@@ -58,7 +58,11 @@ def _open_experiment(settings: Settings) -> str | None:
     uri = settings.resolved_tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).exists():
         return None
-    # No store.prepare_environment: status calls no model, and it would import litellm for fake:/ URIs.
+    # Only the environment switches, not store.prepare_environment: status calls no model, and
+    # registering fake:/ providers would import litellm for nothing.
+    from judgeloop.store import configure_libraries
+
+    configure_libraries(settings)
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is None or experiment.lifecycle_stage != "active":

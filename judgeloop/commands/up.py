@@ -1,6 +1,7 @@
 """``judgeloop up``: the whole loop locally, an MLflow server and ``dagster dev`` (with its daemon)."""
 
 import argparse
+import importlib.util
 import json
 import os
 import secrets
@@ -9,9 +10,25 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import local_models, servers
+from judgeloop import database_url, local_models, servers
 from judgeloop.notify import TRIGGER_TAG
+from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
+from judgeloop.store import library_environment
+
+
+# The demo releases the experts' labels in batches on its own, so the sensor can be watched re-aligning.
+DEMO_RELEASE_EVERY = 60.0
+
+STAND_IN_BANNER = """
+==========================================================================================
+  OFFLINE DEMO: no model provider is configured, so every model role (judge, reflection,
+  embeddings, agent) is an offline STAND-IN (judgeloop.fake_llm): deterministic rules, not
+  an LLM. The loop runs end to end and the judge learns from the experts' labels through
+  MemAlign, but its judgements are not a real model's. Set JUDGELOOP_JUDGE_MODEL etc. (see
+  README) for real judgements.
+==========================================================================================
+"""
 
 
 def register(commands) -> None:
@@ -19,12 +36,13 @@ def register(commands) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--dagster-port", type=int, default=3000)
+    parser.add_argument("--mlflow-workers", type=int, default=2, help="MLflow server worker processes.")
     parser.add_argument("--demo", action="store_true", help="Load FeedbackQA as production traffic (see `judgeloop demo`).")
     parser.add_argument("--team", action="store_true", help="MLflow basic-auth: one account per reviewer (JUDGELOOP_REVIEWERS).")
     parser.add_argument("--no-launch", action="store_true", help="Do not launch the foundation job at start.")
     parser.add_argument(
-        "--release-every", type=float, default=0.0, metavar="SECONDS",
-        help="Demo: release one batch of expert labels every SECONDS (0 = only by `judgeloop demo release`).",
+        "--release-every", type=float, default=None, metavar="SECONDS",
+        help="Demo: release one batch of expert labels every SECONDS (default 60; 0 = only by `judgeloop demo release`).",
     )
     parser.add_argument("--batch", type=int, default=10, help="Demo: labels per released batch.")
     parser.add_argument(
@@ -122,10 +140,25 @@ def run(args) -> int:
         print(f"judgeloop up: {exc}", file=sys.stderr)
         return 2
 
+    stand_ins = {}
+    if args.demo and nothing_configured(settings) and not args.llama_server_model:
+        # A fresh machine with no provider: the demo still runs end to end, on the offline
+        # stand-in models, and says so (banner here, `models` in the assets' metadata).
+        stand_ins = stand_in_environment()
+        os.environ.update(stand_ins)
+        settings = load_settings()
     missing = configuration_report(settings)
     mlflow_url = f"http://{args.host}:{args.mlflow_port}"
     dagster_url = f"http://{args.host}:{args.dagster_port}"
-    backend_uri = settings.tracking_uri if settings.tracking_uri and not settings.tracking_uri.startswith("http") else f"sqlite:///{home / 'mlflow.db'}"
+    if settings.database_url and not database_url.is_postgres(settings.database_url):
+        print("judgeloop up: JUDGELOOP_DATABASE_URL must be a PostgreSQL URL (Dagster's storage lives there too).", file=sys.stderr)
+        return 2
+    if settings.database_url and importlib.util.find_spec("dagster_postgres") is None:
+        print("judgeloop up: a database URL needs the postgres extra: pip install 'judgeloop[postgres]'", file=sys.stderr)
+        return 2
+    backend_uri = settings.database_url or (
+        settings.tracking_uri if settings.tracking_uri and not settings.tracking_uri.startswith("http") else f"sqlite:///{home / 'mlflow.db'}"
+    )
     env = dict(os.environ)
     env.update(
         {
@@ -135,10 +168,12 @@ def run(args) -> int:
             "JUDGELOOP_MLFLOW_UI_URL": mlflow_url,
             "DAGSTER_HOME": str(settings.dagster_home),
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            "MLFLOW_MODEL_CATALOG_URI": "",
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         }
     )
+    for key, value in library_environment(settings).items():
+        env.setdefault(key, value)
+    if settings.database_url:  # dagster.yaml reads Dagster's storage URL from the environment
+        env[servers.DAGSTER_STORAGE_URL_VARIABLE] = database_url.dagster_storage_url(settings.database_url)
     creds = None
     if args.team:
         if not settings.reviewers:
@@ -151,7 +186,15 @@ def run(args) -> int:
         # Dagster's processes write to MLflow as the admin; reviewers label as themselves.
         env["MLFLOW_TRACKING_USERNAME"] = creds["admin"]["username"]
         env["MLFLOW_TRACKING_PASSWORD"] = creds["admin"]["password"]
-    servers.write_dagster_yaml(settings.dagster_home)
+    servers.write_dagster_yaml(settings.dagster_home, settings.database_url)
+    if settings.database_url:
+        try:
+            database_url.create_dagster_schema(settings.database_url)
+        except Exception as exc:  # unreachable server, bad credentials: say so before starting anything
+            print(f"judgeloop up: cannot reach {database_url.redacted(settings.database_url)}: {exc}", file=sys.stderr)
+            return 2
+        # This process opens the instance too (below): it reads the same storage URL.
+        os.environ[servers.DAGSTER_STORAGE_URL_VARIABLE] = env[servers.DAGSTER_STORAGE_URL_VARIABLE]
     from judgeloop_assets.interrupted_runs import fail_interrupted_runs
 
     interrupted = fail_interrupted_runs(settings.dagster_home)
@@ -174,17 +217,23 @@ def run(args) -> int:
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         print(f"judgeloop: state in {home}", flush=True)
+        if stand_ins:
+            print(STAND_IN_BANNER, flush=True)
         if args.llama_server_model:
             print(f"judgeloop: starting llama-server with {args.llama_server_model} ...", flush=True)
             llama = local_models.start_llama_server(stack, args.llama_server_model, env, home / "logs")
             print(f"llama-server: {llama['base_url']}; use model URIs openai:/{llama['alias']}", flush=True)
             missing = configuration_report(settings)  # openai:/ URIs now resolve to llama-server
         mlflow = stack.start(
-            "mlflow", servers.mlflow_command(args.host, args.mlflow_port, backend_uri, home / "mlartifacts", args.team),
+            "mlflow", servers.mlflow_command(
+                args.host, args.mlflow_port, backend_uri, settings.artifacts_destination or home / "mlartifacts", args.team,
+                workers=args.mlflow_workers,
+            ),
             env, home / "logs",
         )
         auth = (creds["admin"]["username"], creds["admin"]["password"]) if creds else None
-        servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=120, auth=auth)
+        # Several workers on a busy machine took over 2 minutes to answer here.
+        servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=300, auth=auth)
 
         os.environ.update({k: env[k] for k in ("JUDGELOOP_TRACKING_URI", "JUDGELOOP_HOME") if k in env})
         for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
@@ -214,7 +263,11 @@ def run(args) -> int:
 
         running = home / "running.json"
         running.write_text(
-            json.dumps({"pid": os.getpid(), "tracking_uri": mlflow_url, "backend_store_uri": backend_uri, "dagster_url": dagster_url})
+            json.dumps({
+                "pid": os.getpid(), "tracking_uri": mlflow_url, "dagster_url": dagster_url,
+                # A database URL may carry a password: other shells read it from their own settings.
+                "backend_store_uri": None if settings.database_url else backend_uri,
+            })
         )
         print(f"\nMLflow UI:  {mlflow_url}/#/experiments/{experiment_id}", flush=True)
         if review_link:
@@ -242,18 +295,19 @@ def run(args) -> int:
 
         started = time.monotonic()
         last_release = started
-        releasing = bool(args.demo and args.release_every)
+        release_every = DEMO_RELEASE_EVERY if args.release_every is None else args.release_every
+        releasing = bool(args.demo and release_every)
         while not stopping["flag"]:
             for process in stack.processes:
                 if process.popen.poll() is not None:
                     print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", file=sys.stderr)
                     stopping["flag"] = True
-            if releasing and time.monotonic() - last_release >= args.release_every:
+            if releasing and time.monotonic() - last_release >= release_every:
                 last_release = time.monotonic()
                 try:
                     release = demo_core.release_labels(settings, experiment_id, args.batch)
                 except Exception as exc:  # a busy store must not end the session: try again next time
-                    print(f"releasing demo labels failed ({exc}); retrying in {args.release_every:.0f} s", file=sys.stderr)
+                    print(f"releasing demo labels failed ({exc}); retrying in {release_every:.0f} s", file=sys.stderr)
                     continue
                 print(f"released {release.written} expert labels ({release.remaining} still held back)", flush=True)
                 if release.remaining == 0:

@@ -2,6 +2,8 @@ import dagster as dg
 
 from judgeloop import alignment, gate, judges, providers, usage
 from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, interval_table, move_to_table, rejections_table, usage_metadata
+from judgeloop_assets.names import REALIGN_POOL
+from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 
 sme_labels = dg.AssetSpec(
@@ -27,6 +29,7 @@ DETAIL_KEYS = {
     # live_agreement first: it measures the judge in use before this run may replace it.
     deps=[sme_labels, "live_agreement"],
     group_name="alignment",
+    pool=REALIGN_POOL,
     kinds={"mlflow"},
     description="The judge re-aligned to the SMEs with MemAlign, promoted only if it agrees with them at least as well.",
     check_specs=[
@@ -41,6 +44,7 @@ DETAIL_KEYS = {
         )
     ],
 )
+@expected_failures
 def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
     settings = judgeloop.settings()
     providers.require_models(settings, "judge", "reflection", "embeddings")
@@ -56,6 +60,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     context.log.info(f"gate {'passed' if passed else 'FAILED'}: {reason}; judge in use: v{promoted}")
 
     metadata = {
+        "models": providers.models_label(settings),
         "judge_name": result.judge_name,
         "judge_version": result.new_version or result.previous_version,
         "previous_version": result.previous_version,

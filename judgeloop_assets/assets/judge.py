@@ -1,10 +1,12 @@
 import dagster as dg
 
 from judgeloop import judges, providers
+from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 
 
 @dg.asset(group_name="judge", kinds={"mlflow"}, description="The LLM judge as configured, registered as an MLflow scorer version.")
+@expected_failures
 def base_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) -> dg.MaterializeResult:
     settings = judgeloop.settings()
     # Checked before connecting, so a missing provider writes nothing.
@@ -22,6 +24,7 @@ def base_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) ->
             "new_version": registered.created,
             "feedback_type": settings.feedback_type.value,
             "model_uri": model,
+            "models": providers.models_label(settings),
             "instructions": dg.MetadataValue.md(judges.full_instructions(settings)),
             "experiment_id": experiment_id,
             "mlflow_experiment": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}"),
