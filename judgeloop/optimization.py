@@ -84,13 +84,11 @@ def check_expectations(records: list[dict], skip: bool) -> tuple[list[dict], lis
 
 def load_promoted_judge(settings: Settings, experiment_id: str):
     """The promoted judge with its memory built from valid labels only, ready for threads."""
-    version, judge = judges.load_promoted(settings, experiment_id)
-    remembered = getattr(judge, "_episodic_trace_ids", None)
-    if remembered:
-        used, _ = labels.current_labels(settings, experiment_id)
-        traces = alignment.cleaned_traces(settings, remembered, used)
-        alignment.hydrate_memory(judge, {tid: t for tid, t in traces.items() if t.info.assessments})
-    return version, judge
+    version = judges.promoted_version(experiment_id)
+    if version is None:
+        judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
+    used, _ = labels.current_labels(settings, experiment_id)
+    return version, alignment.load_judge(settings, experiment_id, version, used)
 
 
 @contextmanager

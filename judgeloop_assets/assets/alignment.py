@@ -1,6 +1,6 @@
 import dagster as dg
 
-from judgeloop import alignment, judges, providers
+from judgeloop import alignment, experts, judges, providers
 from judgeloop_assets.metadata import agreement_metadata, confusion_table, rejections_table
 from judgeloop_assets.resources import JudgeloopConfig
 
@@ -51,7 +51,10 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         "promoted_version": promoted,
         "promoted": passed and result.new_version is not None,
         "gate": reason,
+        "label_rule": result.label_rule,
         "labels_alignment": result.alignment_labels,
+        # What MemAlign learned from: one consensus label per alignment trace, none discarded.
+        "labels_used_alignment": result.alignment_traces,
         "labels_heldout": result.heldout_labels,
         "labels_total": result.alignment_labels + result.heldout_labels,
         "traces_alignment": result.alignment_traces,
@@ -65,18 +68,28 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     }
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
-        # The judge in use did not change: repeat its measured agreement so the plots stay continuous.
-        known = judges.lineage(experiment_id, result.previous_version)
-        for key in ("kappa_before", "kappa_after"):
-            if isinstance(known.get(key), (int, float)):
-                metadata[key] = float(known[key])
+    if result.current is not None:
+        # The judge in use did not change; its agreement is measured again on the held-out
+        # labels as they are now, so this block never mixes old and new labels.
+        metadata["agreement_measured"] = f"judge v{result.previous_version} re-measured on the current held-out labels"
+        metadata.update(agreement_metadata("before", result.current))
+        metadata.update(agreement_metadata("after", result.current))
+        metadata["confusion_matrix_after"] = confusion_table(result.current)
     if result.before is not None:
+        metadata["agreement_measured"] = (
+            f"judge v{result.previous_version} and v{result.new_version} (as loaded from the registry) on the held-out labels"
+        )
         metadata.update(agreement_metadata("before", result.before))
         metadata.update(agreement_metadata("after", result.after))
         metadata["confusion_matrix_after"] = confusion_table(result.after)
         metadata["confusion_matrix_before"] = confusion_table(result.before)
+    for which, count in result.invalid_answers.items():
+        # Answers off the scale (a 9 on a 1-4 judge) are never scored; how many there were.
+        metadata[f"invalid_judge_answers_{which}"] = count
     if result.human_ceiling is not None:
-        metadata.update(agreement_metadata("human_ceiling", result.human_ceiling))
+        metadata.update(agreement_metadata("human_ceiling", result.human_ceiling.agreement))
+        metadata["human_ceiling_statistic"] = experts.CEILING_STATISTIC
+        metadata["human_ceiling_reviewer_pairs"] = result.human_ceiling.reviewer_pairs
     if result.rejected:
         metadata["rejected_labels"] = rejections_table(result.rejected)
     yield dg.MaterializeResult(metadata=metadata)
