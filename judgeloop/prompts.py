@@ -83,3 +83,9 @@ def version_tags(name: str, version: int) -> dict:
     from mlflow import MlflowClient
 
     return dict(MlflowClient().get_prompt_version(name, int(version)).tags or {})
+
+
+def delete_version(name: str, version: int) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().delete_prompt_version(name, str(version))

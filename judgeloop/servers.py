@@ -145,4 +145,8 @@ def write_dagster_yaml(dagster_home: Path) -> None:
         # One run at a time: runs queue behind each other. Without it, the sensor's realign runs
         # (one per label batch) ran in parallel with each other and with the foundation run,
         # racing on judge registration and promotion (and 2 cores gain nothing from it).
-        config.write_text("telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n")
+        # Run monitoring enforces each run's dagster/max_runtime tag (JUDGELOOP_MAX_RUN_SECONDS).
+        config.write_text(
+            "telemetry:\n  enabled: false\nconcurrency:\n  runs:\n    max_concurrent_runs: 1\n"
+            "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
+        )

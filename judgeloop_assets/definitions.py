@@ -8,7 +8,7 @@ from judgeloop_assets.assets.judge import base_judge
 from judgeloop_assets.assets.labeling import labeling_session
 from judgeloop_assets.assets.prompts import agent_prompt, optimized_prompt
 from judgeloop_assets.assets.traces import tagged_traces
-from judgeloop_assets.names import FOUNDATION_JOB
+from judgeloop_assets.names import FOUNDATION_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 from sensors.sme_labels_sensor import realign_job, sme_labels_sensor
 
@@ -20,7 +20,12 @@ ALL_ASSETS = [*FOUNDATION, *ALIGNMENT, *AGENT]
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     resources={"judgeloop": JudgeloopConfig()},
-    jobs=[dg.define_asset_job(FOUNDATION_JOB, selection=dg.AssetSelection.assets(*FOUNDATION, agent_prompt)), realign_job],
+    jobs=[
+        dg.define_asset_job(
+            FOUNDATION_JOB, selection=dg.AssetSelection.assets(*FOUNDATION, agent_prompt), tags=run_limit_tags()
+        ),
+        realign_job,
+    ],
     sensors=[sme_labels_sensor],
     # In-process: the multiprocess executor was 3x slower here and its parallel steps raced
     # MLflow's schema creation on a fresh sqlite store.

@@ -4,3 +4,10 @@ CODE_LOCATION = "judgeloop"  # also in pyproject.toml [tool.dagster] and workspa
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a Definitions object
 FOUNDATION_JOB = "judgeloop_foundation"
 REALIGN_JOB = "realign_judge"
+
+
+def run_limit_tags() -> dict[str, str]:
+    """Tags every job's runs carry: Dagster's run monitoring stops a run older than this."""
+    from judgeloop.settings import load_settings
+
+    return {"dagster/max_runtime": str(load_settings().max_run_seconds)}

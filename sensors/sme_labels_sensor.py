@@ -3,13 +3,14 @@
 import dagster as dg
 
 from judgeloop.settings import load_settings
-from judgeloop_assets.names import REALIGN_JOB
+from judgeloop_assets.names import REALIGN_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 
 realign_job = dg.define_asset_job(
     REALIGN_JOB,
     selection=dg.AssetSelection.assets("aligned_judge").downstream(),
     description="Re-align the judge to the SMEs and refresh everything downstream of it.",
+    tags=run_limit_tags(),
 )
 
 

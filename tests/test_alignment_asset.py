@@ -2,7 +2,7 @@
 
 import pytest
 
-from judgeloop import demo, judges, labels
+from judgeloop import demo, experts, judges, labels
 from judgeloop.fake_llm import CALLS
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
@@ -55,19 +55,18 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     # Incremental: with a few more labels MemAlign distils only the new alignment-side examples.
     from judgeloop import split
 
-    def resolved_examples(group):
-        # MemAlign keeps every label when raters agree, else the majority (ties: the newest).
-        values = [label.value for label in group]
-        return len(values) if len(set(values)) == 1 else max(values.count(v) for v in set(values))
-
     def align_side(current):
+        # What MemAlign is given per alignment trace: one consensus label (an expert's own).
         grouped = labels.by_trace(current)
-        return {tid: g for tid, g in grouped.items() if not split.is_heldout(tid, settings.heldout_fraction)}
+        return {
+            tid: experts.consensus(settings, g).assessment_id
+            for tid, g in grouped.items() if not split.is_heldout(tid, settings.heldout_fraction)
+        }
 
     distilled = CALLS["guideline_examples"]
     first_side = align_side(labels.current_labels(settings, experiment_id)[0])
-    assert sum(len(g) for g in first_side.values()) == meta["labels_alignment"]
-    assert distilled == sum(resolved_examples(g) for g in first_side.values())
+    assert len(first_side) == meta["labels_used_alignment"] == meta["traces_alignment"]
+    assert distilled == len(first_side)  # one example per trace: MemAlign discards nothing
     changed = {}
     while not changed:  # release a trace's labels at a time until one lands on the alignment side
         assert demo.release_labels(settings, experiment_id, 2).written == 2
@@ -76,12 +75,14 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     more = run(instance, ["aligned_judge"])
     assert more.success and md(more, "aligned_judge")["judge_version"] == 3
     # Only traces that are new (or whose labels changed) are distilled again, not all of them.
-    assert CALLS["guideline_examples"] - distilled == sum(resolved_examples(g) for g in changed.values())
+    assert CALLS["guideline_examples"] - distilled == len(changed)
     assert md(more, "aligned_judge")["llm_align_reflection_calls"] == (1 if changed else 0)
 
     # The same labels again: nothing new is registered, the promoted judge stays.
     again = run(instance, ["aligned_judge"])
     assert again.success and "already aligned" in md(again, "aligned_judge")["skipped"]
+    # It says it measured the judge in use again, and the loaded judge reproduces its number.
+    assert "re-measured on the current held-out labels" in md(again, "aligned_judge")["agreement_measured"]
     assert md(again, "aligned_judge")["kappa_after"] == md(more, "aligned_judge")["kappa_after"]
     assert judges.latest_version(experiment_id, settings.judge_name) == 3
 

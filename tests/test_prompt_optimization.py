@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from judgeloop import demo, judges, optimization, prompts
+from judgeloop import demo, gepa_budget, judges, optimization, prompts
 from judgeloop.fake_llm import CALLS, QUOTE_INSTRUCTION, reset_calls
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
@@ -47,6 +47,10 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     # reflection minibatches (3 records each: parent and child) plus one full evaluation.
     overshoot = 2 * 3 + meta["train_records"]
     assert 0 < meta["metric_calls_spent"] <= meta["metric_calls_budget"] + overshoot
+    # The records were fitted to the budget, so GEPA got past its first evaluation.
+    assert meta["train_records"] == gepa_budget.records_for_budget(40, meta["train_records_available"])
+    assert meta["train_records"] < meta["train_records_available"]
+    assert meta["gepa_rounds"] >= 1 and meta["gepa_rounds_accepted"] >= 1 and "budget_warning" not in meta
     assert QUOTE_INSTRUCTION in meta["new_prompt"] and f"+{QUOTE_INSTRUCTION}" in meta["diff_vs_production"]
     assert result.get_asset_check_evaluations()[0].passed
 
@@ -73,7 +77,42 @@ def test_no_promotion_when_the_prompt_does_not_improve(aligned_store, instance, 
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert int(prompts.production(settings).version) == 1
-    assert prompts.latest(settings.prompt_name).version == 2  # kept as a version
+    # GEPA ran rounds but returned production's own text: that is not registered as a version.
+    assert meta["gepa_rounds"] >= 1 and "nothing registered" in meta["decision"]
+    assert prompts.latest(settings.prompt_name).version == 1
+
+    # A budget that cannot buy one round: a warning, and GEPA is not started at all.
+    monkeypatch.setenv("JUDGELOOP_GEPA_MAX_METRIC_CALLS", "9")
+    reset_calls()
+    starved = run(instance, ["optimized_prompt"])
+    assert starved.success
+    meta = md(starved, "optimized_prompt")
+    assert "cannot buy one GEPA round" in meta["budget_warning"] and meta["gepa_rounds"] == 0
+    assert CALLS["total"] == 0
+    assert prompts.latest(settings.prompt_name).version == 1
+
+
+@pytest.mark.parametrize(
+    "budget,available,expected",
+    [
+        (60, 177, 10),  # 10 + 3 rounds x (3 + 3 + 10) = 58
+        (40, 16, 5),  # 5 + 3 x 11 = 38
+        (60, 4, 4),  # fewer records than the budget allows: all of them
+        (10, 50, 2),  # room for one round only: 2 + (3 + 3 + 2) = 10
+        (9, 50, 0),  # not even one round
+    ],
+)
+def test_records_are_fitted_to_the_gepa_budget(budget, available, expected):
+    assert gepa_budget.records_for_budget(budget, available) == expected
+    if expected:
+        assert gepa_budget.cost(expected, 1) <= budget
+
+
+def test_budget_sample_is_stable_and_order_free():
+    records = [{"inputs": {"question": f"q{i}"}} for i in range(30)]
+    first = gepa_budget.stable_sample(records, 7)
+    assert first == gepa_budget.stable_sample(list(reversed(records)), 7)
+    assert gepa_budget.stable_sample(records, 8)[:7] == first
 
 
 def test_missing_expectations_named_before_any_llm_call(home, instance, monkeypatch):

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from judgeloop import agreement, alignment, split
+from judgeloop import agreement, alignment, experts, split
 from judgeloop.labels import HumanLabel
 from judgeloop.settings import load_settings
 
@@ -92,7 +92,7 @@ def test_pass_fail_uses_unweighted_kappa(monkeypatch):
     assert result.mae is None
 
 
-def test_human_ceiling_pairs_two_reviewers():
+def test_human_ceiling_of_two_reviewers():
     settings = load_settings()
 
     def label(trace, reviewer, value):
@@ -103,12 +103,12 @@ def test_human_ceiling_pairs_two_reviewers():
         "t2": [label("t2", "rater-2", 1), label("t2", "rater-1", 2)],
         "t3": [label("t3", "rater-1", 3)],
     }
-    ceiling = agreement.human_ceiling(settings, grouped)
+    ceiling = experts.human_ceiling(settings, grouped).agreement
     assert ceiling.n == 2 and ceiling.exact == 0.5
 
     # Labels read back through a tracking server (or given in the MLflow UI) are floats.
     as_floats = {t: [label(t, l.reviewer, float(l.value)) for l in ls] for t, ls in grouped.items()}
-    assert agreement.human_ceiling(settings, as_floats).exact == 0.5
+    assert experts.human_ceiling(settings, as_floats).agreement.exact == 0.5
 
 
 def test_constant_ratings_do_not_produce_nan():

@@ -56,11 +56,26 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
         "heldout_records": result.heldout_records,
         "records_skipped_without_expectations": result.skipped_records,
         "metric_calls_budget": result.metric_calls_budget,
+        "train_records_available": result.train_records_available,
+        "gepa_rounds": result.gepa_rounds,
+        "gepa_rounds_accepted": result.gepa_rounds_accepted,
     }
+    if result.budget_warning:
+        metadata["budget_warning"] = result.budget_warning
+        context.log.warning(result.budget_warning)
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=True, metadata={"decision": result.skipped_reason})
+        return
+    if result.new_version is None:
+        # GEPA ran but returned the production prompt: recorded here, not as a prompt version.
+        metadata.update({"decision": result.decision, "metric_calls_spent": result.metric_calls_spent, "promoted": False})
+        yield dg.MaterializeResult(metadata=metadata)
+        yield dg.AssetCheckResult(
+            check_name=PROMOTION_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"decision": result.decision},
+        )
         return
     metadata.update(
         {
