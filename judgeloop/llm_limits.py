@@ -25,6 +25,9 @@ class ProviderFailure(RuntimeError):
 
 def apply(settings: Settings) -> None:
     """Put the configured limits on every LLM call this process makes (idempotent)."""
+    from judgeloop.store import prepare_environment
+
+    prepare_environment(settings)  # before litellm's import: offline defaults it reads at import
     timeout, retries = settings.llm_timeout_seconds, settings.llm_max_retries
     os.environ["MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS"] = str(int(max(1, round(timeout))))
     os.environ["MLFLOW_GENAI_EVAL_MAX_RETRIES"] = str(retries)

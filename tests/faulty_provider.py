@@ -10,12 +10,14 @@ set for the role a request belongs to:
 
 Roles are recognised from the request the way the fake models do: ``judge``, ``reflection``
 (MemAlign's guideline distillation and GEPA's reflection), ``agent``, ``embeddings``.
-``requests`` counts requests per role, faulty or not.
+``requests`` counts requests per role, faulty or not; ``arrivals`` holds each request's
+(role, ``time.monotonic()``), so a test can bound how long a client kept trying.
 """
 
 import json
 import re
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -45,6 +47,7 @@ class FaultyProvider:
             raise ValueError(f"unknown faults {unknown}; use {sorted(FAULTS)}")
         self.faults = dict(faults or {})
         self.requests: Counter = Counter()
+        self.arrivals: list[tuple[str, float]] = []
         self._stopping = threading.Event()
         provider = self
 
@@ -72,6 +75,7 @@ class FaultyProvider:
                 path = self.path.rstrip("/")
                 role = role_of(path, request)
                 provider.requests[role] += 1
+                provider.arrivals.append((role, time.monotonic()))
                 fault = provider.faults.get(role)
                 if fault in ("429", "500"):
                     message = "Rate limit reached" if fault == "429" else "Internal server error"
@@ -102,6 +106,11 @@ class FaultyProvider:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def span(self, role: str) -> float:
+        """Seconds between the first and the last request of ``role``."""
+        times = [t for r, t in self.arrivals if r == role]
+        return times[-1] - times[0] if times else 0.0
 
     @property
     def base_url(self) -> str:

@@ -2,8 +2,6 @@
 and a failing provider ends a run with a message naming the provider, the role and what to check.
 The faults come from a fake OpenAI-compatible provider on loopback (tests/faulty_provider.py)."""
 
-import time
-
 import pytest
 
 from judgeloop import llm_limits
@@ -11,7 +9,7 @@ from judgeloop.settings import load_settings
 from tests.faulty_provider import FaultyProvider
 from tests.support import failure_text, materialize, materialized
 
-QUESTIONS = ["How does the virus spread between people?", "Should I wear a mask when I am sick?"]
+QUESTIONS = ["How does the virus spread between people?"]
 
 
 @pytest.fixture
@@ -43,18 +41,19 @@ def openai_env(monkeypatch, home, tmp_path):
 def test_a_failing_judge_provider_fails_the_run_in_bounded_time_with_a_named_message(openai_env, instance, fault):
     with FaultyProvider({"judge": fault}) as provider:
         openai_env(provider.base_url)
-        started = time.monotonic()
         result = materialize(instance, selection=["base_judge", "tagged_traces"])
-        elapsed = time.monotonic() - started
-        requests = provider.requests["judge"]
+        requests, span = provider.requests["judge"], provider.span("judge")
     assert not result.success and not materialized(result, "tagged_traces")
     message = failure_text(result, "tagged_traces")
     assert "judge model openai:/fake-judge" in message and "provider openai" in message
     assert "OPENAI_API_BASE" in message and provider.base_url in message
     assert "JUDGELOOP_LLM_TIMEOUT_SECONDS" in message
-    # Unbounded, MLflow retries each call 10 times with back-off up to 30 s (minutes per call).
-    assert requests <= len(QUESTIONS) * 2 * 2  # (1 + 1 retry) per call, evaluate's retry at most doubling it
-    assert elapsed < 90, elapsed
+    # Unbounded, MLflow sends 11 requests per call over about three minutes (back-off up to 30 s).
+    # Bounded: 1 + 1 retry per call, evaluate's own rate-limit retry at most doubling that, and
+    # the client gives up on a hanging request after 2 s. Timed at the server, so a loaded
+    # machine's slow imports do not count.
+    assert 2 <= requests <= len(QUESTIONS) * 2 * 2, requests
+    assert span < 30, span
 
 
 def test_judge_client_retries_are_clamped_to_the_setting(monkeypatch, home):

@@ -114,3 +114,23 @@ def test_human_ceiling_of_two_reviewers():
 def test_constant_ratings_do_not_produce_nan():
     result = agreement.measure(load_settings(), [3, 3, 3], [3, 3, 3])
     assert result.kappa == 0.0 and result.exact == 1.0
+
+
+def test_a_judge_answer_off_the_scale_is_counted_as_invalid_never_scored():
+    """A 1-4 judge answering 9 (or words) is reported, not a KeyError and not a score."""
+    from types import SimpleNamespace
+
+    from mlflow.entities import Feedback
+
+    settings = load_settings()
+    answers = {"t1": 9, "t2": 3, "t3": "3", "t4": "very good", "t5": 0, "t6": 2}
+    experts_say = {t: HumanLabel(f"a-{t}", t, "answer_quality", 3, None, "rater-1", 0) for t in answers}
+
+    def judge(trace):
+        return Feedback(name="answer_quality", value=answers[trace.info.trace_id])
+
+    traces = [SimpleNamespace(info=SimpleNamespace(trace_id=t)) for t in answers]
+    measured, invalid = alignment.measure_on(settings, judge, traces, experts_say)
+    assert invalid == 3  # 9, "very good" and 0
+    assert measured.n == 3  # 3, "3" and 2 are on the scale
+    assert measured.exact == pytest.approx(2 / 3)
