@@ -73,7 +73,7 @@ def test_no_promotion_when_the_prompt_does_not_improve(aligned_store, instance, 
     result = run(instance, ["optimized_prompt"])
     assert result.success  # a warning, not a failure
     meta = md(result, "optimized_prompt")
-    assert meta["promoted"] is False and "not promoted" in meta["decision"]
+    assert meta["promoted"] is False
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert int(prompts.production(settings).version) == 1
