@@ -89,13 +89,8 @@ def generate_store(home: Path, n_traces: int, human_fraction: float, judge_name:
     trace_timestamp_ms / aggregate_value columns filled in.
     """
     import sqlalchemy as sa
-    from mlflow.store.tracking.dbmodels.models import (
-        SqlAssessments,
-        SqlSpan,
-        SqlTraceInfo,
-        SqlTraceMetadata,
-        SqlTraceTag,
-    )
+
+    from mlflow_rows import check_revision, insert
 
     timings = {}
     t0 = time.perf_counter()
@@ -216,16 +211,16 @@ def generate_store(home: Path, n_traces: int, human_fraction: float, judge_name:
 
     t2 = time.perf_counter()
     engine = sa.create_engine(settings.resolved_tracking_uri)
+    check_revision(engine)
     with engine.begin() as conn:
-        for model, rows in (
-            (SqlTraceInfo, traces),
-            (SqlTraceTag, tags),
-            (SqlTraceMetadata, metadata),
-            (SqlSpan, spans),
-            (SqlAssessments, assessments),
+        for table_name, rows in (
+            ("trace_info", traces),
+            ("trace_tags", tags),
+            ("trace_request_metadata", metadata),
+            ("spans", spans),
+            ("assessments", assessments),
         ):
-            for start in range(0, len(rows), 20_000):
-                conn.execute(model.__table__.insert(), rows[start : start + 20_000])
+            insert(conn, table_name, rows)
     engine.dispose()
     timings["insert_s"] = time.perf_counter() - t2
     row_counts = {
@@ -437,7 +432,8 @@ def measure_sql(store: dict, ks: list[int], reps: int, judge_name: str, seed: in
     # LLM_JUDGE feedback newer than the cursor. Bulk-inserted (same row shape as the generator).
     if judge_burst:
         import sqlalchemy as sa
-        from mlflow.store.tracking.dbmodels.models import SqlAssessments
+
+        from mlflow_rows import insert
 
         now_ms = int(time.time() * 1000)
         sample = rng.sample(store["trace_ids"], min(judge_burst, len(store["trace_ids"])))
@@ -448,7 +444,7 @@ def measure_sql(store: dict, ks: list[int], reps: int, judge_name: str, seed: in
         ]
         engine = sa.create_engine(db_uri)
         with engine.begin() as conn:
-            conn.execute(SqlAssessments.__table__.insert(), rows)
+            insert(conn, "assessments", rows)
         engine.dispose()
         times, batch = time_calls(lambda: changed_since(settings, eid, cursor), reps)
         out["idle_after_judge_burst"] = {"judge_rows": len(rows), "median_s": statistics.median(times),

@@ -8,9 +8,9 @@ import functools
 
 import mlflow
 
-from judgeloop import feedbackqa
+from judgeloop import feedbackqa, prompts
 from judgeloop.fake_llm import words
-from judgeloop.settings import load_settings
+from judgeloop.settings import Settings, load_settings
 
 
 @functools.lru_cache(maxsize=4)
@@ -19,10 +19,8 @@ def _corpus(root: str, domain: str) -> tuple[tuple[str, frozenset], ...]:
     return tuple((p, frozenset(words(p))) for p in sorted(passages))
 
 
-@mlflow.trace(span_type="RETRIEVER")
-def retrieve(question: str) -> str:
+def best_passage(question: str, settings: Settings) -> str:
     """The passage sharing the most words with the question (a small lexical retriever)."""
-    settings = load_settings()
     corpus = _corpus(str(settings.feedbackqa_path), settings.demo_domain)
     asked = words(question)
     return max(corpus, key=lambda entry: (len(asked & entry[1]) / (len(entry[1]) ** 0.5 or 1), entry[0]))[0]
@@ -32,10 +30,6 @@ def call_model(model_uri: str, system: str, user: str) -> str:
     """Chat with any MLflow model URI (provider:/model) through litellm."""
     import litellm
 
-    from judgeloop.store import prepare_environment
-
-    settings = load_settings()
-    prepare_environment(settings)
     provider, _, model = model_uri.partition(":/")
     response = litellm.completion(
         model=f"{provider}/{model}",
@@ -44,19 +38,27 @@ def call_model(model_uri: str, system: str, user: str) -> str:
     return response.choices[0].message.content
 
 
-def respond(question: str, system_prompt: str) -> str:
+def respond(question: str, system_prompt: str, settings: Settings) -> str:
     from judgeloop.providers import require_model
 
-    settings = load_settings()
-    passage = retrieve(question)
+    with mlflow.start_span("retrieve", span_type="RETRIEVER") as span:
+        span.set_inputs({"question": question})
+        passage = best_passage(question, settings)
+        span.set_outputs(passage)
     return call_model(require_model(settings, "agent"), system_prompt, f"Question: {question}\n\nPassage: {passage}")
 
 
 @mlflow.trace(span_type="AGENT")
 def answer(question: str) -> str:
-    """Entry point for JUDGELOOP_AGENT=judgeloop.agent:answer (and for GEPA's predict_fn)."""
+    """Entry point for JUDGELOOP_AGENT=judgeloop.agent:answer (and for GEPA's predict_fn).
+
+    Its signature is fixed by those callers, so it reads the settings itself, once per call.
+    """
+    from judgeloop.store import prepare_environment
+
     settings = load_settings()
+    prepare_environment(settings)
     prompt = mlflow.genai.load_prompt(
-        f"prompts:/{settings.prompt_name}@{settings.production_alias}", cache_ttl_seconds=0
+        f"prompts:/{prompts.name(settings)}@{settings.production_alias}", cache_ttl_seconds=0
     )
-    return respond(question, prompt.format())
+    return respond(question, prompt.format(), settings)

@@ -5,7 +5,7 @@ kappa; pass/fail uses plain kappa. Mean absolute error is reported for numeric s
 """
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from judgeloop.settings import FeedbackType, Settings
 
@@ -18,9 +18,6 @@ class Agreement:
     mae: float | None
     labels: list
     confusion: list[list[int]]  # rows: SME value, columns: judge value, in ``labels`` order
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def scale_values(settings: Settings) -> list:

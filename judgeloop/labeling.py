@@ -1,25 +1,11 @@
-"""Where SMEs label: a label schema named exactly like the judge, and a review queue.
+"""Where SMEs label on open-source MLflow: a label schema named exactly like the judge, and a review queue.
 
 The schema's name is derived from the judge's name here and nowhere else: MemAlign only
 learns from labels named like the judge, and a mismatch fails silently.
 """
 
-from dataclasses import dataclass
-
-from judgeloop.settings import FeedbackType, Settings, is_databricks
-
-
-@dataclass(frozen=True)
-class LabelingReport:
-    schema_id: str
-    schema_name: str
-    queue_id: str
-    queue_name: str
-    url: str
-    items_added: int
-    pending: int
-    complete: int
-    reviewers: list[str]
+from judgeloop.settings import FeedbackType, Settings
+from judgeloop.workspace import LabelingReport
 
 
 def schema_name(settings: Settings) -> str:
@@ -118,10 +104,6 @@ def review_url(mlflow_ui_url: str, experiment_id: str, queue_id: str) -> str:
 
 def open_session(settings: Settings, experiment_id: str, trace_ids: list[str], mlflow_ui_url: str) -> LabelingReport:
     """Schema + queue (re-used), with every given trace queued exactly once."""
-    if is_databricks(settings):
-        raise NotImplementedError(
-            "Databricks labeling sessions are not wired yet: use a local or self-hosted MLflow store."
-        )
     from mlflow.genai import review_queues
 
     schema = ensure_schema(settings, experiment_id)

@@ -43,16 +43,20 @@ class Cursor:
     # mark the overridden label valid again without touching its update time; watching the
     # overrides is how a reader notices that change.
     overrides: tuple[tuple[str, str], ...] = ()
+    # Opaque state of readers that cannot work from update times alone (the Databricks review
+    # queue reader keeps each item's last seen update time here).
+    state: str = ""
 
     @property
     def key(self) -> tuple[int, str]:
         return (self.updated_ms, self.assessment_id)
 
     def encode(self) -> str:
-        return json.dumps(
-            {"t": self.updated_ms, "id": self.assessment_id, "seen": [list(s) for s in self.seen],
-             "overrides": [list(o) for o in self.overrides]}
-        )
+        data = {"t": self.updated_ms, "id": self.assessment_id, "seen": [list(s) for s in self.seen],
+                "overrides": [list(o) for o in self.overrides]}
+        if self.state:
+            data["state"] = self.state
+        return json.dumps(data)
 
     @classmethod
     def decode(cls, raw: str | None) -> "Cursor":
@@ -61,7 +65,7 @@ class Cursor:
         data = json.loads(raw)
         return cls(
             int(data["t"]), str(data["id"]), tuple((str(i), int(t)) for i, t in data.get("seen", [])),
-            tuple((str(o), str(i)) for o, i in data.get("overrides", [])),
+            tuple((str(o), str(i)) for o, i in data.get("overrides", [])), str(data.get("state", "")),
         )
 
 
@@ -75,10 +79,6 @@ class HumanLabel:
     reviewer: str | None
     updated_ms: int
     valid: bool = True
-
-    @property
-    def cursor(self) -> Cursor:
-        return Cursor(self.updated_ms, self.assessment_id)
 
     @property
     def key(self) -> tuple[int, str]:
@@ -122,7 +122,15 @@ def _matches_name(name: str, judge_name: str) -> bool:
     return name.strip().lower() == judge_name.strip().lower()
 
 
-def changed_since(
+def changed_since(settings: Settings, experiment_id: str, cursor: Cursor | None = None, **options) -> LabelBatch:
+    """SME labels created, edited or restored after ``cursor``, read where the workspace keeps
+    them (MLflow's assessments table locally, the review queue on Databricks: ``judgeloop.workspace``)."""
+    from judgeloop.workspace import for_settings
+
+    return for_settings(settings).changed_since(experiment_id, cursor or Cursor(), **options)
+
+
+def changed_since_in_store(
     settings: Settings, experiment_id: str, cursor: Cursor | None = None, page_size: int = 500, max_rows: int | None = None
 ) -> LabelBatch:
     """Human feedback named like the judge, created or updated after ``cursor``, oldest first.

@@ -40,10 +40,6 @@ class LocalModelError(RuntimeError):
 # --------------------------------------------------------------------------- embeddings
 
 
-def embedding_dim(name: str) -> int:
-    return EMBEDDING_MODELS[_known(name)][1]
-
-
 def model_key(name: str) -> str:
     return name.strip().lower()
 

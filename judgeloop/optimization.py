@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from judgeloop import alignment, datasets, gepa_budget, judges, labels, prompts, providers, split
+from judgeloop import alignment, datasets, gepa_budget, judges, labels, prompts, providers, split, workspace
 from judgeloop.calls import count_litellm_calls
 from judgeloop.settings import FeedbackType, Settings
 
@@ -129,7 +129,7 @@ def mean_score(settings: Settings, judge, predict_fn, template: str, records: li
             log.warning("scoring failed on %r: %s", question, exc)
             return 0.0
 
-    with prompt_template(settings.prompt_name, template), ThreadPoolExecutor(max_workers=4) as pool:
+    with prompt_template(prompts.name(settings), template), ThreadPoolExecutor(max_workers=4) as pool:
         scores = list(pool.map(one, records))
     return sum(scores) / len(scores) if scores else 0.0
 
@@ -143,8 +143,9 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     # A plugged-in agent (JUDGELOOP_AGENT) brings its own model; the demo agent needs one.
     uris = providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
     predict_fn = traces.load_agent(settings.agent) if settings.agent else agent.answer
-    dataset_id = datasets.get_or_create(experiment_id, f"{settings.experiment_name}-eval").dataset_id
-    records, skipped = check_expectations(datasets.load_records(dataset_id), settings.skip_records_without_expectations)
+    dataset = workspace.for_settings(settings).dataset(experiment_id)
+    dataset_id = dataset.dataset_id
+    records, skipped = check_expectations(datasets.load_records(dataset), settings.skip_records_without_expectations)
     train = [r for r in records if not split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
     heldout = [r for r in records if split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
     if len(train) < 2 or len(heldout) < 2:
@@ -154,7 +155,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         )
     production = prompts.production(settings)
     if production is None:
-        raise LookupError(f"Prompt {settings.prompt_name!r} has no {settings.production_alias!r} alias: materialize agent_prompt first.")
+        raise LookupError(f"Prompt {prompts.name(settings)!r} has no {settings.production_alias!r} alias: materialize agent_prompt first.")
     judge_version = judges.promoted_version(experiment_id)
     if judge_version is None:
         judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
@@ -163,7 +164,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         train_records=len(train), heldout_records=len(heldout), skipped_records=len(skipped),
         metric_calls_budget=settings.gepa_max_metric_calls,
     )
-    tags = prompts.version_tags(settings.prompt_name, production.version)
+    tags = prompts.version_tags(prompts.name(settings), production.version)
     if not force and tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
         result.skipped_reason = f"production prompt v{production.version} was already optimized with judge v{judge_version}"
         return result
@@ -203,7 +204,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         optimized = mlflow.genai.optimize_prompts(
             predict_fn=counted_predict,
             train_data=[{"inputs": r["inputs"], "expectations": r["expectations"]} for r in train],
-            prompt_uris=[f"prompts:/{settings.prompt_name}/{production.version}"],
+            prompt_uris=[f"prompts:/{prompts.name(settings)}/{production.version}"],
             optimizer=GepaPromptOptimizer(
                 reflection_model=uris["reflection"], max_metric_calls=settings.gepa_max_metric_calls,
                 gepa_kwargs={"callbacks": [rounds]},
@@ -223,7 +224,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         result.initial_score, result.final_score = optimized.initial_eval_score, optimized.final_eval_score
         if new.template.strip() == production.template.strip():
             # optimize_prompts registers whatever comes out; a copy of production is no result.
-            prompts.delete_version(settings.prompt_name, new.version)
+            prompts.delete_version(prompts.name(settings), new.version)
             result.decision = (
                 f"GEPA ran {rounds.rounds} round(s) and returned production v{production.version} unchanged: "
                 "nothing registered"
@@ -251,7 +252,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         )
     )
     prompts.tag_version(
-        settings.prompt_name, new.version,
+        prompts.name(settings), new.version,
         {
             JUDGE_TAG: judge_version, DATASET_TAG: dataset_id, "judgeloop.parent_version": production.version,
             "judgeloop.source": "gepa",
@@ -267,6 +268,6 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
 
 
 def _tried_already(settings: Settings, judge_version: int, dataset_id: str) -> bool:
-    newest = prompts.latest(settings.prompt_name)
+    newest = prompts.latest(prompts.name(settings))
     tags = dict(newest.tags or {}) if newest is not None else {}
     return tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id

@@ -14,6 +14,13 @@ class PromptState:
     template: str
 
 
+def name(settings: Settings) -> str:
+    """The prompt's registry name in this workspace (a Unity Catalog name on Databricks)."""
+    from judgeloop.workspace import for_settings
+
+    return for_settings(settings).prompt_name()
+
+
 def _versions(name: str) -> list:
     from mlflow import MlflowClient
 
@@ -35,7 +42,7 @@ def production(settings: Settings):
 
     try:
         return mlflow.genai.load_prompt(
-            f"prompts:/{settings.prompt_name}@{settings.production_alias}", cache_ttl_seconds=0
+            f"prompts:/{name(settings)}@{settings.production_alias}", cache_ttl_seconds=0
         )
     except Exception:
         return None
@@ -50,26 +57,26 @@ def ensure_registered(settings: Settings) -> PromptState:
         raise ValueError("JUDGELOOP_AGENT_SYSTEM_PROMPT is empty: the agent needs a system prompt.")
     # Compared with the newest version from settings, not the newest overall: GEPA's versions
     # differ from the configured text by design and must not trigger a re-registration.
-    current = latest(settings.prompt_name, source="settings")
+    current = latest(name(settings), source="settings")
     created = current is None or current.template.strip() != text
     if created:
         current = mlflow.genai.register_prompt(
-            name=settings.prompt_name,
+            name=name(settings),
             template=text,
             commit_message="from judgeloop settings (JUDGELOOP_AGENT_SYSTEM_PROMPT)",
             tags={"judgeloop.source": "settings"},
         )
     prod = production(settings)
     if prod is None:
-        mlflow.genai.set_prompt_alias(settings.prompt_name, settings.production_alias, int(current.version))
+        mlflow.genai.set_prompt_alias(name(settings), settings.production_alias, int(current.version))
         prod = current
-    return PromptState(settings.prompt_name, int(current.version), created, int(prod.version), prod.template)
+    return PromptState(name(settings), int(current.version), created, int(prod.version), prod.template)
 
 
 def promote(settings: Settings, version: int) -> None:
     import mlflow
 
-    mlflow.genai.set_prompt_alias(settings.prompt_name, settings.production_alias, int(version))
+    mlflow.genai.set_prompt_alias(name(settings), settings.production_alias, int(version))
 
 
 def tag_version(name: str, version: int, tags: dict) -> None:

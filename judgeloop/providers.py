@@ -71,8 +71,8 @@ def _configured_uri(settings: Settings, role: str) -> str:
             raise ModelNotConfiguredError(f"{env}={uri}: {exc}") from exc
         return uri
     if provider == "openai" and os.environ.get("OPENAI_API_BASE", os.environ.get("OPENAI_BASE_URL")):
+        # A local OpenAI-compatible server needs no key (store.prepare_environment sets a placeholder).
         _require_reachable(os.environ.get("OPENAI_API_BASE") or os.environ["OPENAI_BASE_URL"], env, "OPENAI_API_BASE")
-        os.environ.setdefault("OPENAI_API_KEY", "unused-by-local-server")
         return uri
     if provider == "ollama":
         _require_reachable(os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"), env, "OLLAMA_HOST")

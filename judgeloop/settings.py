@@ -1,8 +1,9 @@
 """The one place that decides where judgeloop runs: stores, model URIs, thresholds.
 
-Every value comes from an environment variable prefixed ``JUDGELOOP_`` (or a Dagster
-run config override, see ``judgeloop_assets.resources``), with local defaults that keep all
-state in one git-ignored folder. Secrets (provider API keys) are never settings: providers
+Every value comes from an environment variable prefixed ``JUDGELOOP_``, with local defaults
+that keep all state in one git-ignored folder. A Dagster run may override only the fields in
+``RUN_CONFIG_FIELDS`` (see ``judgeloop_assets.resources``): where the store is, its credentials
+and the gate's thresholds belong to the deployment, not to whoever can launch a run. Secrets (provider API keys) are never settings: providers
 read them from their own environment variables, so they never reach metadata or logs.
 """
 
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
         None, description="SQL database behind an http tracking server, read by the label sensor."
     )
     dagster_url: str | None = Field(None, description="Dagster webserver used by `judgeloop labels notify`.")
+    mlflow_ui_url: str | None = Field(None, description="MLflow UI base URL for links; default: the tracking server.")
     experiment_name: str = "judgeloop"
 
     judge_name: str = "answer_quality"
@@ -80,7 +82,9 @@ class Settings(BaseSettings):
     min_heldout_labels: int = 3
     gate_margin: float = 0.05
     label_threshold: int = 5
-    sensor_interval_seconds: int = 30
+    # An idle tick is one index probe of MLflow's assessments table (bench/sensor_tick.py), so
+    # polling every 5 s costs little and keeps label-to-promotion latency low (bench/latency.py).
+    sensor_interval_seconds: int = 5
 
     # Limits on model calls and runs: a provider that rate-limits or never answers must fail a
     # run with a message, not hold the only run slot for ever.
@@ -96,6 +100,13 @@ class Settings(BaseSettings):
     skip_records_without_expectations: bool = False
     expectations_path: Path | None = Field(
         None, description="JSONL of {question, expectations} attached to eval_dataset records (GEPA needs them)."
+    )
+
+    # Databricks mode (JUDGELOOP_TRACKING_URI=databricks): where Unity Catalog keeps the dataset and prompt.
+    uc_schema: str | None = Field(None, description="Unity Catalog schema 'catalog.schema' for the dataset and prompt.")
+    dataset_table: str | None = Field(None, description="Evaluation dataset table 'catalog.schema.table' (Databricks).")
+    label_reconcile_ticks: int = Field(
+        20, description="Databricks: every N label reads re-read all the review queue's traces (catches late edits)."
     )
 
     @field_validator("reviewers", "categories", mode="before")
@@ -152,12 +163,24 @@ class Settings(BaseSettings):
         return self.dagster_url or self.running_stack.get("dagster_url") or "http://127.0.0.1:3000"
 
     @property
+    def resolved_mlflow_ui_url(self) -> str:
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        uri = self.resolved_tracking_uri
+        return uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
+
+    @property
     def artifact_location(self) -> str:
         return (self.resolved_home / "mlartifacts").as_uri()
 
     @property
     def dagster_home(self) -> Path:
         return self.resolved_home / "dagster"
+
+
+# What a Dagster run's config may set (judgeloop_assets.resources.JudgeloopConfig): which
+# experiment, judge and models a run uses. Never the store, credentials or gate thresholds.
+RUN_CONFIG_FIELDS = ("experiment_name", "judge_name", "judge_model", "reflection_model", "embedding_model", "agent_model")
 
 
 def load_settings(**overrides) -> Settings:

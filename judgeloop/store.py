@@ -18,9 +18,14 @@ _QUIET_DEFAULTS = {
 
 
 def prepare_environment(settings: Settings) -> None:
+    """The one place that sets environment variables read by third-party libraries (MLflow,
+    litellm, dspy, openai); each only where the user did not set it."""
     for key, value in _QUIET_DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("DSPY_CACHEDIR", str(settings.resolved_home / "dspy-cache"))
+    if os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL"):
+        # Clients insist on a key even for a local OpenAI-compatible server that checks none.
+        os.environ.setdefault("OPENAI_API_KEY", "unused-by-local-server")
     if any((uri or "").startswith("fake:/") for uri in model_uris(settings)):
         from judgeloop.fake_llm import register_litellm_provider
 
@@ -45,6 +50,9 @@ def connect(settings: Settings) -> str:
     import mlflow
 
     prepare_environment(settings)
+    from judgeloop.workspace import for_settings
+
+    for_settings(settings).check_ready()  # names a missing setting, credential or package before any write
     if not is_databricks(settings):
         settings.resolved_home.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
@@ -61,18 +69,6 @@ def connect(settings: Settings) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
-
-
-def experiment_url(settings: Settings, experiment_id: str, mlflow_ui_url: str | None = None) -> str:
-    base = (mlflow_ui_url or os.environ.get("JUDGELOOP_MLFLOW_UI_URL") or _ui_base(settings)).rstrip("/")
-    return f"{base}/#/experiments/{experiment_id}"
-
-
-def _ui_base(settings: Settings) -> str:
-    uri = settings.resolved_tracking_uri
-    if uri.startswith("http"):
-        return uri
-    return "http://127.0.0.1:5000"
 
 
 def get_experiment_tag(experiment_id: str, key: str) -> str | None:

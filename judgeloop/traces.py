@@ -98,6 +98,7 @@ def evaluate_and_tag(
     import mlflow
 
     from mlflow import MlflowClient
+    from mlflow.entities import Trace
 
     report = TaggingReport()
     done = {t.info.trace_id: t for t in search_all(experiment_id, f"tag.{EVAL_TAG} = '{EVAL_COMPLETE}'")}
@@ -119,10 +120,18 @@ def evaluate_and_tag(
 
     report.run_id = result.run_id
     mlflow.flush_trace_async_logging()
-    trace_ids = [tid for tid in result.result_df["trace_id"].tolist() if tid]
+    # evaluate() returns the traces it read back after scoring (with their assessments): use
+    # them instead of one get_trace round trip per trace; fetch only what it did not return.
+    frame = result.result_df
+    returned = dict(zip(frame["trace_id"], frame["trace"])) if "trace" in frame.columns else {}
+    trace_ids = [tid for tid in frame["trace_id"].tolist() if tid]
     client = MlflowClient()
     for index, trace_id in enumerate(trace_ids, start=1):
-        trace = client.get_trace(trace_id)
+        trace = returned.get(trace_id)
+        if isinstance(trace, str):
+            trace = Trace.from_json(trace)
+        if not hasattr(trace, "info") or _latest_judge_assessment(trace, judge.name) is None:
+            trace = client.get_trace(trace_id)
         report.evaluated += 1
         inputs = _root_inputs(trace)
         label = inputs.get("question", trace_id) if isinstance(inputs, dict) else trace_id

@@ -10,7 +10,8 @@ from judgeloop_assets.assets.prompts import agent_prompt, optimized_prompt
 from judgeloop_assets.assets.traces import tagged_traces
 from judgeloop_assets.names import FOUNDATION_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
-from sensors.sme_labels_sensor import realign_job, sme_labels_sensor
+from judgeloop.settings import load_settings
+from sensors.sme_labels_sensor import build_sme_labels_sensor, realign_job
 
 FOUNDATION = [base_judge, tagged_traces, eval_dataset, labeling_session]
 ALIGNMENT = [sme_labels, aligned_judge]
@@ -26,7 +27,7 @@ defs = dg.Definitions(
         ),
         realign_job,
     ],
-    sensors=[sme_labels_sensor],
+    sensors=[build_sme_labels_sensor(load_settings())],
     # In-process: the multiprocess executor was 3x slower here and its parallel steps raced
     # MLflow's schema creation on a fresh sqlite store.
     executor=dg.in_process_executor,

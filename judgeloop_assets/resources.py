@@ -1,33 +1,17 @@
-import os
-
 import dagster as dg
+from pydantic import Field, PrivateAttr, create_model
 
-from judgeloop.settings import Settings, load_settings
+from judgeloop.settings import RUN_CONFIG_FIELDS, Settings, load_settings
 
 
-class JudgeloopConfig(dg.ConfigurableResource):
-    """Where things run. Unset fields fall back to JUDGELOOP_* environment variables, then defaults.
-
-    Model URIs live here (not API keys: providers read those from their own environment
-    variables, so secrets never appear in run config, metadata or logs).
-    """
-
-    tracking_uri: str | None = None
-    experiment_name: str | None = None
-    judge_name: str | None = None
-    judge_model: str | None = None
-    reflection_model: str | None = None
-    embedding_model: str | None = None
-    agent_model: str | None = None
-    agent: str | None = None
-    questions_path: str | None = None
-    label_threshold: int | None = None
-    gate_margin: float | None = None
-    mlflow_ui_url: str | None = None
+class _JudgeloopConfigBase(dg.ConfigurableResource):
+    _settings: Settings | None = PrivateAttr(None)
 
     def settings(self) -> Settings:
-        fields = self.model_dump(exclude={"mlflow_ui_url"})
-        return load_settings(**fields)
+        """The run's settings: the deployment's (environment) with this run's overrides, built once."""
+        if self._settings is None:
+            self._settings = load_settings(**self.model_dump())
+        return self._settings
 
     def connect(self) -> tuple[Settings, str]:
         from judgeloop.store import connect
@@ -36,7 +20,24 @@ class JudgeloopConfig(dg.ConfigurableResource):
         return settings, connect(settings)
 
     def ui_url(self, settings: Settings) -> str:
-        if self.mlflow_ui_url or os.environ.get("JUDGELOOP_MLFLOW_UI_URL"):
-            return (self.mlflow_ui_url or os.environ["JUDGELOOP_MLFLOW_UI_URL"]).rstrip("/")
-        uri = settings.resolved_tracking_uri
-        return uri.rstrip("/") if uri.startswith("http") else "http://127.0.0.1:5000"
+        return settings.resolved_mlflow_ui_url
+
+
+# Only the fields in RUN_CONFIG_FIELDS are run config; each takes its type and description from
+# Settings, so the two cannot drift. Anything else in a launch's run config (tracking_uri,
+# gate_margin, ...) is refused by Dagster's config validation before the run starts.
+JudgeloopConfig = create_model(
+    "JudgeloopConfig",
+    __base__=_JudgeloopConfigBase,
+    __doc__=(
+        "What a run may choose: the experiment, the judge and the model URIs. Unset fields fall back to "
+        "JUDGELOOP_* environment variables, then defaults. Where the store is, its credentials and the "
+        "gate's thresholds are deployment settings (environment only): anyone who can launch a run in "
+        "Dagster's UI could otherwise send MLflow's credentials to their own host or switch the gate off."
+    ),
+    __module__=__name__,
+    **{
+        name: (Settings.model_fields[name].annotation | None, Field(None, description=Settings.model_fields[name].description))
+        for name in RUN_CONFIG_FIELDS
+    },
+)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from judgeloop.settings import load_settings
+from judgeloop.settings import Settings
 from judgeloop_assets.names import REALIGN_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 
@@ -14,13 +14,18 @@ realign_job = dg.define_asset_job(
 )
 
 
-@dg.sensor(
-    job=realign_job,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=load_settings().sensor_interval_seconds,
-    description="Counts usable SME labels changed since its cursor; at label_threshold it reports sme_labels and re-aligns.",
-)
-def sme_labels_sensor(context: dg.SensorEvaluationContext, judgeloop: JudgeloopConfig):
+def build_sme_labels_sensor(settings: Settings) -> dg.SensorDefinition:
+    """The sensor, ticking at the deployment's interval (read once, when the code location loads)."""
+    return dg.sensor(
+        name="sme_labels_sensor",
+        job=realign_job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=settings.sensor_interval_seconds,
+        description="Counts usable SME labels changed since its cursor; at label_threshold it reports sme_labels and re-aligns.",
+    )(count_new_labels)
+
+
+def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopConfig):
     from judgeloop import labels
 
     settings, experiment_id = judgeloop.connect()

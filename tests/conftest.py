@@ -85,3 +85,18 @@ def template(tmp_path_factory):
         items = feedbackqa.load_items(feedbackqa_root(), "WHO", limit=6)
         trace_ids = list(production.seed_traces(experiment_id, items).values())
     return state, experiment_id, trace_ids
+
+
+@pytest.fixture
+def template_store(home, template):
+    """A private copy of ``template`` as this test's store: (settings, experiment id, trace ids)."""
+    import shutil
+
+    from judgeloop.settings import load_settings
+    from judgeloop.store import connect
+
+    state, experiment_id, trace_ids = template
+    shutil.copytree(state, home)
+    settings = load_settings()
+    assert connect(settings) == experiment_id
+    return settings, experiment_id, trace_ids

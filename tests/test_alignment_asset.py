@@ -25,8 +25,30 @@ def demo_store(home, instance, monkeypatch):
     settings = load_settings()
     experiment_id = connect(settings)
     demo.seed(settings, experiment_id)
+    # Expectations on every record, so optimized_prompt downstream could succeed: a test that the
+    # gate blocks it must not pass merely because it would have failed anyway.
+    monkeypatch.setenv("JUDGELOOP_EXPECTATIONS_PATH", str(demo.write_expectations(settings)))
     assert run(instance, FOUNDATION).success
-    return settings, experiment_id
+    return load_settings(), experiment_id
+
+
+def label_like_the_base_judge(settings, experiment_id, disagree_on=lambda trace_id: False) -> dict:
+    """Label every tagged trace with the base judge's own score (or another value where
+    ``disagree_on``); returns {trace id: label value}."""
+    from mlflow import MlflowClient
+
+    from judgeloop import traces
+
+    client = MlflowClient()
+    written = {}
+    for trace_id in traces.tagged_trace_ids(experiment_id):
+        judged = [a for a in client.get_trace(trace_id).info.assessments if a.source.source_type == "LLM_JUDGE"]
+        value = int(judged[-1].value)
+        if disagree_on(trace_id):
+            value = settings.scale_max if value == settings.scale_min else settings.scale_min
+        labels.log_label(trace_id, settings.judge_name, value, "rater-1", "rated")
+        written[trace_id] = value
+    return written
 
 
 def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
@@ -101,22 +123,19 @@ def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch):
     settings, experiment_id = demo_store
     # SMEs who agree with the base judge exactly: its held-out kappa is 1, so a judge that
     # learned "Always rate 1" is worse by construction, whatever traces land in held-out.
-    from mlflow import MlflowClient
-
-    from judgeloop import labels, traces
-
-    client = MlflowClient()
-    for trace_id in traces.tagged_trace_ids(experiment_id):
-        judged = [a for a in client.get_trace(trace_id).info.assessments if a.source.source_type == "LLM_JUDGE"]
-        labels.log_label(trace_id, settings.judge_name, judged[-1].value, "rater-1", "agrees with the rubric")
+    label_like_the_base_judge(settings, experiment_id)
     monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/saboteur")
+    monkeypatch.setenv("JUDGELOOP_GEPA_MAX_METRIC_CALLS", "6")  # should the gate leak, GEPA stays short
     result = run(instance, ["aligned_judge", "agent_prompt", "optimized_prompt"])
     assert not result.success
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and "fell from" in check.metadata["reason"].value
     assert check.metadata["kappa_before"].value > check.metadata["kappa_after"].value + settings.gate_margin
-    # Nothing downstream ran.
+    # Nothing downstream ran, though it could have: agent_prompt (same run) and the dataset's
+    # expectations are in place, so only the blocking check stops optimized_prompt.
+    assert result.asset_materializations_for_node("agent_prompt")
     assert not result.asset_materializations_for_node("optimized_prompt")
+    assert result.failure_data_for_node("optimized_prompt") is None
     # Registered for the record, never promoted.
     assert judges.latest_version(experiment_id, settings.judge_name) == 2
     assert judges.promoted_version(experiment_id) == 1
@@ -135,3 +154,23 @@ def test_labels_stored_as_floats_like_the_mlflow_ui_writes_them(demo_store, inst
     meta = md(result, "aligned_judge")
     assert meta["labels_total"] == 40 and meta["labels_rejected"] == 0
     assert "kappa_human_ceiling" in meta and "kappa_after" in meta
+
+
+def test_agreement_is_measured_on_heldout_traces_only(demo_store, instance, monkeypatch):
+    """SMEs agree with the base judge on every held-out trace and disagree on every alignment
+    trace: measured on held-out, the base judge agrees exactly; on the alignment side, never."""
+    monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
+    settings, experiment_id = demo_store
+    from judgeloop import split
+
+    def on_alignment_side(trace_id):
+        return not split.is_heldout(trace_id, settings.heldout_fraction)
+
+    written = label_like_the_base_judge(settings, experiment_id, disagree_on=on_alignment_side)
+    heldout = [t for t in written if not on_alignment_side(t)]
+    assert heldout and len(heldout) < len(written)
+    result = run(instance, ["aligned_judge"])
+    assert result.success, result.failure_data_for_node("aligned_judge")
+    meta = md(result, "aligned_judge")
+    assert meta["heldout_pairs_before"] == len(heldout) == meta["labels_heldout"]
+    assert meta["exact_agreement_before"] == 1.0

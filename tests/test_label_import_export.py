@@ -1,7 +1,6 @@
 """`judgeloop labels import/export/notify`: files of SME labels in and out of MLflow, and the re-align trigger."""
 
 import json
-import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,17 +14,12 @@ from judgeloop_assets import dagster_client
 from judgeloop.cli import main
 from judgeloop.labels import log_label
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
 
 
 
 @pytest.fixture
-def store(home, template):
-    state, experiment_id, trace_ids = template
-    shutil.copytree(state, home)
-    settings = load_settings()
-    assert connect(settings) == experiment_id
-    return settings, experiment_id, trace_ids
+def store(template_store):
+    return template_store
 
 
 def assessments(trace_ids) -> list:

@@ -226,7 +226,7 @@ def test_local_embeddings_through_litellm(monkeypatch):
     ]
     response = litellm.embedding(model="local/all-minilm-l6-v2", input=texts)
     vectors = [item["embedding"] for item in response.data]
-    assert len(vectors) == 3 and all(len(v) == 384 == local_models.embedding_dim("all-minilm-l6-v2") for v in vectors)
+    assert len(vectors) == 3 and all(len(v) == 384 == local_models.EMBEDDING_MODELS["all-minilm-l6-v2"][1] for v in vectors)
     assert all(abs(math.sqrt(sum(x * x for x in v)) - 1.0) < 1e-4 for v in vectors)
     similar, unrelated = _cosine(vectors[0], vectors[1]), _cosine(vectors[0], vectors[2])
     assert similar > unrelated + 0.3, (similar, unrelated)

@@ -12,7 +12,6 @@ from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
-from sensors.sme_labels_sensor import sme_labels_sensor
 from tests.conftest import feedbackqa_root
 from tests.support import restamp
 
@@ -29,7 +28,7 @@ def tick(instance, cursor):
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"judgeloop": JudgeloopConfig()}, definitions=defs
     )
-    return sme_labels_sensor.evaluate_tick(context)
+    return defs.resolve_sensor_def("sme_labels_sensor").evaluate_tick(context)
 
 
 def write(trace_ids, value=3, reviewer="rater-1"):

@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 from pathlib import Path
 
 from judgeloop.settings import Settings, is_databricks, load_settings
@@ -41,7 +40,7 @@ def collect(settings: Settings) -> dict:
             "reviewers": [], "newest_label_ms": None, "aligned_up_to_ms": None,
         },
         "sensor": sensor_status(settings),
-        "prompt": {"name": settings.prompt_name, "alias": settings.production_alias, "production_version": None},
+        "prompt": {"name": _prompt_name(settings), "alias": settings.production_alias, "production_version": None},
     }
     if experiment_id is None:
         return report
@@ -146,46 +145,10 @@ def dagster_home(settings: Settings) -> Path | None:
 
 
 def sensor_status(settings: Settings, name: str = SENSOR_NAME) -> dict:
-    """The sensor's stored state and newest tick, read from the Dagster instance's storage."""
-    home = dagster_home(settings)
-    result = {"name": name, "dagster_home": str(home) if home else None, "state": None, "last_tick": None}
-    if home is None:
-        configured = os.environ.get("DAGSTER_HOME")
-        result["error"] = (
-            f"no Dagster instance: DAGSTER_HOME={configured} does not exist" if configured
-            else f"no Dagster instance: DAGSTER_HOME unset and no {settings.dagster_home}"
-        )
-        return result
-    try:
-        import dagster as dg
-        from dagster._core.definitions.run_request import InstigatorType
+    """The sensor's stored state and newest tick (read from the Dagster instance: outside the core)."""
+    from judgeloop_assets.sensor_state import sensor_status as read
 
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            states = [s for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR) if s.name == name]
-            ticks = []
-            for state in states:
-                ticks.extend(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1))
-            if states:
-                result["state"] = states[0].status.value
-            tick = max(ticks, key=lambda t: t.timestamp, default=None)
-            if tick is not None:
-                result["last_tick"] = {
-                    "timestamp": tick.timestamp,
-                    "time": _format_seconds(tick.timestamp),
-                    "status": tick.status.value,
-                    "skip_reason": tick.skip_reason,
-                    "run_ids": list(tick.run_ids or []),
-                    "error": tick.error.message.strip() if tick.error else None,
-                }
-    except Exception as exc:  # a broken or foreign instance must not break status
-        result["error"] = f"cannot read the Dagster instance at {home}: {type(exc).__name__}: {exc}"
-    return result
-
-
-def _format_seconds(timestamp: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return read(dagster_home(settings), settings, name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -256,3 +219,9 @@ def render(report: dict) -> str:
         f"production prompt {prompt['name']!r}@{prompt['alias']}: " + (f"v{version}" if version is not None else "none")
     )
     return "\n".join(lines)
+
+
+def _prompt_name(settings: Settings) -> str:
+    from judgeloop import prompts
+
+    return prompts.name(settings)

@@ -8,22 +8,11 @@ def known_trace_ids(settings: Settings, experiment_id: str, trace_ids: set[str])
     """Which of ``trace_ids`` are traces of the experiment."""
     if not trace_ids:
         return set()
-    db_uri = labels_core.backend_db_uri(settings)
-    if db_uri is not None:
-        import sqlalchemy as sa
-        from mlflow.store.tracking.dbmodels.models import SqlTraceInfo
+    from judgeloop import mlflow_schema
 
-        table = SqlTraceInfo.__table__
-        found: set[str] = set()
-        wanted = sorted(trace_ids)
-        with labels_core._engine(db_uri).connect() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                query = sa.select(table.c.request_id).where(
-                    table.c.experiment_id == int(experiment_id), table.c.request_id.in_(chunk)
-                )
-                found.update(conn.execute(query).scalars())
-        return found
+    db_uri = labels_core.backend_db_uri(settings)
+    if db_uri is not None and mlflow_schema.readable(db_uri, labels_core._engine(db_uri)):
+        return mlflow_schema.known_trace_ids(labels_core._engine(db_uri), experiment_id, trace_ids)
     from mlflow import MlflowClient
 
     client, found, token = MlflowClient(), set(), None

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from judgeloop import datasets, traces
+from judgeloop import datasets, traces, workspace
 from judgeloop_assets.resources import JudgeloopConfig
 
 
@@ -14,13 +14,14 @@ def eval_dataset(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) 
     settings, experiment_id = judgeloop.connect()
     trace_ids = traces.tagged_trace_ids(experiment_id)
     context.log.info(f"{len(trace_ids)} tagged traces to merge")
-    report = datasets.merge_traces(experiment_id, f"{settings.experiment_name}-eval", trace_ids, progress=context.log.info)
+    place = workspace.for_settings(settings)
+    report = datasets.merge_traces(place, experiment_id, trace_ids, progress=context.log.info)
     with_expectations = 0
     if settings.expectations_path:
         expected = datasets.load_expectations(settings.expectations_path)
-        with_expectations = datasets.set_expectations(report.dataset_id, expected)
+        with_expectations = datasets.set_expectations(place.dataset(experiment_id), expected)
         context.log.info(f"attached expectations to {with_expectations} records from {settings.expectations_path}")
-    records = datasets.load_records(report.dataset_id)
+    records = datasets.load_records(place.dataset(experiment_id))
     return dg.MaterializeResult(
         metadata={
             "dataset_id": report.dataset_id,

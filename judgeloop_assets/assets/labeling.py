@@ -1,6 +1,6 @@
 import dagster as dg
 
-from judgeloop import labeling, traces
+from judgeloop import traces, workspace
 from judgeloop_assets.resources import JudgeloopConfig
 
 
@@ -20,7 +20,8 @@ from judgeloop_assets.resources import JudgeloopConfig
 def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
     settings, experiment_id = judgeloop.connect()
     trace_ids = traces.tagged_trace_ids(experiment_id)
-    report = labeling.open_session(settings, experiment_id, trace_ids, judgeloop.ui_url(settings))
+    place = workspace.for_settings(settings)
+    report = place.open_labeling(experiment_id, trace_ids, judgeloop.ui_url(settings))
     context.log.info(f"queue {report.queue_name}: {report.items_added} items added, {report.pending} pending")
     yield dg.MaterializeResult(
         metadata={
@@ -36,17 +37,5 @@ def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "experiment_id": experiment_id,
         }
     )
-    yield check_schema(settings, experiment_id)
-
-
-def check_schema(settings, experiment_id: str) -> dg.AssetCheckResult:
-    from mlflow.genai import label_schemas
-
-    schema = label_schemas.get_label_schema(labeling.schema_name(settings), experiment_id=experiment_id)
-    expected = labeling.describe_input(labeling.schema_input(settings))
-    actual = labeling.describe_input(schema.input)
-    return dg.AssetCheckResult(
-        check_name="schema_matches_judge",
-        passed=schema.name == settings.judge_name and actual == expected,
-        metadata={"schema_name": schema.name, "judge_name": settings.judge_name, "schema_input": actual, "expected_input": expected},
-    )
+    names = place.check_label_names(experiment_id)
+    yield dg.AssetCheckResult(check_name="schema_matches_judge", passed=names.passed, metadata=names.metadata)

@@ -90,7 +90,7 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "metric_calls_spent": result.metric_calls_spent,
             "new_prompt": dg.MetadataValue.md(f"```\n{result.new_template}\n```"),
             "diff_vs_production": dg.MetadataValue.md(f"```diff\n{result.diff or '(no change)'}\n```"),
-            "mlflow_prompts": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/prompts/{settings.prompt_name}"),
+            "mlflow_prompts": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/prompts/{prompts.name(settings)}"),
         }
     )
     yield dg.MaterializeResult(metadata=metadata)

@@ -1,0 +1,180 @@
+"""Break each guarded feature on purpose and check that the tests named after it fail.
+
+Each mutation is a textual patch of one source file, applied to a throwaway copy of the
+repository (the working tree is never modified), followed by only the tests that should catch
+it. A mutation whose tests still pass SURVIVED: the feature can be removed without any test
+noticing; one whose tests time out counts as not caught either. Prints a table, one PASS/FAIL line, and a JSON line; exits 1 when a mutation
+survived (CI runs it with CI=true), 0 otherwise.
+
+    .venv/bin/python bench/mutants.py                 # every mutation
+    .venv/bin/python bench/mutants.py --only split    # the mutations whose name contains "split"
+    .venv/bin/python bench/mutants.py --list
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", ".judgeloop", "__pycache__", ".pytest_cache", "mlruns", "*.db")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    file: str
+    patches: tuple[tuple[str, str], ...]  # (exact text, replacement), each must occur exactly once
+    tests: tuple[str, ...]  # pytest node ids that must fail
+
+
+# Fastest first: pytest stops at the first failure (-x).
+VALIDITY_TESTS = (
+    "tests/test_labels.py::test_usable_never_keeps_an_invalid_label",
+    "tests/test_labels.py::test_latest_per_reviewer_never_keeps_an_invalid_label",
+    "tests/test_sme_labels_sensor.py::test_an_override_by_another_reviewer_counts_once",
+    "tests/test_labels.py::test_overridden_and_updated_labels",
+)
+USABLE_FILTER = ("        if not label.valid:\n            continue\n        reason = check_value", "        reason = check_value")
+LATEST_FILTER = ("    for label in found:\n        if not label.valid:\n            continue\n", "    for label in found:\n")
+
+MUTATIONS = (
+    Mutation("usable() keeps invalid labels", "judgeloop/labels.py", (USABLE_FILTER,), VALIDITY_TESTS),
+    Mutation("latest_per_reviewer keeps invalid labels", "judgeloop/labels.py", (LATEST_FILTER,), VALIDITY_TESTS),
+    Mutation("both validity filters removed", "judgeloop/labels.py", (USABLE_FILTER, LATEST_FILTER), VALIDITY_TESTS),
+    Mutation(
+        "realign_judge selects aligned_judge only",
+        "sensors/sme_labels_sensor.py",
+        (('dg.AssetSelection.assets("aligned_judge").downstream()', 'dg.AssetSelection.assets("aligned_judge")'),),
+        ("tests/test_sme_labels_sensor.py::test_sensor_targets_the_realign_job_with_everything_downstream",),
+    ),
+    Mutation(
+        "agreement gate check non-blocking",
+        "judgeloop_assets/assets/alignment.py",
+        (("            blocking=True,\n            description=\"Held-out kappa", "            blocking=False,\n            description=\"Held-out kappa"),),
+        ("tests/test_alignment_asset.py::test_gate_blocks_a_worse_judge",),
+    ),
+    Mutation(
+        "gate margin doubled",
+        "judgeloop/alignment.py",
+        (("    if delta < -margin:", "    if delta < -2 * margin:"),),
+        ("tests/test_split_and_agreement.py::test_gate_margin_at_its_boundary",),
+    ),
+    Mutation(
+        "default gate margin doubled",
+        "judgeloop/settings.py",
+        (("    gate_margin: float = 0.05", "    gate_margin: float = 0.1"),),
+        ("tests/test_split_and_agreement.py::test_default_gate_margin_is_the_documented_one",),
+    ),
+    Mutation(
+        "agreement measured on the alignment split",
+        "judgeloop/alignment.py",
+        (("    heldout_traces = [cleaned[tid] for tid in heldout_ids]", "    heldout_traces = [cleaned[tid] for tid in align_ids]"),),
+        ("tests/test_alignment_asset.py::test_agreement_is_measured_on_heldout_traces_only",),
+    ),
+    Mutation(
+        "run config may override tracking_uri and gate_margin",
+        "judgeloop/settings.py",
+        (('RUN_CONFIG_FIELDS = ("experiment_name",', 'RUN_CONFIG_FIELDS = ("tracking_uri", "gate_margin", "experiment_name",'),),
+        ("tests/test_run_config_limits.py",),
+    ),
+    Mutation(
+        "split uses Python's salted hash()",
+        "judgeloop/split.py",
+        (
+            (
+                '    digest = hashlib.sha256(trace_id.encode()).digest()\n    return int.from_bytes(digest[:8], "big") / 2**64',
+                "    return (hash(trace_id) % 2**61) / 2**61",
+            ),
+        ),
+        ("tests/test_split_and_agreement.py::test_split_is_pinned_to_known_values_across_processes",),
+    ),
+)
+
+
+def apply(root: Path, mutation: Mutation) -> None:
+    path = root / mutation.file
+    text = path.read_text()
+    for old, new in mutation.patches:
+        count = text.count(old)
+        if count != 1:
+            # The source moved on: the mutation no longer describes the code. Fail loudly rather
+            # than report a mutation that was never applied as "caught".
+            raise SystemExit(f"{mutation.name}: expected one occurrence in {mutation.file}, found {count}:\n{old}")
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def run_tests(root: Path, tests: tuple[str, ...], timeout: int) -> tuple[bool | None, str]:
+    """(passed, tail of output) of pytest on ``tests`` inside ``root``; passed is None on a timeout."""
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
+    try:
+        out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout} s"
+    return out.returncode == 0, (out.stdout + out.stderr).strip().splitlines()[-1:][0] if (out.stdout + out.stderr).strip() else ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="", help="run only mutations whose name contains this text")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--timeout", type=int, default=1200, help="seconds per mutation's test run")
+    parser.add_argument("--no-baseline", action="store_true", help="skip running the targeted tests unmutated first")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if args.only.lower() in m.name.lower()]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name}: {m.file} -> {' '.join(m.tests)}")
+        return 0
+
+    started = time.monotonic()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="judgeloop-mutants-") as tmp:
+        pristine = Path(tmp) / "pristine"
+        shutil.copytree(REPO, pristine, ignore=COPY_IGNORE)
+        if not args.no_baseline:
+            # A test that fails on the unmutated code would make every mutation look caught.
+            targeted = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+            ok, tail = run_tests(pristine, targeted, args.timeout * 2)
+            if ok is not True:
+                print(f"FAIL: the targeted tests fail without any mutation: {tail}")
+                print(json.dumps({"benchmark": "mutants", "baseline_passed": False, "pass": False}))
+                return 1
+        for mutation in chosen:
+            work = Path(tmp) / "mutant"
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(pristine, work)
+            apply(work, mutation)
+            t0 = time.monotonic()
+            passed, tail = run_tests(work, mutation.tests, args.timeout)
+            seconds = round(time.monotonic() - t0, 1)
+            # A timeout is no verdict: the tests neither failed nor passed. It counts against the run.
+            caught = passed is False
+            verdict = "caught" if caught else ("TIMEOUT" if passed is None else "SURVIVED")
+            results.append({"mutation": mutation.name, "caught": caught, "result": verdict, "seconds": seconds,
+                            "tests": list(mutation.tests), "pytest": tail})
+            print(f"{verdict:8}  {seconds:7.1f}s  {mutation.name}  ({tail})", flush=True)
+
+    survived = [r["mutation"] for r in results if not r["caught"]]
+    total = round(time.monotonic() - started, 1)
+    print()
+    print(f"{'mutation':48} result")
+    for r in results:
+        print(f"{r['mutation']:48} {r['result']}")
+    print(f"{'PASS' if not survived else 'FAIL'}: {len(results) - len(survived)}/{len(results)} mutations caught in {total} s"
+          + (f"; survived: {', '.join(survived)}" if survived else ""))
+    print(json.dumps({"benchmark": "mutants", "mutations": results, "caught": len(results) - len(survived), "total": len(results),
+                      "seconds": total, "pass": not survived}))
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""What differs between a local (or self-hosted) MLflow and a Databricks workspace, behind one interface.
+
+The assets, the sensor and the commands call a ``Workspace`` and never ask which kind it is:
+- where SMEs label (label schema + review queue, and the URL to send them to), and the check
+  that the labels which actually arrive are named like the judge;
+- the evaluation dataset (looked up by id on open-source MLflow, by Unity Catalog name on
+  Databricks);
+- the prompt's registry name;
+- reading new SME labels incrementally (MLflow's assessments table locally, the review
+  queue's items on Databricks).
+
+``for_settings`` picks the implementation from the tracking URI; ``check_ready`` raises a
+clear error naming the setting to fix before anything is written.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from judgeloop.settings import Settings, is_databricks
+
+
+class WorkspaceNotReadyError(RuntimeError):
+    """A setting, credential or package the workspace needs is missing; the message names it."""
+
+
+@dataclass(frozen=True)
+class LabelingReport:
+    schema_id: str
+    schema_name: str
+    queue_id: str
+    queue_name: str
+    url: str
+    items_added: int
+    pending: int
+    complete: int
+    reviewers: list[str]
+
+
+@dataclass(frozen=True)
+class LabelNameCheck:
+    """Whether the labels SMEs give are named like the judge (MemAlign ignores any other name)."""
+
+    passed: bool
+    metadata: dict = field(default_factory=dict)
+
+
+class Workspace(ABC):
+    kind: str
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @abstractmethod
+    def check_ready(self) -> None:
+        """Raise ``WorkspaceNotReadyError`` naming what to set; called before the first write."""
+
+    # Where SMEs label -------------------------------------------------------------------
+    @abstractmethod
+    def open_labeling(self, experiment_id: str, trace_ids: list[str], mlflow_ui_url: str) -> LabelingReport:
+        """Label schema named like the judge + review queue holding every given trace once."""
+
+    @abstractmethod
+    def check_label_names(self, experiment_id: str) -> LabelNameCheck:
+        """Whether the schema, and the labels that arrived so far, carry the judge's name."""
+
+    # Evaluation dataset -----------------------------------------------------------------
+    @abstractmethod
+    def dataset(self, experiment_id: str):
+        """The experiment's evaluation dataset (an ``EvaluationDataset``), created once."""
+
+    # Prompt registry --------------------------------------------------------------------
+    @abstractmethod
+    def prompt_name(self) -> str:
+        """The agent prompt's name in this workspace's prompt registry."""
+
+    # SME labels -------------------------------------------------------------------------
+    @abstractmethod
+    def changed_since(self, experiment_id: str, cursor):
+        """``labels.LabelBatch`` of SME labels created, edited or restored after ``cursor``."""
+
+
+def for_settings(settings: Settings) -> Workspace:
+    if is_databricks(settings):
+        from judgeloop.workspace.databricks import DatabricksWorkspace
+
+        return DatabricksWorkspace(settings)
+    from judgeloop.workspace.local import LocalWorkspace
+
+    return LocalWorkspace(settings)

@@ -1,0 +1,37 @@
+"""Reads the label sensor's state and newest tick from a Dagster instance, for ``judgeloop status``."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from judgeloop.commands.display import format_ms
+from judgeloop.settings import Settings
+
+
+def sensor_status(home: Path | None, settings: Settings, name: str) -> dict:
+    """The sensor's stored state and newest tick, read from the Dagster instance's storage at ``home``."""
+    result = {"name": name, "dagster_home": str(home) if home else None, "state": None, "last_tick": None}
+    if home is None:
+        result["error"] = f"no Dagster instance: DAGSTER_HOME unset or missing, and no {settings.dagster_home}"
+        return result
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            states = [s for s in instance.all_instigator_state() if s.name == name and s.instigator_type.value == "SENSOR"]
+            ticks = []
+            for state in states:
+                ticks.extend(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1))
+            if states:
+                result["state"] = states[0].status.value
+            tick = max(ticks, key=lambda t: t.timestamp, default=None)
+            if tick is not None:
+                result["last_tick"] = {
+                    "timestamp": tick.timestamp,
+                    "time": format_ms(int(tick.timestamp * 1000)),
+                    "status": tick.status.value,
+                    "skip_reason": tick.skip_reason,
+                    "run_ids": list(tick.run_ids or []),
+                    "error": tick.error.message.strip() if tick.error else None,
+                }
+    except Exception as exc:  # a broken or foreign instance must not break status
+        result["error"] = f"cannot read the Dagster instance at {home}: {type(exc).__name__}: {exc}"
+    return result
