@@ -277,6 +277,7 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             "label_fingerprint": fingerprint,
             "kappa_before": before.kappa,
             "kappa_after": after.kappa,
+            "guidelines": guidelines_of(aligned),
         },
     )
     # Alignment itself (MemAlign's reflection and embeddings) is what grows with new labels;

@@ -5,7 +5,7 @@ Labels are released in batches so the sensor can be watched re-aligning the judg
 
 from dataclasses import dataclass
 
-from judgeloop import feedbackqa, labels, production
+from judgeloop import feedbackqa, labeling, labels, production
 from judgeloop.settings import Settings
 
 
@@ -13,6 +13,7 @@ from judgeloop.settings import Settings
 class Release:
     written: int
     remaining: int
+    completed_items: int = 0
 
 
 def items(settings: Settings) -> list[feedbackqa.Item]:
@@ -49,7 +50,9 @@ def release_labels(settings: Settings, experiment_id: str, count: int) -> Releas
             reviewer=rating.reviewer,
             comment=rating.reason,
         )
-    return Release(written=min(count, len(pending)), remaining=max(0, len(pending) - count))
+    # The ratings arrive outside the review form: complete their queue items as a Submit would.
+    completed = labeling.complete_labelled_items(settings, experiment_id) if pending[:count] else 0
+    return Release(written=min(count, len(pending)), remaining=max(0, len(pending) - count), completed_items=completed)
 
 
 def write_expectations(settings: Settings) -> "Path":

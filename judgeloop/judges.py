@@ -3,6 +3,12 @@
 Versions are MLflow's own (each ``register`` on the same name adds one). Which version is in
 use is an explicit promotion recorded as an experiment tag, never "the latest version": a
 re-aligned judge that failed its gate stays registered but unused.
+
+MLflow's scorer registry (3.17) has no aliases or tags on a judge, and its Judges page lists
+the newest version. So what a person needs is written as experiment tags, readable in the
+MLflow UI: ``judgeloop.promoted_judge`` names the version in use and why, and each version
+``N`` has ``judgeloop.judge.vN`` (what it was built from, its held-out agreement) and, for an
+aligned judge, ``judgeloop.judge.vN.guidelines`` (what MemAlign distilled from the experts).
 """
 
 import hashlib
@@ -16,6 +22,11 @@ PROMOTED_TAG = "judgeloop.promoted_judge_version"
 BASE_VERSION_TAG = "judgeloop.base_judge_version"
 BASE_FINGERPRINT_TAG = "judgeloop.base_judge_fingerprint"
 LINEAGE_TAG_PREFIX = "judgeloop.judge_lineage."
+PROMOTED_SUMMARY_TAG = "judgeloop.promoted_judge"
+VERSION_SUMMARY_TAG = "judgeloop.judge.v{version}"
+GUIDELINES_TAG = "judgeloop.judge.v{version}.guidelines"
+# MLflow caps experiment tag values (20000 characters): long guideline lists are cut well below.
+TAG_VALUE_LIMIT = 4000
 
 
 @dataclass(frozen=True)
@@ -100,15 +111,15 @@ def ensure_base_judge(settings: Settings, experiment_id: str, model: str) -> Jud
     known_version = get_experiment_tag(experiment_id, BASE_VERSION_TAG)
     if known_version and get_experiment_tag(experiment_id, BASE_FINGERPRINT_TAG) == wanted:
         if get_experiment_tag(experiment_id, PROMOTED_TAG) is None:
-            set_experiment_tag(experiment_id, PROMOTED_TAG, known_version)
+            promote(experiment_id, int(known_version))
         return JudgeVersion(settings.judge_name, int(known_version), created=False)
     version = register(build_judge(settings, model), experiment_id)
     set_experiment_tag(experiment_id, BASE_VERSION_TAG, str(version))
     set_experiment_tag(experiment_id, BASE_FINGERPRINT_TAG, wanted)
+    record_lineage(experiment_id, version, {"kind": "base", "model": model, "fingerprint": wanted})
     # A new base definition restarts alignment from it: memory learned for other instructions
     # would grade by criteria the user just replaced.
-    set_experiment_tag(experiment_id, PROMOTED_TAG, str(version))
-    record_lineage(experiment_id, version, {"kind": "base", "model": model, "fingerprint": wanted})
+    promote(experiment_id, version)
     return JudgeVersion(settings.judge_name, version, created=True)
 
 
@@ -138,13 +149,48 @@ def promote(experiment_id: str, version: int) -> None:
     from judgeloop.store import set_experiment_tag
 
     set_experiment_tag(experiment_id, PROMOTED_TAG, str(version))
+    set_experiment_tag(
+        experiment_id, PROMOTED_SUMMARY_TAG,
+        f"v{version} is in use: {summarize(lineage(experiment_id, version))} (see {VERSION_SUMMARY_TAG.format(version=version)})",
+    )
 
 
 def record_lineage(experiment_id: str, version: int, lineage: dict) -> None:
-    """What a judge version was built from, readable in MLflow as an experiment tag."""
+    """What a judge version was built from and how well it agrees, as experiment tags: the
+    machine-readable lineage, a one-line summary, and an aligned judge's guidelines."""
     from judgeloop.store import set_experiment_tag
 
+    lineage = dict(lineage)
+    guidelines = lineage.pop("guidelines", None)
+    if guidelines is not None:
+        lineage["guideline_count"] = len(guidelines)
     set_experiment_tag(experiment_id, f"{LINEAGE_TAG_PREFIX}{version}", json.dumps(lineage, sort_keys=True))
+    set_experiment_tag(experiment_id, VERSION_SUMMARY_TAG.format(version=version), summarize(lineage))
+    if guidelines is not None:
+        text = "\n".join(f"- {g}" for g in guidelines) or "(none distilled)"
+        if len(text) > TAG_VALUE_LIMIT:
+            text = text[: TAG_VALUE_LIMIT - 30] + "\n... (cut; see the judge)"
+        set_experiment_tag(experiment_id, GUIDELINES_TAG.format(version=version), text)
+
+
+def summarize(lineage: dict) -> str:
+    """One line a person reads in MLflow: what the version is and its held-out agreement."""
+    if lineage.get("kind") == "aligned":
+        text = (
+            f"aligned from v{lineage.get('previous_version')} on {lineage.get('label_count')} expert label(s); "
+            f"held-out kappa {_kappa(lineage.get('kappa_before'))} -> {_kappa(lineage.get('kappa_after'))} "
+            f"on {lineage.get('heldout_label_count')} label(s)"
+        )
+        if lineage.get("guideline_count") is not None:
+            text += f"; {lineage['guideline_count']} guideline(s)"
+        return text
+    if lineage.get("kind") == "base":
+        return f"base judge ({lineage.get('model')}), as configured"
+    return "no lineage recorded"
+
+
+def _kappa(value) -> str:
+    return "-" if value is None else f"{float(value):.3f}"
 
 
 def lineage(experiment_id: str, version: int) -> dict:

@@ -1,10 +1,12 @@
 """SME labels: HUMAN feedback named like the judge, read incrementally and validated.
 
 Which labels count (everywhere: sensor, alignment, agreement):
+- on production traffic, not on prompt-optimization traces (``judgeloop.traffic``);
 - source HUMAN, named like the judge (trimmed, case-insensitive, as MemAlign matches);
 - still valid (an edit in the MLflow UI overrides the old label, which stays stored with
   ``valid=False``; MemAlign would otherwise still learn from it);
-- value inside the schema's range or options (the UI's number box does not enforce it);
+- value inside the schema's range or options (checked here too: the review form's dropdown
+  enforces a small scale, but the API and label files accept anything);
 - written by an assigned reviewer, where reviewers are configured.
 Labels failing any rule are returned as rejections with the reason, never used.
 
@@ -271,6 +273,7 @@ def check_value(settings: Settings, value) -> str | None:
         return f"value {value!r} is not pass/fail"
     if kind == FeedbackType.CATEGORICAL:
         return None if value in settings.categories else f"value {value!r} is not one of {settings.categories}"
+    value = _step(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return f"value {value!r} is not a number"
     if not settings.scale_min <= value <= settings.scale_max:
@@ -285,19 +288,39 @@ def normalize(settings: Settings, value):
     if settings.feedback_type == FeedbackType.PASS_FAIL:
         return value if isinstance(value, bool) else str(value).lower() in {"yes", "pass", "true"}
     if settings.feedback_type == FeedbackType.LIKERT:
-        return int(value)
+        return int(_step(value))
     return value
 
 
-def usable(settings: Settings, labels: list[HumanLabel]) -> tuple[list[HumanLabel], list[Rejection]]:
+def _step(value):
+    """A likert value as a number: the review form's dropdown stores the chosen step as text ("3")."""
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
+def usable(
+    settings: Settings, labels: list[HumanLabel], experiment_id: str | None = None
+) -> tuple[list[HumanLabel], list[Rejection]]:
     """Split labels into those that count and rejections with a reason. Invalid (overridden)
-    labels are dropped silently: they are history, not mistakes."""
+    labels are dropped silently: they are history, not mistakes. With ``experiment_id``,
+    labels on prompt-optimization traffic are rejected too (``judgeloop.traffic``)."""
     keep, rejected = [], []
     reviewers = set(settings.reviewers)
+    not_production = set()
+    if experiment_id is not None:
+        from judgeloop import traffic
+
+        not_production = traffic.optimizer_trace_ids(experiment_id, {label.trace_id for label in labels if label.valid})
     for label in labels:
         if not label.valid:
             continue
         reason = check_value(settings, label.value)
+        if reason is None and label.trace_id in not_production:
+            reason = "the trace is prompt-optimization traffic, not production"
         if reason is None and reviewers and label.reviewer not in reviewers:
             reason = f"reviewer {label.reviewer!r} is not assigned ({', '.join(sorted(reviewers))})"
         if reason:
@@ -310,7 +333,7 @@ def usable(settings: Settings, labels: list[HumanLabel]) -> tuple[list[HumanLabe
 def current_labels(settings: Settings, experiment_id: str) -> tuple[list[HumanLabel], list[Rejection]]:
     """Every label that counts now: the newest valid label per (trace, reviewer)."""
     batch = changed_since(settings, experiment_id, Cursor())
-    keep, rejected = usable(settings, batch.labels)
+    keep, rejected = usable(settings, batch.labels, experiment_id)
     return sorted(latest_per_reviewer(keep).values(), key=lambda label: label.key), rejected
 
 

@@ -19,6 +19,17 @@ log = logging.getLogger(__name__)
 
 JUDGE_TAG = "judgeloop.judge_version"
 DATASET_TAG = "judgeloop.dataset_id"
+# On the production version: "<judge version>:<dataset id>" of a GEPA run that returned its
+# template unchanged (no version is registered then), so the same run is not repeated.
+KEPT_TAG = "judgeloop.kept_by_gepa_with"
+OPTIMIZATION_EXPERIMENT_TAG = "judgeloop.optimization_experiment_id"
+OPTIMIZATION_TRACES_TAG = "judgeloop.optimization_traces"
+
+
+def optimization_experiment_name(settings: Settings) -> str:
+    """GEPA's evaluation traffic (hundreds of agent and judge traces) is logged here, not in
+    the production experiment the experts and engineers read."""
+    return f"{settings.experiment_name}-prompt-optimization"
 
 
 class MissingExpectationsError(ValueError):
@@ -50,6 +61,8 @@ class OptimizationResult:
     llm_calls: dict = field(default_factory=dict)
     new_template: str = ""
     diff: str = ""
+    optimization_experiment_id: str | None = None
+    optimization_traces_url: str | None = None
 
 
 def rescale(settings: Settings, value) -> float:
@@ -138,11 +151,14 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     import mlflow
     from mlflow.genai.optimize.optimizers import GepaPromptOptimizer
 
-    from judgeloop import agent, traces
+    from judgeloop import agent, store, traces
 
     # A plugged-in agent (JUDGELOOP_AGENT) brings its own model; the demo agent needs one.
     uris = providers.require_models(settings, "judge", "reflection", *([] if settings.agent else ["agent"]))
-    predict_fn = traces.load_agent(settings.agent) if settings.agent else agent.answer
+    from judgeloop.traffic import marked_as_optimizer
+
+    # Every agent call made while optimizing is marked, so it never becomes evaluation data.
+    predict_fn = marked_as_optimizer(traces.load_agent(settings.agent) if settings.agent else agent.answer)
     dataset = workspace.for_settings(settings).dataset(experiment_id)
     dataset_id = dataset.dataset_id
     records, skipped = check_expectations(datasets.load_records(dataset), settings.skip_records_without_expectations)
@@ -164,13 +180,17 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         train_records=len(train), heldout_records=len(heldout), skipped_records=len(skipped),
         metric_calls_budget=settings.gepa_max_metric_calls,
     )
-    tags = prompts.version_tags(prompts.name(settings), production.version)
-    if not force and tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
-        result.skipped_reason = f"production prompt v{production.version} was already optimized with judge v{judge_version}"
+    done = None if force else already_optimized(settings, judge_version, dataset_id, production)
+    if done:
+        result.skipped_reason = done
         return result
-    if not force and _tried_already(settings, judge_version, dataset_id):
-        result.skipped_reason = f"a prompt was already optimized with judge v{judge_version} and not promoted"
+    if not force and tags.get(KEPT_TAG) == f"{judge_version}:{dataset_id}":
+        result.skipped_reason = f"GEPA already kept production prompt v{production.version} unchanged with judge v{judge_version}"
         return result
+    optimizer_experiment = store.ensure_experiment(settings, optimization_experiment_name(settings))
+    store.set_experiment_tag(optimizer_experiment, "judgeloop.production_experiment_id", experiment_id)
+    result.optimization_experiment_id = optimizer_experiment
+    result.optimization_traces_url = f"{settings.resolved_mlflow_ui_url}/#/experiments/{optimizer_experiment}/traces"
 
     # GEPA validates on its training set: fit both to the budget, or it never gets past the
     # first evaluation.
@@ -200,7 +220,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         metric_calls[0] += 1
         return predict_fn(**inputs)
 
-    with count_litellm_calls() as calls:
+    with store.logging_to(optimizer_experiment, then=experiment_id), count_litellm_calls() as calls:
         optimized = mlflow.genai.optimize_prompts(
             predict_fn=counted_predict,
             train_data=[{"inputs": r["inputs"], "expectations": r["expectations"]} for r in train],
@@ -221,19 +241,20 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
             )
             log.warning(result.budget_warning)
         new = optimized.optimized_prompts[0]
+        result.new_template = new.template
         result.initial_score, result.final_score = optimized.initial_eval_score, optimized.final_eval_score
         if new.template.strip() == production.template.strip():
-            # optimize_prompts registers whatever comes out; a copy of production is no result.
-            prompts.delete_version(prompts.name(settings), new.version)
-            result.decision = (
-                f"GEPA ran {rounds.rounds} round(s) and returned production v{production.version} unchanged: "
-                "nothing registered"
-            )
+            # optimize_prompts registers whatever GEPA returns; a copy of production is no new version.
+            prompts.delete_version(settings.prompt_name, new.version)
+            prompts.tag_version(settings.prompt_name, production.version, {KEPT_TAG: f"{judge_version}:{dataset_id}"})
             result.llm_calls = {"completion_calls": calls["completion"], "embedding_calls": calls["embedding"]}
+            result.decision = (
+                f"GEPA ran {rounds.rounds} round(s) and returned production prompt v{production.version} unchanged: "
+                "no version registered, production kept"
+            )
             progress(result.decision)
             return result
         result.new_version = int(new.version)
-        result.new_template = new.template
         progress(f"registered prompt v{new.version}; scoring it and production v{production.version} on {len(heldout)} held-out records")
         result.heldout_production_score = mean_score(settings, judge, predict_fn, production.template, heldout)
         result.heldout_new_score = mean_score(settings, judge, predict_fn, new.template, heldout)
@@ -259,6 +280,8 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
             "judgeloop.heldout_score": f"{result.heldout_new_score:.4f}",
             "judgeloop.production_heldout_score": f"{result.heldout_production_score:.4f}",
             "judgeloop.promoted": str(result.promoted).lower(),
+            OPTIMIZATION_EXPERIMENT_TAG: optimizer_experiment,
+            OPTIMIZATION_TRACES_TAG: result.optimization_traces_url,
         },
     )
     if result.promoted:
@@ -267,7 +290,23 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     return result
 
 
-def _tried_already(settings: Settings, judge_version: int, dataset_id: str) -> bool:
+def already_optimized(settings: Settings, judge_version: int, dataset_id: str, production) -> str | None:
+    """Why optimizing with this judge and dataset would repeat a result, or None when it would not.
+
+    Only a finished optimization that produced a different prompt is a result: a run that
+    failed before tagging left nothing, and a candidate identical to production (what GEPA
+    returns when every call failed, e.g. during a provider outage) is not remembered, so the
+    next run optimizes again.
+    """
+    tags = prompts.version_tags(prompts.name(settings), production.version)
+    if tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
+        return f"production prompt v{production.version} was already optimized with judge v{judge_version}"
     newest = prompts.latest(prompts.name(settings))
     tags = dict(newest.tags or {}) if newest is not None else {}
-    return tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id
+    if (
+        tags.get(JUDGE_TAG) == str(judge_version)
+        and tags.get(DATASET_TAG) == dataset_id
+        and newest.template.strip() != production.template.strip()
+    ):
+        return f"a prompt was already optimized with judge v{judge_version} and not promoted (v{newest.version})"
+    return None

@@ -8,10 +8,12 @@ ITEM_TAG = "judgeloop.feedbackqa_item"
 def seed_traces(experiment_id: str, items: list[Item]) -> dict[str, str]:
     """Log one trace per item (question in, passage out); return ``{item key: trace id}``.
 
-    Items already logged (found by their tag) are not logged again.
+    Items already logged (found by their tag) are not logged again. The passage is stored as
+    a chat completion so the experts read it as text in the review form.
     """
     import mlflow
 
+    from judgeloop.answers import as_chat_completion
     from judgeloop.traces import SOURCE_TAG, search_all
 
     existing = {
@@ -23,7 +25,7 @@ def seed_traces(experiment_id: str, items: list[Item]) -> dict[str, str]:
             continue
         with mlflow.start_span(name="support_agent", span_type="AGENT") as span:
             span.set_inputs({"question": item.question})
-            span.set_outputs(item.passage)
+            span.set_outputs(as_chat_completion(item.passage))
             mlflow.update_current_trace(tags={SOURCE_TAG: "feedbackqa", ITEM_TAG: item.key})
             existing[item.key] = span.trace_id
     mlflow.flush_trace_async_logging()

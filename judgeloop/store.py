@@ -1,6 +1,7 @@
 """Connects this process to the configured MLflow store and experiment."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from judgeloop.settings import Settings, is_databricks
@@ -56,19 +57,42 @@ def connect(settings: Settings) -> str:
     if not is_databricks(settings):
         settings.resolved_home.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
-    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
-    if experiment is None:
-        # A tracking server decides (and proxies) artifact storage itself; a bare database
-        # store would otherwise write ./mlruns relative to the current directory.
-        served = settings.resolved_tracking_uri.startswith("http")
-        artifact_location = None if is_databricks(settings) or served else settings.artifact_location
-        if artifact_location:
-            Path(settings.resolved_home / "mlartifacts").mkdir(parents=True, exist_ok=True)
-        experiment_id = mlflow.create_experiment(settings.experiment_name, artifact_location=artifact_location)
-    else:
-        experiment_id = experiment.experiment_id
+    experiment_id = ensure_experiment(settings, settings.experiment_name)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def ensure_experiment(settings: Settings, name: str) -> str:
+    """The id of experiment ``name``, created on first use next to the main one."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    # A tracking server decides (and proxies) artifact storage itself; a bare database
+    # store would otherwise write ./mlruns relative to the current directory.
+    served = settings.resolved_tracking_uri.startswith("http")
+    artifact_location = None if is_databricks(settings) or served else settings.artifact_location
+    if artifact_location:
+        folder = Path(settings.resolved_home / "mlartifacts")
+        if name != settings.experiment_name:  # its own folder, beside the main experiment's runs
+            folder = folder / name
+            artifact_location = folder.as_uri()
+        folder.mkdir(parents=True, exist_ok=True)
+    return mlflow.create_experiment(name, artifact_location=artifact_location)
+
+
+@contextmanager
+def logging_to(experiment_id: str, then: str):
+    """Log to ``experiment_id`` (traces and runs, from every thread) inside the block, and to
+    ``then`` after it."""
+    import mlflow
+
+    mlflow.set_experiment(experiment_id=experiment_id)
+    try:
+        yield experiment_id
+    finally:
+        mlflow.set_experiment(experiment_id=then)
 
 
 def get_experiment_tag(experiment_id: str, key: str) -> str | None:

@@ -16,7 +16,7 @@ from typing import Callable
 EVAL_TAG = "eval"
 EVAL_COMPLETE = "complete"
 QUESTION_TAG = "judgeloop.question_id"
-SOURCE_TAG = "judgeloop.source"
+SOURCE_TAG = "judgeloop.source"  # also judgeloop.traffic.SOURCE_TAG
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,11 @@ def search_all(experiment_id: str, filter_string: str | None = None, max_results
 
 
 def tagged_trace_ids(experiment_id: str) -> list[str]:
-    return [t.info.trace_id for t in search_all(experiment_id, f"tag.{EVAL_TAG} = '{EVAL_COMPLETE}'")]
+    """Complete production traces: what the dataset and the review queue are built from."""
+    from judgeloop.traffic import is_production
+
+    found = search_all(experiment_id, f"tag.{EVAL_TAG} = '{EVAL_COMPLETE}'")
+    return [t.info.trace_id for t in found if is_production(t)]
 
 
 def _root_inputs(trace) -> dict:
@@ -112,7 +116,13 @@ def evaluate_and_tag(
             return report
         result = mlflow.genai.evaluate(data=[{"inputs": r} for r in todo], predict_fn=agent, scorers=[judge])
     else:
-        pending = [t for t in search_all(experiment_id) if t.info.trace_id not in done and t.info.tags.get(EVAL_TAG) is None]
+        from judgeloop.traffic import is_production
+
+        # Only production traffic: the optimizer's own agent runs are traced here too.
+        pending = [
+            t for t in search_all(experiment_id)
+            if t.info.trace_id not in done and t.info.tags.get(EVAL_TAG) is None and is_production(t)
+        ]
         progress(f"{len(pending)} existing traces to score ({len(done)} already complete)")
         if not pending:
             return report

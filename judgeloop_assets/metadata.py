@@ -33,3 +33,53 @@ def rejections_table(rejections) -> dg.MetadataValue:
         for r in rejections[:200]
     ]
     return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+def reviewer_table(review) -> dg.MetadataValue:
+    columns = [dg.TableColumn("reviewer", "string"), dg.TableColumn("labelled", "int"),
+               dg.TableColumn("queued", "int"), dg.TableColumn("rejected", "int")]
+    records = [
+        dg.TableRecord({"reviewer": r.reviewer, "labelled": r.labelled, "queued": r.queued, "rejected": r.rejected})
+        for r in review.reviewers
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+def reviewer_agreement_table(review) -> dg.MetadataValue:
+    columns = [dg.TableColumn("reviewers", "string"), dg.TableColumn("shared_traces", "int"),
+               dg.TableColumn("kappa", "float"), dg.TableColumn("exact", "float")]
+    records = [
+        dg.TableRecord({"reviewers": f"{p.first} ~ {p.second}", "shared_traces": p.shared_traces,
+                        "kappa": round(p.kappa, 3), "exact": round(p.exact, 3)})
+        for p in review.pairs
+    ]
+    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
+
+
+NO_CHANGE = "no_change"
+
+
+def carry_last_result(context, reason: str, current: dict) -> dict:
+    """Metadata for a run that changed nothing: the last real result's, marked as carried over.
+
+    A no-op materialization becomes the asset's latest; with only its own metadata it would
+    read as "not promoted, no diff" and hide the result that is actually in use. So it repeats
+    the newest materialization that did change something, says which run produced it, and
+    states plainly that this run changed nothing.
+    """
+    key = context.asset_key
+    records = context.instance.fetch_materializations(key, limit=50).records
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is None or NO_CHANGE in materialization.metadata:
+            continue
+        carried = {k: v for k, v in materialization.metadata.items()}
+        carried.update(
+            {
+                NO_CHANGE: reason,
+                "result_from_run": record.run_id,
+                "result_from": dg.MetadataValue.timestamp(record.timestamp),
+            }
+        )
+        return carried
+    return {**current, NO_CHANGE: reason}

@@ -22,6 +22,8 @@ def sensor_status(home: Path | None, settings: Settings, name: str) -> dict:
                 ticks.extend(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1))
             if states:
                 result["state"] = states[0].status.value
+                # Where the sensor stands: status counts waiting labels from here, as the sensor does.
+                result["cursor"] = getattr(states[0].instigator_data, "cursor", None)
             tick = max(ticks, key=lambda t: t.timestamp, default=None)
             if tick is not None:
                 result["last_tick"] = {

@@ -102,10 +102,17 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
 
     # The same labels again: nothing new is registered, the promoted judge stays.
     again = run(instance, ["aligned_judge"])
-    assert again.success and "already aligned" in md(again, "aligned_judge")["skipped"]
-    # It says it measured the judge in use again, and the loaded judge reproduces its number.
-    assert "re-measured on the current held-out labels" in md(again, "aligned_judge")["agreement_measured"]
-    assert md(again, "aligned_judge")["kappa_after"] == md(more, "aligned_judge")["kappa_after"]
+    assert again.success and "already aligned" in md(again, "aligned_judge")["no_change"]
+    # The no-op is the latest materialization, yet it still reads as the result in use: the
+    # last real run's figures, carried over and marked as such (not "promoted: false").
+    latest = md(again, "aligned_judge")
+    assert latest["result_from_run"] == more.run_id
+    for key in ("promoted", "judge_version", "kappa_after", "gate", "guidelines"):
+        assert latest[key] == md(more, "aligned_judge")[key], key
+    assert latest["promoted"] is True
+    # Its agreement is not carried over: the judge in use was measured again on the current
+    # held-out labels (and reproduces the number recorded for it, since the labels did not change).
+    assert "re-measured on the current held-out labels" in latest["agreement_measured"]
     assert judges.latest_version(experiment_id, settings.judge_name) == 3
 
 

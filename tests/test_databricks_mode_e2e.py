@@ -10,7 +10,6 @@ from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
-from sensors.sme_labels_sensor import sme_labels_sensor
 from tests.fake_databricks import reviewer
 from tests.fake_databricks.running import databricks_mode, fake_workspace
 from tests.support import materialize, metadata
@@ -29,7 +28,7 @@ def tick(instance, cursor):
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"judgeloop": JudgeloopConfig()}, definitions=defs
     )
-    return sme_labels_sensor.evaluate_tick(context)
+    return defs.resolve_sensor_def("sme_labels_sensor").evaluate_tick(context)
 
 
 def test_the_loop_on_a_databricks_workspace(home, instance, monkeypatch, tmp_path):
@@ -63,7 +62,9 @@ def test_the_loop_on_a_databricks_workspace(home, instance, monkeypatch, tmp_pat
         fired = tick(instance, None)
         assert len(fired.run_requests) == 1 and fired.run_requests[0].tags["judgeloop/new_labels"] == "40"
         request = fired.run_requests[0]
-        run = defs.resolve_job_def(request.job_name or "realign_judge").execute_in_process(instance=instance, tags=request.tags)
+        run = defs.resolve_job_def(request.job_name or "realign_judge").execute_in_process(
+            instance=instance, tags={**request.tags, "dagster/run_key": request.run_key}  # as the daemon tags it
+        )
         assert run.success
         aligned = metadata(run, "aligned_judge")
         assert aligned["judge_version"] == 2 and judges.promoted_version(experiment_id) == 2

@@ -35,8 +35,15 @@ def aligned_store(home, instance, monkeypatch):
     return load_settings(), experiment_id
 
 
+def _trace_count(experiment_id: str) -> int:
+    from judgeloop.traces import search_all
+
+    return len(search_all(experiment_id))
+
+
 def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     settings, experiment_id = aligned_store
+    production_traces = _trace_count(experiment_id)
     result = run(instance, ["optimized_prompt"])
     assert result.success
     meta = md(result, "optimized_prompt")
@@ -61,34 +68,50 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     assert tags["judgeloop.dataset_id"] == meta["dataset_id"]
     assert tags["judgeloop.parent_version"] == "1"
 
+    # GEPA's agent and judge calls are traced in their own experiment, linked from the version.
+    optimizer = tags[optimization.OPTIMIZATION_EXPERIMENT_TAG]
+    assert optimizer != experiment_id
+    assert _trace_count(experiment_id) == production_traces
+    assert _trace_count(optimizer) >= meta["metric_calls_spent"]
+    assert tags[optimization.OPTIMIZATION_TRACES_TAG].endswith(f"/#/experiments/{optimizer}/traces")
+    assert meta["optimizer_traces"] == tags[optimization.OPTIMIZATION_TRACES_TAG]
+
+    # A restart that relaunches the foundation job neither tags optimizer traffic, nor merges it
+    # into the dataset, nor queues it for the experts.
+    from judgeloop import traces
+
+    tagged_before = set(traces.tagged_trace_ids(experiment_id))
+    restart = run(instance, FOUNDATION)
+    assert restart.success
+    assert set(traces.tagged_trace_ids(experiment_id)) == tagged_before
+    assert md(restart, "tagged_traces")["traces_evaluated"] == 0
+    assert md(restart, "eval_dataset")["records_added"] == 0 and md(restart, "labeling_session")["items_added"] == 0
+
     # Re-running with the same judge and dataset is a no-op.
     again = run(instance, ["optimized_prompt"])
-    assert again.success and "already optimized" in md(again, "optimized_prompt")["skipped"]
+    assert again.success and "already optimized" in md(again, "optimized_prompt")["no_change"]
+    # The no-op still shows the prompt in use and its diff, carried from the run that made it.
+    assert md(again, "optimized_prompt")["result_from_run"] == result.run_id
+    assert md(again, "optimized_prompt")["diff_vs_production"] == meta["diff_vs_production"]
     assert prompts.latest(settings.prompt_name).version == 2
 
 
-def test_no_promotion_when_the_prompt_does_not_improve(aligned_store, instance, monkeypatch):
+def test_an_unchanged_prompt_registers_no_version(aligned_store, instance, monkeypatch):
     settings, experiment_id = aligned_store
-    monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/stubborn")
+    monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/stubborn")  # GEPA returns the template as it was
     result = run(instance, ["optimized_prompt"])
     assert result.success  # a warning, not a failure
     meta = md(result, "optimized_prompt")
-    assert meta["promoted"] is False
+    assert meta["promoted"] is False and "unchanged" in meta["decision"]
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert int(prompts.production(settings).version) == 1
-    # GEPA ran rounds but returned production's own text: that is not registered as a version.
-    assert meta["gepa_rounds"] >= 1 and "nothing registered" in meta["decision"]
-    assert prompts.latest(settings.prompt_name).version == 1
+    assert prompts.latest(settings.prompt_name).version == 1  # no copy of production registered
+    assert meta["gepa_rounds"] >= 1  # the records were fitted to the budget: GEPA got to reflect
 
-    # A budget that cannot buy one round: a warning, and GEPA is not started at all.
-    monkeypatch.setenv("JUDGELOOP_GEPA_MAX_METRIC_CALLS", "9")
-    reset_calls()
-    starved = run(instance, ["optimized_prompt"])
-    assert starved.success
-    meta = md(starved, "optimized_prompt")
-    assert "cannot buy one GEPA round" in meta["budget_warning"] and meta["gepa_rounds"] == 0
-    assert CALLS["total"] == 0
+    # The same judge and dataset do not run GEPA again.
+    again = run(instance, ["optimized_prompt"])
+    assert again.success and "unchanged" in md(again, "optimized_prompt")["skipped"]
     assert prompts.latest(settings.prompt_name).version == 1
 
 

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 from mlflow.entities import AssessmentSource
 
-from judgeloop import feedbackqa, labels, production
+from judgeloop import feedbackqa, labels, production, waiting
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop_assets.definitions import defs
@@ -31,6 +31,15 @@ def tick(instance, cursor):
     return defs.resolve_sensor_def("sme_labels_sensor").evaluate_tick(context)
 
 
+def finish(instance, result, status=dg.DagsterRunStatus.SUCCESS):
+    """Record the runs ``result`` requested as the daemon would have launched them, ended in ``status``."""
+    import uuid
+
+    for request in result.run_requests:
+        tags = {**request.tags, "dagster/run_key": request.run_key}
+        instance.add_run(dg.DagsterRun(job_name="realign_judge", run_id=str(uuid.uuid4()), tags=tags, status=status))
+
+
 def write(trace_ids, value=3, reviewer="rater-1"):
     return [labels.log_label(tid, "answer_quality", value, reviewer, "because") for tid in trace_ids]
 
@@ -41,12 +50,12 @@ def test_threshold_cursor_and_one_run_per_batch(store, instance):
 
     empty = tick(instance, None)
     assert not empty.run_requests and "0 new SME label(s) waiting" in empty.skip_message
-    assert empty.cursor is None
+    assert waiting.RealignState.decode(empty.cursor) == waiting.RealignState()
 
     write(trace_ids[:4])
-    waiting = tick(instance, None)
-    assert not waiting.run_requests and "4 new SME label(s) waiting, 5 needed" in waiting.skip_message
-    assert waiting.cursor is None  # not consumed: they count toward the next batch
+    below = tick(instance, None)
+    assert not below.run_requests and "4 new SME label(s) waiting, 5 needed" in below.skip_message
+    assert waiting.RealignState.decode(below.cursor) == waiting.RealignState()  # not consumed: they count toward the next batch
 
     fifth = write(trace_ids[4:5])[0]
     fired = tick(instance, None)
@@ -55,18 +64,23 @@ def test_threshold_cursor_and_one_run_per_batch(store, instance):
     assert request.tags["judgeloop/new_labels"] == "5"
     assert [e.asset_key.to_user_string() for e in fired.asset_events] == ["sme_labels"]
     # The cursor moved exactly past the newest label processed.
-    cursor = labels.Cursor.decode(fired.cursor)
-    assert cursor.assessment_id == fifth
+    state = waiting.RealignState.decode(fired.cursor)
+    assert state.inflight.cursor.assessment_id == fifth and state.inflight.label_count == 5
 
     # Ticking again on the same labels requests nothing: no duplicate run.
+    finish(instance, fired)
     again = tick(instance, fired.cursor)
-    assert not again.run_requests and "0 new" in again.skip_message and again.cursor == fired.cursor
+    assert not again.run_requests and "0 new" in again.skip_message
+    # The finished run's labels are used: the position moved to where the run's labels ended.
+    assert waiting.RealignState.decode(again.cursor) == waiting.RealignState(base=state.inflight.cursor)
+    assert tick(instance, again.cursor).cursor == again.cursor
+    fired = again
 
     # More than the threshold at once: one run covering all of them.
     newest = write(trace_ids[5:13], value=2, reviewer="rater-2")[-1]
     more = tick(instance, fired.cursor)
     assert len(more.run_requests) == 1 and more.run_requests[0].tags["judgeloop/new_labels"] == "8"
-    assert labels.Cursor.decode(more.cursor).assessment_id == newest
+    assert waiting.RealignState.decode(more.cursor).inflight.cursor.assessment_id == newest
     assert more.run_requests[0].run_key != request.run_key
 
 
@@ -104,18 +118,22 @@ def test_deleting_an_override_brings_the_old_label_back(store, instance, monkeyp
     monkeypatch.setenv("JUDGELOOP_LABEL_THRESHOLD", "1")
     _, _, trace_ids = store
     original = write(trace_ids[:1])[0]
-    cursor = tick(instance, None).cursor
+    first = tick(instance, None)
+    finish(instance, first)
+    cursor = tick(instance, first.cursor).cursor  # settles the finished run
     override = mlflow.override_feedback(
         trace_id=trace_ids[0], assessment_id=original, value=1, rationale="second thoughts",
         source=AssessmentSource(source_type="HUMAN", source_id="rater-2"),
     )
     edited = tick(instance, cursor)
     assert edited.run_requests and edited.run_requests[0].tags["judgeloop/new_labels"] == "1"
+    finish(instance, edited)
     # MLflow marks the original valid again without touching its update time.
     mlflow.delete_assessment(trace_id=trace_ids[0], assessment_id=override.assessment_id)
     restored = tick(instance, edited.cursor)
     assert restored.run_requests, restored.skip_message
     assert restored.run_requests[0].tags["judgeloop/new_labels"] == "1"
+    finish(instance, restored)
     assert "0 new" in tick(instance, restored.cursor).skip_message
 
 
@@ -126,8 +144,10 @@ def test_a_label_stamped_in_the_future_does_not_hide_later_labels(store, instanc
     restamp(settings, ahead, int(time.time() * 1000) + 24 * 3600 * 1000)  # a reviewer's clock a day fast
     first = tick(instance, None)
     assert first.run_requests and first.run_requests[0].tags["judgeloop/new_labels"] == "1"
-    assert labels.Cursor.decode(first.cursor).updated_ms <= int(time.time() * 1000)
+    assert waiting.RealignState.decode(first.cursor).consumed.updated_ms <= int(time.time() * 1000)
+    finish(instance, first)
     write(trace_ids[1:4])
     later = tick(instance, first.cursor)
     assert later.run_requests and later.run_requests[0].tags["judgeloop/new_labels"] == "3"  # counted, and only once
+    finish(instance, later)
     assert "0 new" in tick(instance, later.cursor).skip_message

@@ -6,7 +6,7 @@ import shutil
 import dagster as dg
 import pytest
 
-from judgeloop import judges, labels, prompts
+from judgeloop import judges, labels, prompts, waiting
 from judgeloop.cli import main
 from judgeloop.labels import log_label
 from judgeloop.settings import load_settings
@@ -52,18 +52,20 @@ def test_status_on_an_empty_experiment(home, template, no_dagster, capsys):
     assert report["judge"]["versions"] == [] and report["labels"]["usable"] == 0
 
 
-def _sensor_tick(dagster_home, skip_reason: str, timestamp: float) -> None:
-    """Store a sensor state and one tick the way the daemon does for sme_labels_sensor."""
+def _sensor_tick(dagster_home, skip_reason: str, timestamp: float, cursor: str | None = None) -> None:
+    """Store a sensor state (with its cursor) and one tick the way the daemon does for sme_labels_sensor."""
     from dagster._core.definitions.run_request import InstigatorType
     from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteInstigatorOrigin, RemoteRepositoryOrigin
-    from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatus, TickData, TickStatus
+    from dagster._core.scheduler.instigation import (
+        InstigatorState, InstigatorStatus, SensorInstigatorData, TickData, TickStatus,
+    )
 
     origin = RemoteInstigatorOrigin(
         RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("judgeloop"), "__repository__"), "sme_labels_sensor"
     )
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         state = instance.add_instigator_state(
-            InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.DECLARED_IN_CODE)
+            InstigatorState(origin, InstigatorType.SENSOR, InstigatorStatus.DECLARED_IN_CODE, SensorInstigatorData(cursor=cursor))
         )
         for offset, reason in ((-60, "an older tick"), (0, skip_reason)):
             instance.create_tick(
@@ -75,6 +77,17 @@ def _sensor_tick(dagster_home, skip_reason: str, timestamp: float) -> None:
             )
 
 
+def _evaluate_sensor(cursor: str | None):
+    from judgeloop_assets.definitions import defs
+    from judgeloop_assets.resources import JudgeloopConfig
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"judgeloop": JudgeloopConfig()}, definitions=defs
+        )
+        return defs.resolve_sensor_def("sme_labels_sensor").evaluate_tick(context)
+
+
 def test_status_on_a_populated_store(home, template, tmp_path, capsys, monkeypatch):
     shutil.copytree(template[0], home)
     _, experiment_id, (t1, t2, t3, t4, t5, _) = template
@@ -84,6 +97,8 @@ def test_status_on_a_populated_store(home, template, tmp_path, capsys, monkeypat
     for trace_id, value in ((t1, 3), (t2, 1), (t3, 4)):
         log_label(trace_id, settings.judge_name, value, "rater-1")
     aligned_up_to = max(label.updated_ms for label in labels.current_labels(settings, experiment_id)[0])
+    # The sensor's position after a successful re-alignment took these three labels.
+    used = waiting.RealignState(base=labels.changed_since(settings, experiment_id).cursor)
     v2 = judges.register(judges.build_judge(settings, settings.judge_model), experiment_id)
     judges.record_lineage(
         experiment_id, v2,
@@ -94,12 +109,17 @@ def test_status_on_a_populated_store(home, template, tmp_path, capsys, monkeypat
     log_label(t4, settings.judge_name, 2, "rater-2")
     log_label(t5, settings.judge_name, 2, "rater-2")
     log_label(t5, settings.judge_name, 9, "rater-1")  # outside 1-4: rejected
-    prompts.ensure_registered(settings)  # production v1
 
     dagster_home = tmp_path / "dagster-home"
     dagster_home.mkdir()
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-    _sensor_tick(dagster_home, "2 new SME label(s) waiting, 5 needed to re-align", 1_700_000_000.0)
+    # The real sensor ticks on this store; status must print the number the tick printed.
+    tick = _evaluate_sensor(used.encode())
+    # Registered after the tick: with a production prompt never optimized with the aligned v2,
+    # the sensor would (rightly) request that optimization instead of skipping.
+    prompts.ensure_registered(settings)  # production v1
+    assert "2 new SME label(s) waiting, 5 needed to re-align" in tick.skip_message
+    _sensor_tick(dagster_home, tick.skip_message, 1_700_000_000.0, cursor=tick.cursor)
 
     code, out = status(capsys)
     assert code == 0, out
@@ -108,7 +128,7 @@ def test_status_on_a_populated_store(home, template, tmp_path, capsys, monkeypat
     assert "    v1: base (fake:/judge)" in out
     assert "  * v2: aligned from v1 on 3 label(s)" in out and "held-out kappa 0.125 -> 0.500" in out
     assert "labels: 5 usable on 5 trace(s), 1 rejected; 2 waiting for alignment" in out
-    assert "the newest label judge v2 was aligned on" in out
+    assert "the newest label a re-alignment took" in out
     assert (
         "sensor sme_labels_sensor: last tick 2023-11-14 22:13:20 UTC SKIPPED: "
         "2 new SME label(s) waiting, 5 needed to re-align"
@@ -125,6 +145,7 @@ def test_status_on_a_populated_store(home, template, tmp_path, capsys, monkeypat
     assert report["labels"] == {
         "usable": 5, "rejected": 1, "waiting": 2, "threshold": 5, "traces": 5, "reviewers": ["rater-1", "rater-2"],
         "newest_label_ms": report["labels"]["newest_label_ms"], "aligned_up_to_ms": aligned_up_to,
+        "in_running_realignment": 0, "failed_realignments": 0,
     }
     assert report["sensor"]["last_tick"]["status"] == "SKIPPED"
     assert report["sensor"]["last_tick"]["timestamp"] == 1_700_000_000.0

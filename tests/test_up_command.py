@@ -8,6 +8,7 @@ even when it fails (see ``launch``).
 """
 
 import json
+import re
 import socket
 import time
 import uuid
@@ -228,6 +229,11 @@ def test_starts_and_stops_cleanly(launch, reused_home):
     experiment_id = up.experiment_id()
     assert f"judgeloop: state in {reused_home}" in up.stdout
     assert "Launched judgeloop_foundation" not in up.stdout
+    # The experts' link: the judge's review queue, opening its first unreviewed item.
+    assert re.search(
+        rf"Experts label here \(MLflow review queue\): http://\S+/#/experiments/{experiment_id}/review-queue"
+        r"\?selectedQueueId=rq-\w+&startReview=true", up.stdout,
+    ), up.stdout
     assert runs(up.dagster_url, "judgeloop_foundation") == []
     sensor = sensor_ticks(up.dagster_url)
     assert sensor["__typename"] == "Sensor", sensor

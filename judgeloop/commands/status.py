@@ -45,7 +45,8 @@ def collect(settings: Settings) -> dict:
     if experiment_id is None:
         return report
     report["judge"] = judge_status(settings, experiment_id)
-    report["labels"] = label_status(settings, experiment_id, report["judge"])
+    report["labels"] = label_status(settings, experiment_id, report["judge"], report["sensor"].get("cursor"))
+    report["review"] = review_status(settings, experiment_id)
     report["prompt"]["production_version"] = _production_prompt_version(settings)
     return report
 
@@ -102,26 +103,44 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
     return {"name": settings.judge_name, "promoted_version": promoted, "base_version": base, "versions": versions}
 
 
-def label_status(settings: Settings, experiment_id: str, judge: dict) -> dict:
-    from judgeloop import labels
+def review_status(settings: Settings, experiment_id: str) -> dict:
+    """The review queue's progress, per reviewer, and how much reviewers agree with each other."""
+    from judgeloop import labeling, labels, review_progress
+
+    used, rejected = labels.current_labels(settings, experiment_id)
+
+    queue = labeling.find_queue(settings, experiment_id)
+    items = labeling.queue_items(queue.queue_id) if queue is not None else []
+    result = review_progress.report(settings, used, rejected, [i.item_id for i in items] if queue else None).as_dict()
+    result["queue"] = None if queue is None else {
+        "name": queue.name,
+        "id": queue.queue_id,
+        "url": labeling.review_url(settings.resolved_mlflow_ui_url, experiment_id, queue.queue_id),
+        "complete": sum(1 for i in items if str(getattr(i.status, "value", i.status)) == "complete"),
+        "pending": sum(1 for i in items if str(getattr(i.status, "value", i.status)) == "pending"),
+    }
+    return result
+
+
+def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cursor: str | None = None) -> dict:
+    """Usable labels, and how many wait for a re-alignment: the sensor's own count (``judgeloop.waiting``),
+    read from where its cursor stands (no cursor yet: every usable label waits, as on its first tick)."""
+    from judgeloop import labels, waiting
 
     current, rejected = labels.current_labels(settings, experiment_id)
-    promoted = next((v for v in judge["versions"] if v["promoted"]), None)
-    aligned_up_to = int((promoted or {}).get("newest_label_ms") or 0)
-    if promoted is None and judge["promoted_version"] is not None:
-        from judgeloop import judges
-
-        aligned_up_to = int(judges.lineage(experiment_id, judge["promoted_version"]).get("newest_label_ms") or 0)
-    waiting = [label for label in current if label.updated_ms > aligned_up_to]
+    state = waiting.RealignState.decode(sensor_cursor)
+    found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     return {
         "usable": len(current),
         "rejected": len(rejected),
-        "waiting": len(waiting),
+        "waiting": found.count,
         "threshold": settings.label_threshold,
         "traces": len({label.trace_id for label in current}),
         "reviewers": sorted({str(label.reviewer) for label in current}),
         "newest_label_ms": max((label.updated_ms for label in current), default=None),
-        "aligned_up_to_ms": aligned_up_to or None,
+        "aligned_up_to_ms": state.consumed.updated_ms or None,
+        "in_running_realignment": state.inflight.label_count if state.inflight else 0,
+        "failed_realignments": state.failures,
     }
 
 
@@ -159,6 +178,29 @@ def _kappa(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _render_review(review: dict | None) -> list[str]:
+    if review is None:
+        return []
+    queue = review["queue"]
+    if queue is None:
+        lines = ["review queue: not created yet (materialize labeling_session)"]
+    else:
+        lines = [f"review queue {queue['name']!r}: {queue['complete']} complete, {queue['pending']} pending; {queue['url']}"]
+    if review["reviewers"]:
+        lines.append("  reviewers: " + ", ".join(
+            f"{r['reviewer']} {r['labelled']}/{r['queued']}" if r["queued"] else f"{r['reviewer']} {r['labelled']}"
+            for r in review["reviewers"]
+        ) + " labelled")
+    if review["agreement"]:
+        lines.append("  reviewer agreement: " + "; ".join(
+            f"{' ~ '.join(p['reviewers'])} kappa {p['kappa']:.3f} (exact {p['exact']:.0%}) on {p['shared_traces']} shared trace(s)"
+            for p in review["agreement"]
+        ))
+    elif review["reviewers"]:
+        lines.append("  reviewer agreement: no trace labelled by two reviewers yet")
+    return lines
+
+
 def render(report: dict) -> str:
     from judgeloop.commands.display import format_ms
 
@@ -192,11 +234,17 @@ def render(report: dict) -> str:
     labels = report["labels"]
     waiting = f"{labels['waiting']} waiting for alignment"
     if labels["aligned_up_to_ms"]:
-        waiting += f" (newer than {format_ms(labels['aligned_up_to_ms'])}, the newest label judge v{promoted} was aligned on)"
+        waiting += f" (changed after {format_ms(labels['aligned_up_to_ms'])}, the newest label a re-alignment took)"
+    if labels.get("in_running_realignment"):
+        waiting += f", {labels['in_running_realignment']} in the re-alignment the sensor requested last"
+    if labels.get("failed_realignments"):
+        waiting += f", after {labels['failed_realignments']} failed re-alignment(s)"
     lines.append(
         f"labels: {labels['usable']} usable on {labels['traces']} trace(s), {labels['rejected']} rejected; "
         f"{waiting}; sensor threshold {labels['threshold']}"
     )
+
+    lines.extend(_render_review(report.get("review")))
 
     sensor = report["sensor"]
     tick = sensor["last_tick"]

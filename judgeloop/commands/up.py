@@ -91,6 +91,22 @@ def _wait_for_code_location(dagster, timeout: float = 120) -> None:
     raise servers.StartupError(f"the judgeloop code location did not load within {timeout:.0f} s")
 
 
+def _review_queue_link(settings, experiment_id: str, mlflow_url: str) -> str | None:
+    """The link experts open: the judge's review queue, at its first unreviewed item.
+
+    The schema and queue are created here (labeling_session re-uses them), so the link works
+    before the first run finished; traces join the queue as labeling_session tags them.
+    """
+    from judgeloop import labeling
+
+    try:
+        report = labeling.open_session(settings, experiment_id, [], mlflow_url)
+    except Exception as exc:  # the link is a convenience: the servers stay up without it
+        print(f"judgeloop up: could not prepare the review queue ({exc})", file=sys.stderr)
+        return None
+    return f"{report.url}&startReview=true"
+
+
 def run(args) -> int:
     from judgeloop.providers import configuration_report
 
@@ -136,6 +152,12 @@ def run(args) -> int:
         env["MLFLOW_TRACKING_USERNAME"] = creds["admin"]["username"]
         env["MLFLOW_TRACKING_PASSWORD"] = creds["admin"]["password"]
     servers.write_dagster_yaml(settings.dagster_home)
+    from judgeloop_assets.interrupted_runs import fail_interrupted_runs
+
+    interrupted = fail_interrupted_runs(settings.dagster_home)
+    if interrupted:
+        print(f"judgeloop: {len(interrupted)} run(s) interrupted when judgeloop up last stopped, marked failed; "
+              "the label sensor retries them", flush=True)
 
     stack = servers.Stack()
     stopping = {"flag": False, "serving": False}
@@ -178,6 +200,7 @@ def run(args) -> int:
             env["JUDGELOOP_EXPECTATIONS_PATH"] = str(demo_core.write_expectations(settings))
         if creds:
             _grant_reviewers(mlflow_url, experiment_id, creds)
+        review_link = _review_queue_link(settings, experiment_id, mlflow_url)
 
         command, cwd = servers.dagster_command(args.host, args.dagster_port)
         dagster = stack.start("dagster", command, env, home / "logs", cwd=cwd)
@@ -194,13 +217,15 @@ def run(args) -> int:
             json.dumps({"pid": os.getpid(), "tracking_uri": mlflow_url, "backend_store_uri": backend_uri, "dagster_url": dagster_url})
         )
         print(f"\nMLflow UI:  {mlflow_url}/#/experiments/{experiment_id}", flush=True)
+        if review_link:
+            print(f"Experts label here (MLflow review queue): {review_link}", flush=True)
         print(f"Dagster UI: {dagster_url}/asset-groups  (sensor sme_labels_sensor is running)", flush=True)
         print(f"Logs:       {home / 'logs'}", flush=True)
         if creds:
             print("\nTeam mode: each reviewer signs in to MLflow with their own account.")
             print(f"  admin: {creds['admin']['username']} (password in {home / 'team-credentials.json'})")
             for reviewer in creds["reviewers"]:
-                print(f"  {reviewer}: {mlflow_url}/#/experiments/{experiment_id}/review-queue")
+                print(f"  {reviewer}: {review_link or f'{mlflow_url}/#/experiments/{experiment_id}/review-queue'}")
         if missing:
             print("\nModels are not configured yet; assets that call a model will fail until you set:")
             for line in missing:

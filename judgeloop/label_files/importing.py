@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from judgeloop import labeling
 from judgeloop import labels as labels_core
 from judgeloop.label_files.formats import BadRow, read_file
 from judgeloop.label_files.rows import LabelRow, check_rows
@@ -25,6 +26,7 @@ class ImportReport:
     bad: list[BadRow] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     applied: bool = False
+    completed_items: int = 0  # review-queue items marked complete because their trace is now labelled
 
     def count(self, kind: str) -> int:
         return sum(1 for a in self.actions if a.kind == kind)
@@ -46,7 +48,8 @@ class ImportReport:
         return len(self.bad)
 
     def summary(self) -> str:
-        return f"written {self.written}, edited {self.edited}, unchanged {self.unchanged}, rejected {self.rejected}"
+        text = f"written {self.written}, edited {self.edited}, unchanged {self.unchanged}, rejected {self.rejected}"
+        return text + (f"; {self.completed_items} review-queue item(s) marked complete" if self.completed_items else "")
 
 
 def existing_labels(settings: Settings, experiment_id: str) -> dict[tuple[str, str | None], labels_core.HumanLabel]:
@@ -138,4 +141,5 @@ def import_labels(
         return report
     apply(settings, report.actions)
     report.applied = True
+    report.completed_items = labeling.complete_labelled_items(settings, experiment_id)
     return report

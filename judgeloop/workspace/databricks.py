@@ -170,7 +170,7 @@ class DatabricksWorkspace(Workspace):
     def open_labeling(self, experiment_id: str, trace_ids: list[str], mlflow_ui_url: str) -> LabelingReport:
         from mlflow.genai.databricks import review_queues as rq
 
-        from judgeloop.judges import scale_description
+        from judgeloop import labeling
         from judgeloop.store import set_experiment_tag
 
         judge = self.settings.judge_name
@@ -188,8 +188,7 @@ class DatabricksWorkspace(Workspace):
         if question is None:
             question = rq.create_review_question(
                 experiment_id, title=judge, type="FEEDBACK", input=wanted, enable_comment=True,
-                instruction=f"Rate the answer as the judge '{judge}' should. {scale_description(self.settings)} "
-                "Explain why in the comment.",
+                instruction=labeling.instruction(self.settings),  # the judge's rubric, as on open-source MLflow
             )
         elif question.input != wanted:
             question = rq.update_review_question(experiment_id, question.question_id, input=wanted)

@@ -1,7 +1,7 @@
 import dagster as dg
 
 from judgeloop import alignment, experts, judges, providers
-from judgeloop_assets.metadata import agreement_metadata, confusion_table, rejections_table
+from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, rejections_table
 from judgeloop_assets.resources import JudgeloopConfig
 
 sme_labels = dg.AssetSpec(
@@ -16,6 +16,11 @@ sme_labels = dg.AssetSpec(
 )
 
 GATE = "agreement_gate"
+# Metadata a no-change run measures itself (on the current labels) instead of carrying it over.
+MEASURED_NOW = (
+    "kappa_", "exact_agreement_", "heldout_pairs_", "mae_", "confusion_matrix_", "invalid_judge_answers_",
+    "human_ceiling", "agreement_measured", "labels_", "traces_", "label_rule",
+)
 
 
 @dg.asset(
@@ -92,6 +97,12 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         metadata["human_ceiling_reviewer_pairs"] = result.human_ceiling.reviewer_pairs
     if result.rejected:
         metadata["rejected_labels"] = rejections_table(result.rejected)
+    if result.skipped_reason:
+        measured_now = {k: v for k, v in metadata.items() if k.startswith(MEASURED_NOW)}
+        metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
+        # The judge in use was measured again on the current labels: those numbers are this
+        # run's own, never the carried-over ones.
+        metadata.update(measured_now)
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,

@@ -1,6 +1,7 @@
 import dagster as dg
 
-from judgeloop import traces, workspace
+from judgeloop import labeling, labels, review_progress, traces, workspace
+from judgeloop_assets import metadata
 from judgeloop_assets.resources import JudgeloopConfig
 
 
@@ -23,6 +24,9 @@ def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
     place = workspace.for_settings(settings)
     report = place.open_labeling(experiment_id, trace_ids, judgeloop.ui_url(settings))
     context.log.info(f"queue {report.queue_name}: {report.items_added} items added, {report.pending} pending")
+    used, rejected = labels.current_labels(settings, experiment_id)
+    # The queue holds every tagged trace: progress is counted over them.
+    review = review_progress.report(settings, used, rejected, trace_ids)
     yield dg.MaterializeResult(
         metadata={
             "labeling_url": dg.MetadataValue.url(report.url),
@@ -35,6 +39,9 @@ def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "items_complete": report.complete,
             "reviewers": ", ".join(report.reviewers) or "anyone with access",
             "experiment_id": experiment_id,
+            "rubric_on_form": labeling.instruction(settings),
+            "reviewer_progress": metadata.reviewer_table(review),
+            "reviewer_agreement": metadata.reviewer_agreement_table(review),
         }
     )
     names = place.check_label_names(experiment_id)

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from judgeloop import optimization, prompts, providers
+from judgeloop_assets.metadata import carry_last_result
 from judgeloop_assets.resources import JudgeloopConfig
 
 PROMOTION_CHECK = "prompt_beats_production"
@@ -65,12 +66,14 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
         context.log.warning(result.budget_warning)
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
+        metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=True, metadata={"decision": result.skipped_reason})
         return
-    if result.new_version is None:
-        # GEPA ran but returned the production prompt: recorded here, not as a prompt version.
-        metadata.update({"decision": result.decision, "metric_calls_spent": result.metric_calls_spent, "promoted": False})
+    if result.optimization_traces_url:
+        metadata["optimizer_traces"] = dg.MetadataValue.url(result.optimization_traces_url)
+    if result.new_version is None:  # GEPA kept the production template: nothing was registered
+        metadata.update({"promoted": False, "decision": result.decision, "metric_calls_spent": result.metric_calls_spent})
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(
             check_name=PROMOTION_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,

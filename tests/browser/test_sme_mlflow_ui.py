@@ -52,8 +52,8 @@ def test_sme_labels_in_review_queue_and_judge_realigns(stack, page):
     given = {}
     last_submit = None
     for index in range(LABEL_THRESHOLD):
-        numeric = page.locator(ui.NUMERIC)
-        expect(numeric).to_be_visible()
+        scale = page.locator(ui.CATEGORICAL)  # the 1-4 scale is a dropdown
+        expect(scale).to_be_visible()
         wait_until(lambda: ui.selected_item(page), 15, interval=0.2, message="focused review names its trace")
         trace_id = ui.selected_item(page)
         assert trace_id not in given, f"MLflow showed {trace_id} again after it was labelled"
@@ -64,7 +64,7 @@ def test_sme_labels_in_review_queue_and_judge_realigns(stack, page):
         done_before = ui.reviewed_count(page)
         rating = RATINGS[index]
         comment = f"browser SME {session} #{index + 1}: rated {rating} after reading the answer"
-        numeric.fill(str(rating))
+        ui.choose(page, scale, str(rating))
         page.locator(ui.RATIONALE).fill(comment)
         submit = page.locator(ui.SUBMIT)
         expect(submit).to_be_enabled()
@@ -115,5 +115,6 @@ def test_sme_labels_in_review_queue_and_judge_realigns(stack, page):
         assert len(human) == 1, [(a.name, a.source, a.rationale) for a in trace.info.assessments]
         [label] = human
         assert label.name == "answer_quality"
-        assert label.feedback is not None and label.value == rating
+        # The dropdown stores the chosen step as text; it counts as that rating.
+        assert label.feedback is not None and label.value == str(rating)
         assert label.valid is not False

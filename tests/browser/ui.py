@@ -21,6 +21,8 @@ QUEUE_HEADER = '[data-component-id="mlflow.experiment-review-queue.list.header"]
 QUEUE_STATUS_TAG = '[data-component-id="mlflow.experiment-review-queue.list.status-tag"]'
 START_REVIEW = '[data-component-id="mlflow.experiment-review-queue.list.start-review"]'
 NUMERIC = '[data-component-id="mlflow.experiment-review-queue.focused-review.question.numeric"]'
+# A categorical schema (judgeloop's small integer scales) shows a dropdown instead of the number box.
+CATEGORICAL = '[data-component-id="mlflow.experiment-review-queue.focused-review.question.categorical"]'
 RATIONALE = '[data-component-id="mlflow.experiment-review-queue.focused-review.rationale"]'
 SUBMIT = '[data-component-id="mlflow.experiment-review-queue.focused-review.complete"]'
 GOT_IT = '[data-component-id="mlflow.detect_issues.guidance.got_it"]'
@@ -164,3 +166,17 @@ def reviewed_count(page) -> int:
     """From the focused review's progress line "k of n reviewed (p%)"."""
     text = page.get_by_text(re.compile(r"\d+ of \d+ reviewed")).first.inner_text()
     return int(re.search(r"(\d+) of \d+ reviewed", text).group(1))
+
+
+def options(page, dropdown) -> list[str]:
+    """Open ``dropdown`` and return the texts of its options, in order (the list stays open)."""
+    from playwright.sync_api import expect
+
+    dropdown.click()
+    expect(page.get_by_role("option").first).to_be_visible()
+    return [option.inner_text().strip() for option in page.get_by_role("option").all()]
+
+
+def choose(page, dropdown, value: str) -> None:
+    options(page, dropdown)
+    page.get_by_role("option", name=value, exact=True).click()

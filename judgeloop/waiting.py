@@ -1,0 +1,101 @@
+"""Which SME labels wait for a re-alignment: one definition, shared by the label sensor and
+``judgeloop status`` (no Dagster here).
+
+A label waits when it is usable (``labels.usable``) and changed after the newest label that a
+re-alignment took, counting only re-alignments that succeeded or are still running. The label
+sensor keeps that position in its cursor (``RealignState``):
+
+- ``base``: labels up to here were used by a re-alignment that finished successfully;
+- ``inflight``: the re-alignment the sensor requested last and has not seen finish, with the
+  position of the newest label it took. If it fails (gate failed, crash, Ctrl-C, provider
+  outage) its labels wait again and are retried with the labels accumulated since, after a
+  back-off that doubles with each consecutive failure up to ``MAX_BACKOFF_SECONDS``, so a
+  deterministic failure is retried at most once per that period instead of looping.
+"""
+
+import json
+from dataclasses import dataclass, field, replace
+
+from judgeloop import labels
+from judgeloop.settings import Settings
+
+MAX_BACKOFF_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Inflight:
+    run_key: str
+    cursor: labels.Cursor
+    label_count: int
+
+
+@dataclass(frozen=True)
+class RealignState:
+    base: labels.Cursor = field(default_factory=labels.Cursor)
+    inflight: Inflight | None = None
+    failures: int = 0  # consecutive failed re-alignments since the last success
+    retry_at: float = 0.0  # epoch seconds before which a failed re-alignment is not retried
+
+    @property
+    def consumed(self) -> labels.Cursor:
+        """Labels up to here were taken by a re-alignment that succeeded or is still running."""
+        return self.inflight.cursor if self.inflight else self.base
+
+    def encode(self) -> str:
+        inflight = None
+        if self.inflight:
+            inflight = {"run_key": self.inflight.run_key, "cursor": json.loads(self.inflight.cursor.encode()),
+                        "labels": self.inflight.label_count}
+        return json.dumps({"base": json.loads(self.base.encode()), "inflight": inflight,
+                           "failures": self.failures, "retry_at": self.retry_at})
+
+    @classmethod
+    def decode(cls, raw: str | None) -> "RealignState":
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        if "base" not in data:  # a cursor written before the state existed: a plain label cursor
+            return cls(base=labels.Cursor.decode(raw))
+        inflight = data.get("inflight")
+        return cls(
+            base=labels.Cursor.decode(json.dumps(data["base"])),
+            inflight=Inflight(inflight["run_key"], labels.Cursor.decode(json.dumps(inflight["cursor"])), int(inflight["labels"]))
+            if inflight else None,
+            failures=int(data.get("failures", 0)),
+            retry_at=float(data.get("retry_at", 0.0)),
+        )
+
+    def requested(self, run_key: str, cursor: labels.Cursor, label_count: int) -> "RealignState":
+        return replace(self, inflight=Inflight(run_key, cursor, label_count))
+
+    def succeeded(self) -> "RealignState":
+        return RealignState(base=self.consumed)
+
+    def failed(self, now: float, interval_seconds: float) -> "RealignState":
+        failures = self.failures + 1
+        return RealignState(base=self.base, failures=failures, retry_at=now + backoff_seconds(failures, interval_seconds))
+
+
+def backoff_seconds(failures: int, interval_seconds: float) -> float:
+    """Wait before retrying after ``failures`` consecutive failures: one sensor interval, doubling, capped."""
+    if failures <= 0:
+        return 0.0
+    return float(min(MAX_BACKOFF_SECONDS, max(1.0, interval_seconds) * 2 ** (failures - 1)))
+
+
+@dataclass
+class Waiting:
+    labels: list[labels.HumanLabel]
+    rejected: list[labels.Rejection]
+    batch: labels.LabelBatch
+
+    @property
+    def count(self) -> int:
+        return len(self.labels)
+
+
+def waiting_labels(settings: Settings, experiment_id: str, since: labels.Cursor) -> Waiting:
+    """The usable labels changed after ``since`` (a ``RealignState.consumed``): the labels that wait."""
+    batch = labels.changed_since(settings, experiment_id, since)
+    fresh, rejected = labels.usable(settings, batch.labels, experiment_id)
+    return Waiting(fresh, rejected, batch)
