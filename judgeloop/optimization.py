@@ -184,6 +184,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     if done:
         result.skipped_reason = done
         return result
+    tags = prompts.version_tags(prompts.name(settings), production.version)
     if not force and tags.get(KEPT_TAG) == f"{judge_version}:{dataset_id}":
         result.skipped_reason = f"GEPA already kept production prompt v{production.version} unchanged with judge v{judge_version}"
         return result
