@@ -57,17 +57,3 @@ def measure(settings: Settings, human: list, judged: list) -> Agreement:
         labels=scale,
         confusion=confusion_matrix(h, j, labels=positions).tolist(),
     )
-
-
-def human_ceiling(settings: Settings, labels_by_trace: dict[str, list]) -> Agreement | None:
-    """Agreement between two SMEs on the traces both labelled (first two reviewers by name)."""
-    from judgeloop.labels import normalize
-
-    first, second = [], []
-    for labels in labels_by_trace.values():
-        by_reviewer = sorted(labels, key=lambda label: str(label.reviewer))
-        if len(by_reviewer) >= 2:
-            # Values read back through a tracking server are floats (3.0); the scale holds ints.
-            first.append(normalize(settings, by_reviewer[0].value))
-            second.append(normalize(settings, by_reviewer[1].value))
-    return measure(settings, first, second) if first else None

@@ -4,13 +4,21 @@ MemAlign reads labels straight off the traces it is given, including overridden 
 ones, and a judge loaded from the registry rebuilds its memory from the raw traces in the
 store. So every trace handed to MemAlign, and every trace a loaded judge remembers, is first
 reduced to the labels that count (``labels.usable``): MemAlign never sees an invalid label.
+Several experts on one trace become one consensus label first (``experts.CONSENSUS_RULE``):
+MemAlign would otherwise drop the minority itself, silently, and the held-out measure
+would weigh a trace by its number of experts.
+
+The agreement recorded for a new version (and used by the gate) is measured on that version
+loaded back from the registry the way every later user loads it (``load_judge``), so the
+number describes the judge that gets promoted, not an in-memory twin of it.
 """
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 import logging
 from dataclasses import dataclass, field
 
-from judgeloop import agreement, gate, intervals, judges, labels, providers, sampling, scores, split
+from judgeloop import agreement, experts, gate, intervals, judges, labels, providers, sampling, scores, split
 from judgeloop.calls import count_litellm_calls
 from judgeloop.settings import Settings
 
@@ -35,15 +43,21 @@ class AlignmentResult:
     guidelines: list[str]
     before: agreement.Agreement | None
     after: agreement.Agreement | None
-    human_ceiling: agreement.Agreement | None
+    human_ceiling: "experts.Ceiling | None"
     rejected: list[labels.Rejection]
     llm_calls: dict = field(default_factory=dict)
     label_fingerprint: str = ""
-    judge: object = field(default=None, repr=False)  # the aligned judge object, for callers in this process
+    judge: object = field(default=None, repr=False)  # the judge as loaded back from the registry
     heldout_sample: int = 0  # held-out traces measured (at most settings.heldout_max)
     before_scores: scores.Scores | None = None  # the promoted judge on the sample (reused + paid)
     after_scores: scores.Scores | None = None  # the aligned judge on the sample
     comparison: intervals.Paired | None = None  # both judges on the traces both scored, with intervals
+    # One consensus label per trace is what MemAlign learns from (alignment_traces of them).
+    label_rule: str = experts.CONSENSUS_RULE
+    # Judge answers outside the scale (a 9 on 1-4), per measured judge: reported, never scored.
+    invalid_answers: dict = field(default_factory=dict)
+    # With no re-alignment, the judge in use measured again on the current held-out labels.
+    current: agreement.Agreement | None = None
 
 
 def label_fingerprint(used: list[labels.HumanLabel]) -> str:
@@ -76,14 +90,16 @@ def clean_trace(trace, judge_name: str, keep_ids: set[str], settings: Settings |
 
 
 def cleaned_traces(settings: Settings, trace_ids, used: list[labels.HumanLabel], raw_out: dict | None = None) -> dict:
-    """``{trace id: trace}`` read from the store, carrying only the ``used`` labels.
+    """``{trace id: trace}`` read from the store, each carrying only its consensus label.
 
     ``raw_out``, when given, receives the traces as read (with the judges' stored scores).
     """
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    keep_ids = {label.assessment_id for label in used}
+    wanted = set(trace_ids)
+    chosen = experts.consensus_by_trace(settings, labels.by_trace([l for l in used if l.trace_id in wanted]))
+    keep_ids = {label.assessment_id for label in chosen.values()}
     cleaned = {}
     for tid in trace_ids:
         raw = client.get_trace(tid)
@@ -97,7 +113,10 @@ def hydrate_memory(judge, traces_by_id: dict) -> None:
     """Build a registry-loaded MemAlign judge's episodic memory from cleaned traces.
 
     Its own lazy rebuild would fetch raw traces (with overridden labels) and, when first
-    used from several threads, score some calls with an empty memory.
+    used from several threads, score some calls with an empty memory. A registered judge
+    lists a trace id once per EXAMPLE it remembers, and each trace expands into all of its
+    examples: ids are therefore expanded once each, in first-seen order, or a trace with k
+    examples would come back k*k times.
     """
     from mlflow.genai.judges.optimizers.dspy_utils import create_dspy_signature, trace_to_dspy_example
     from mlflow.genai.judges.optimizers.memalign.optimizer import MemoryAugmentedJudge, _build_embedder
@@ -106,13 +125,84 @@ def hydrate_memory(judge, traces_by_id: dict) -> None:
         return
     judge._base_signature = create_dspy_signature(judge._base_judge)
     judge._embedder = _build_embedder(judge._embedding_model, judge._embedding_dim)
-    kept_ids = [tid for tid in judge._episodic_trace_ids if tid in traces_by_id]
-    judge._episodic_trace_ids = kept_ids
+    kept_ids = [tid for tid in dict.fromkeys(judge._episodic_trace_ids) if tid in traces_by_id]
     judge._episodic_memory = [
         example for tid in kept_ids for example in trace_to_dspy_example(traces_by_id[tid], judge._base_judge)
     ]
+    judge._episodic_trace_ids = [example._trace_id for example in judge._episodic_memory]
     if judge._episodic_memory:
         judge._build_episodic_memory()
+
+
+def remembered_trace_ids(judge) -> list[str]:
+    return list(dict.fromkeys(getattr(judge, "_episodic_trace_ids", None) or []))
+
+
+def load_judge(settings: Settings, experiment_id: str, version: int, used: list[labels.HumanLabel], cleaned=None):
+    """Judge ``version`` from the registry, its memory built from the current ``used`` labels.
+
+    Every user of a stored judge loads it through here (the gate's measure, prompt
+    optimization, the next alignment), so all of them score with the same judge. ``cleaned``
+    (``{trace id: cleaned trace}``) saves reading traces already read.
+    """
+    judge = judges.load(experiment_id, settings.judge_name, version)
+    remembered = remembered_trace_ids(judge)
+    if remembered:
+        labelled = {label.trace_id for label in used}
+        # Traces the judge remembers whose labels are gone (deleted or now invalid) stay out of
+        # its memory, rather than make MemAlign fail on an empty trace.
+        ids = [tid for tid in remembered if tid in labelled]
+        missing = [tid for tid in ids if cleaned is None or tid not in cleaned]
+        traces = {**(cleaned or {}), **(cleaned_traces(settings, missing, used) if missing else {})}
+        hydrate_memory(judge, {tid: traces[tid] for tid in ids})
+    return judge
+
+
+def score(judge, traces: list, workers: int = 4) -> list:
+    """The judge's value for each trace (None where it failed), in order."""
+
+    def one(trace):
+        try:
+            feedback = judge(trace=trace)
+        except Exception as exc:  # a provider error on one trace must not sink the whole measurement
+            log.warning("judge failed on trace %s: %s", trace.info.trace_id, exc)
+            return None
+        return None if feedback.error else feedback.value
+
+    if not traces:
+        return []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, traces))
+
+
+def on_scale(settings: Settings, value):
+    """A judge's answer in the scale's own type, or None when it is not on the scale (a 9 on 1-4)."""
+    if isinstance(value, str) and settings.feedback_type.value == "likert":
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    return None if labels.check_value(settings, value) else labels.normalize(settings, value)
+
+
+def measure_on(settings: Settings, judge, heldout_traces: list, consensus: dict) -> tuple[agreement.Agreement, int]:
+    """(agreement with the consensus label of each held-out trace, judge answers off the scale).
+
+    Failed calls and answers off the scale are left out of the agreement, never scored.
+    """
+    judged = score(judge, heldout_traces)
+    human, machine, invalid = [], [], 0
+    for trace, value in zip(heldout_traces, judged):
+        if value is None:
+            continue
+        answer = on_scale(settings, value)
+        if answer is None:
+            invalid += 1
+            log.warning("judge answered %r on trace %s, outside the scale: not counted", value, trace.info.trace_id)
+            continue
+        human.append(labels.normalize(settings, consensus[trace.info.trace_id].value))
+        machine.append(answer)
+    return agreement.measure(settings, human, machine), invalid
 
 
 def guidelines_of(judge) -> list[str]:
@@ -124,17 +214,19 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
 
     Registers the aligned judge as a new version but does NOT promote it: the caller promotes
     after the agreement gate passed. With the same labels as the promoted judge was aligned
-    on (and ``force`` unset), nothing is registered.
+    on (and ``force`` unset), nothing is registered and the judge in use is measured again
+    on the current held-out labels (which may have changed).
     """
     from mlflow.genai.judges.optimizers import MemAlignOptimizer
 
     uris = providers.require_models(settings, "judge", "reflection", "embeddings")
     used, rejected = labels.current_labels(settings, experiment_id)
     grouped = labels.by_trace(used)
+    consensus = experts.consensus_by_trace(settings, grouped)
     align_ids, heldout_ids = split.split(sorted(grouped), settings.heldout_fraction)
     progress(
-        f"{len(used)} usable labels on {len(grouped)} traces ({len(rejected)} rejected): "
-        f"{len(align_ids)} traces to align on, {len(heldout_ids)} held out"
+        f"{len(used)} usable labels on {len(grouped)} traces ({len(rejected)} rejected), one consensus "
+        f"label per trace: {len(align_ids)} traces to align on, {len(heldout_ids)} held out"
     )
     if len(align_ids) < settings.min_alignment_labels or len(heldout_ids) < settings.min_heldout_labels:
         raise NotEnoughLabelsError(
@@ -143,7 +235,9 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             f"{len(align_ids)} and {len(heldout_ids)}. Label more traces in the review queue."
         )
 
-    previous_version, previous = judges.load_promoted(settings, experiment_id)
+    previous_version = judges.promoted_version(experiment_id)
+    if previous_version is None:
+        judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
     fingerprint = label_fingerprint([label for tid in align_ids for label in grouped[tid]])
     previous_lineage = judges.lineage(experiment_id, previous_version)
     newest = max(label.updated_ms for label in used)
@@ -154,41 +248,52 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     progress(f"loading {len(grouped)} labelled traces")
     raw: dict = {}
     cleaned = cleaned_traces(settings, grouped, used, raw_out=raw)
+    previous = load_judge(settings, experiment_id, previous_version, used, cleaned)
+    ceiling = experts.human_ceiling(settings, {t: grouped[t] for t in heldout_ids})
+    # Judges are measured against each held-out trace's consensus label (the same rule MemAlign learns from).
+    measured_against = {t: [consensus[t]] for t in heldout_ids}
     base = dict(
         judge_name=settings.judge_name, previous_version=previous_version,
         alignment_traces=len(align_ids), heldout_traces=len(heldout_ids),
         alignment_labels=sum(len(grouped[t]) for t in align_ids),
         heldout_labels=sum(len(grouped[t]) for t in heldout_ids),
-        newest_label_ms=newest, rejected=rejected, label_fingerprint=fingerprint,
+        newest_label_ms=newest, rejected=rejected, label_fingerprint=fingerprint, human_ceiling=ceiling,
         heldout_sample=len(sample_ids),
     )
     if not force and previous_lineage.get("label_fingerprint") == fingerprint:
+        # Nothing new to learn, but held-out labels may have changed: numbers from the last
+        # alignment would mix old labels into this report, so the judge in use is measured now.
+        progress(f"judge v{previous_version} is already aligned on these labels; measuring it on the current held-out labels")
+        with count_litellm_calls() as measure_calls:
+            current_scores = scores.measure(settings, previous, previous_version, {t: cleaned[t] for t in sample_ids}, raw=raw)
+        current, invalid = agreement_of(settings, current_scores, measured_against), len(current_scores.invalid_answers)
         return AlignmentResult(
             **base, new_version=None, skipped_reason=f"judge v{previous_version} is already aligned on these labels",
-            guidelines=guidelines_of(previous), before=None, after=None,
-            human_ceiling=agreement.human_ceiling(settings, {t: grouped[t] for t in heldout_ids}),
+            guidelines=guidelines_of(previous), before=None, after=None, current=current,
+            invalid_answers={"current": invalid}, judge=previous,
+            llm_calls={"measure_judge_calls": current_scores.paid, "measure_judge_scores_reused": current_scores.reused,
+                       "measure_embedding_calls": measure_calls["embedding"]},
         )
 
     sample = {tid: cleaned[tid] for tid in sample_ids}
     with count_litellm_calls() as align_calls:
-        # Traces the previous judge remembers but whose labels are gone (deleted or now invalid)
-        # stay out of its memory, rather than make MemAlign fail on an empty trace.
-        hydrate_memory(previous, {tid: cleaned[tid] for tid in align_ids})
         progress(f"aligning judge v{previous_version} with MemAlign on {len(align_ids)} traces")
         optimizer = MemAlignOptimizer(reflection_lm=uris["reflection"], embedding_model=uris["embeddings"])
         aligned = optimizer.align(previous, [cleaned[tid] for tid in align_ids])
+    version = judges.register(aligned, experiment_id)
     with count_litellm_calls() as measure_calls:
+        # The new version as every later user gets it: loaded back from the registry.
+        registered = load_judge(settings, experiment_id, version, used, cleaned)
         progress(
-            f"measuring judge v{previous_version} (its stored scores reused) and the aligned judge on "
+            f"measuring judge v{previous_version} (its stored scores reused) and v{version} on "
             f"{len(sample_ids)} of {len(heldout_ids)} held-out traces"
         )
         before_scores = scores.measure(settings, previous, previous_version, sample, raw=raw)
-        after_scores = scores.measure(settings, aligned, None, sample)
-    before = agreement_of(settings, before_scores, grouped)
-    after = agreement_of(settings, after_scores, grouped)
-    comparison = compare(settings, grouped, sample_ids, before_scores, after_scores)
-    version = judges.register(aligned, experiment_id)
-    # The aligned judge's scores become data now that it has a version: if it is promoted, the
+        after_scores = scores.measure(settings, registered, None, sample)
+    before = agreement_of(settings, before_scores, measured_against)
+    after = agreement_of(settings, after_scores, measured_against)
+    comparison = compare(settings, measured_against, sample_ids, before_scores, after_scores)
+    # The new judge's scores become data now that it has a version: if it is promoted, the
     # next re-alignment reuses them instead of paying for them again.
     scores.save(settings, version, after_scores.values)
     judges.record_lineage(
@@ -222,11 +327,10 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         f"v{previous_version}: {before_scores.summary()}; v{version}: {after_scores.summary()}; calls {calls}"
     )
     return AlignmentResult(
-        **base, new_version=version, skipped_reason=None, guidelines=guidelines_of(aligned),
-        before=before, after=after,
-        human_ceiling=agreement.human_ceiling(settings, {t: grouped[t] for t in heldout_ids}),
-        llm_calls=calls, judge=aligned,
+        **base, new_version=version, skipped_reason=None, guidelines=guidelines_of(registered),
+        before=before, after=after, llm_calls=calls, judge=registered,
         before_scores=before_scores, after_scores=after_scores, comparison=comparison,
+        invalid_answers={"before": len(before_scores.invalid_answers), "after": len(after_scores.invalid_answers)},
     )
 
 

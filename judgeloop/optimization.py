@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from judgeloop import alignment, datasets, judges, labels, prompts, providers, scores, split, workspace
+from judgeloop import alignment, datasets, gepa_budget, judges, labels, prompts, providers, scores, split, workspace
 from judgeloop.calls import count_litellm_calls
 from judgeloop.settings import FeedbackType, Settings
 
@@ -54,6 +54,10 @@ class OptimizationResult:
     skipped_records: int = 0
     metric_calls_budget: int = 0
     metric_calls_spent: int = 0
+    train_records_available: int = 0  # training records before fitting them to the budget
+    gepa_rounds: int = 0  # rounds GEPA ran (each: reflect, propose, score on a minibatch)
+    gepa_rounds_accepted: int = 0  # rounds whose proposal beat its parent
+    budget_warning: str = ""
     llm_calls: dict = field(default_factory=dict)
     new_template: str = ""
     diff: str = ""
@@ -97,13 +101,11 @@ def check_expectations(records: list[dict], skip: bool) -> tuple[list[dict], lis
 
 def load_promoted_judge(settings: Settings, experiment_id: str):
     """The promoted judge with its memory built from valid labels only, ready for threads."""
-    version, judge = judges.load_promoted(settings, experiment_id)
-    remembered = getattr(judge, "_episodic_trace_ids", None)
-    if remembered:
-        used, _ = labels.current_labels(settings, experiment_id)
-        traces = alignment.cleaned_traces(settings, remembered, used)
-        alignment.hydrate_memory(judge, {tid: t for tid, t in traces.items() if t.info.assessments})
-    return version, judge
+    version = judges.promoted_version(experiment_id)
+    if version is None:
+        judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
+    used, _ = labels.current_labels(settings, experiment_id)
+    return version, alignment.load_judge(settings, experiment_id, version, used)
 
 
 @contextmanager
@@ -188,7 +190,9 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     production = prompts.production(settings)
     if production is None:
         raise LookupError(f"Prompt {prompts.name(settings)!r} has no {settings.production_alias!r} alias: materialize agent_prompt first.")
-    judge_version, judge = load_promoted_judge(settings, experiment_id)
+    judge_version = judges.promoted_version(experiment_id)
+    if judge_version is None:
+        judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
     result = OptimizationResult(
         judge_version=judge_version, dataset_id=dataset_id, production_version=int(production.version),
         train_records=len(train), heldout_records=len(heldout), skipped_records=len(skipped),
@@ -207,8 +211,28 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     result.optimization_experiment_id = optimizer_experiment
     result.optimization_traces_url = f"{settings.resolved_mlflow_ui_url}/#/experiments/{optimizer_experiment}/traces"
 
-    progress(f"GEPA on {len(train)} records (budget {settings.gepa_max_metric_calls} metric calls), judge v{judge_version}")
+    # GEPA validates on its training set: fit both to the budget, or it never gets past the
+    # first evaluation.
+    fitted = gepa_budget.records_for_budget(settings.gepa_max_metric_calls, len(train))
+    result.train_records_available = len(train)
+    if fitted == 0:
+        needed = gepa_budget.cost(gepa_budget.MIN_RECORDS, 1)
+        result.budget_warning = (
+            f"a budget of {settings.gepa_max_metric_calls} metric calls cannot buy one GEPA round "
+            f"(one needs at least {needed}); raise JUDGELOOP_GEPA_MAX_METRIC_CALLS"
+        )
+        log.warning(result.budget_warning)
+        result.skipped_reason = f"not optimized: {result.budget_warning}"
+        return result
+    train = gepa_budget.stable_sample(train, fitted)
+    _, judge = load_promoted_judge(settings, experiment_id)
+    result.train_records = len(train)
+    progress(
+        f"GEPA on {len(train)} of {result.train_records_available} training records (budget "
+        f"{settings.gepa_max_metric_calls} metric calls), judge v{judge_version}"
+    )
     metric_calls = [0]
+    rounds = gepa_budget.RoundCounter()
 
     def counted_predict(**inputs):
         # One agent run is one metric call (GEPA scores each with the judge).
@@ -221,12 +245,20 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
             train_data=[{"inputs": r["inputs"], "expectations": r["expectations"]} for r in train],
             prompt_uris=[f"prompts:/{prompts.name(settings)}/{production.version}"],
             optimizer=GepaPromptOptimizer(
-                reflection_model=uris["reflection"], max_metric_calls=settings.gepa_max_metric_calls
+                reflection_model=uris["reflection"], max_metric_calls=settings.gepa_max_metric_calls,
+                gepa_kwargs={"callbacks": [rounds]},
             ),
             scorers=[judge],
             aggregation=lambda scores: rescale(settings, _value(scores.get(settings.judge_name))),
         )
         result.metric_calls_spent = metric_calls[0]
+        result.gepa_rounds, result.gepa_rounds_accepted = rounds.rounds, rounds.accepted
+        if rounds.rounds == 0:
+            result.budget_warning = (
+                f"GEPA ran no round within {settings.gepa_max_metric_calls} metric calls; raise "
+                f"JUDGELOOP_GEPA_MAX_METRIC_CALLS"
+            )
+            log.warning(result.budget_warning)
         new = optimized.optimized_prompts[0]
         result.new_template = new.template
         result.initial_score, result.final_score = optimized.initial_eval_score, optimized.final_eval_score
@@ -236,7 +268,8 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
             prompts.tag_version(settings.prompt_name, production.version, {KEPT_TAG: f"{judge_version}:{dataset_id}"})
             result.llm_calls = {"completion_calls": calls["completion"], "embedding_calls": calls["embedding"]}
             result.decision = (
-                f"GEPA returned production prompt v{production.version} unchanged: no version registered, production kept"
+                f"GEPA ran {rounds.rounds} round(s) and returned production prompt v{production.version} unchanged: "
+                "no version registered, production kept"
             )
             progress(result.decision)
             return result

@@ -40,7 +40,19 @@ def missing_model_message(role: str) -> str:
 
 
 def require_model(settings: Settings, role: str) -> str:
-    """The model URI for ``role``; raises ModelNotConfiguredError naming the setting to set."""
+    """The model URI for ``role``; raises ModelNotConfiguredError naming the setting to set.
+
+    Every step that calls a model asks here first, so this is also where the configured
+    timeout and retry limits are put on the calls that follow.
+    """
+    uri = _configured_uri(settings, role)
+    from judgeloop import llm_limits
+
+    llm_limits.apply(settings)
+    return uri
+
+
+def _configured_uri(settings: Settings, role: str) -> str:
     attr, env = ROLES[role]
     uri = getattr(settings, attr)
     if not uri:
@@ -130,7 +142,7 @@ def configuration_report(settings: Settings) -> list[str]:
     lines = []
     for role in ROLES:
         try:
-            require_model(settings, role)
+            _configured_uri(settings, role)  # a banner makes no call: no limits to put on one
         except ModelNotConfiguredError as exc:
             lines.append(str(exc))
     return lines

@@ -159,6 +159,8 @@ def dagster_yaml(database_url: str | None) -> str:
         "# Written by `judgeloop up` at every start. For a deployment of your own, see deploy/dagster.yaml.\n"
         "telemetry:\n  enabled: false\n"
         "concurrency:\n  runs:\n    max_concurrent_runs: 1\n  pools:\n    default_limit: 1\n"
+        # Run monitoring enforces each run's dagster/max_runtime tag (JUDGELOOP_MAX_RUN_SECONDS).
+        "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
     )
     if database_url:
         text += f"storage:\n  postgres:\n    postgres_url:\n      env: {DAGSTER_STORAGE_URL_VARIABLE}\n"

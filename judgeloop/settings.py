@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     # polling every 5 s costs little and keeps label-to-promotion latency low (bench/latency.py).
     sensor_interval_seconds: int = 5
 
+    # Limits on model calls and runs: a provider that rate-limits or never answers must fail a
+    # run with a message, not hold the only run slot for ever.
+    llm_timeout_seconds: float = Field(60.0, gt=0, description="Seconds one LLM request may take before it is abandoned.")
+    llm_max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed LLM request (back-off 1 s, 2 s, 4 s...).")
+    max_run_seconds: int = Field(3600, gt=0, description="Longest a Dagster run may take (tag dagster/max_runtime).")
+
     prompt_name: str = "judgeloop-agent-system-prompt"
     agent_system_prompt: str = DEFAULT_AGENT_PROMPT
     production_alias: str = "production"

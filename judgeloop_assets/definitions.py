@@ -9,7 +9,7 @@ from judgeloop_assets.assets.labeling import labeling_session
 from judgeloop_assets.assets.live_agreement import live_agreement_asset
 from judgeloop_assets.assets.prompts import agent_prompt, optimized_prompt
 from judgeloop_assets.assets.traces import tagged_traces
-from judgeloop_assets.names import FOUNDATION_JOB
+from judgeloop_assets.names import FOUNDATION_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 from judgeloop.settings import load_settings
 from sensors.sme_labels_sensor import build_sme_labels_sensor, realign_job
@@ -22,7 +22,12 @@ ALL_ASSETS = [*FOUNDATION, *ALIGNMENT, *AGENT]
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     resources={"judgeloop": JudgeloopConfig()},
-    jobs=[dg.define_asset_job(FOUNDATION_JOB, selection=dg.AssetSelection.assets(*FOUNDATION, agent_prompt)), realign_job],
+    jobs=[
+        dg.define_asset_job(
+            FOUNDATION_JOB, selection=dg.AssetSelection.assets(*FOUNDATION, agent_prompt), tags=run_limit_tags()
+        ),
+        realign_job,
+    ],
     sensors=[build_sme_labels_sensor(load_settings())],
     # In-process: the multiprocess executor was 3x slower here and its parallel steps raced
     # MLflow's schema creation on a fresh sqlite store.

@@ -8,3 +8,10 @@ REALIGN_JOB = "realign_judge"
 # The instance gives it one slot (`concurrency: pools: default_limit: 1`, written by
 # `judgeloop up` and in deploy/dagster.yaml), so two re-alignment runs never promote at once.
 REALIGN_POOL = "judgeloop_realign"
+
+
+def run_limit_tags() -> dict[str, str]:
+    """Tags every job's runs carry: Dagster's run monitoring stops a run older than this."""
+    from judgeloop.settings import load_settings
+
+    return {"dagster/max_runtime": str(load_settings().max_run_seconds)}

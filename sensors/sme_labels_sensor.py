@@ -16,13 +16,14 @@ import time
 import dagster as dg
 
 from judgeloop.settings import Settings
-from judgeloop_assets.names import REALIGN_JOB
+from judgeloop_assets.names import REALIGN_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 
 realign_job = dg.define_asset_job(
     REALIGN_JOB,
     selection=dg.AssetSelection.assets("live_agreement").downstream(),
     description="Re-align the judge to the SMEs and refresh everything downstream of it.",
+    tags=run_limit_tags(),
 )
 
 ACTIVE = [

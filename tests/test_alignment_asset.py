@@ -2,7 +2,7 @@
 
 import pytest
 
-from judgeloop import demo, judges, labels
+from judgeloop import demo, experts, judges, labels
 from judgeloop.fake_llm import CALLS
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
@@ -82,19 +82,18 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     # Incremental: with a few more labels MemAlign distils only the new alignment-side examples.
     from judgeloop import split
 
-    def resolved_examples(group):
-        # MemAlign keeps every label when raters agree, else the majority (ties: the newest).
-        values = [label.value for label in group]
-        return len(values) if len(set(values)) == 1 else max(values.count(v) for v in set(values))
-
     def align_side(current):
+        # What MemAlign is given per alignment trace: one consensus label (an expert's own).
         grouped = labels.by_trace(current)
-        return {tid: g for tid, g in grouped.items() if not split.is_heldout(tid, settings.heldout_fraction)}
+        return {
+            tid: experts.consensus(settings, g).assessment_id
+            for tid, g in grouped.items() if not split.is_heldout(tid, settings.heldout_fraction)
+        }
 
     distilled = CALLS["guideline_examples"]
     first_side = align_side(labels.current_labels(settings, experiment_id)[0])
-    assert sum(len(g) for g in first_side.values()) == meta["labels_alignment"]
-    assert distilled == sum(resolved_examples(g) for g in first_side.values())
+    assert len(first_side) == meta["labels_used_alignment"] == meta["traces_alignment"]
+    assert distilled == len(first_side)  # one example per trace: MemAlign discards nothing
     changed = {}
     while not changed:  # release a trace's labels at a time until one lands on the alignment side
         assert demo.release_labels(settings, experiment_id, 2).written == 2
@@ -103,7 +102,7 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     more = run(instance, ["aligned_judge"])
     assert more.success and md(more, "aligned_judge")["judge_version"] == 3
     # Only traces that are new (or whose labels changed) are distilled again, not all of them.
-    assert CALLS["guideline_examples"] - distilled == sum(resolved_examples(g) for g in changed.values())
+    assert CALLS["guideline_examples"] - distilled == len(changed)
     assert md(more, "aligned_judge")["llm_align_reflection_calls"] == (1 if changed else 0)
 
     # The same labels again: nothing new is registered, the promoted judge stays.
@@ -113,9 +112,12 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     # last real run's figures, carried over and marked as such (not "promoted: false").
     latest = md(again, "aligned_judge")
     assert latest["result_from_run"] == more.run_id
-    for key in ("promoted", "judge_version", "kappa_before", "kappa_after", "gate", "guidelines"):
+    for key in ("promoted", "judge_version", "kappa_after", "gate", "guidelines"):
         assert latest[key] == md(more, "aligned_judge")[key], key
     assert latest["promoted"] is True
+    # Its agreement is not carried over: the judge in use was measured again on the current
+    # held-out labels (and reproduces the number recorded for it, since the labels did not change).
+    assert "re-measured on the current held-out labels" in latest["agreement_measured"]
     assert judges.latest_version(experiment_id, settings.judge_name) == 3
 
 

@@ -478,3 +478,41 @@ def test_an_interrupted_import_can_be_rerun(store, tmp_path, capsys, monkeypatch
     code, out, _ = run(capsys, "labels", "import", str(path))
     assert code == 0 and "written 2, edited 0, unchanged 1, rejected 0" in out
     assert len(current(settings, experiment_id)) == 3
+
+
+NASTY_COMMENTS = [
+    "bare\rcarriage return", "line\nfeed", "windows\r\nline end", 'says "yes"', "a, b", "tab\there",
+    "=HYPERLINK(\"x\")", "+cmd|' /C calc'!A0", "-1 point", "@SUM(A1:A9)", "ünïcødé ✓", "ends with\r",
+]
+
+
+def test_export_import_round_trip_is_byte_identical_for_nasty_comments(store, tmp_path, capsys):
+    settings, experiment_id, trace_ids = store
+    for i, comment in enumerate(NASTY_COMMENTS):
+        log_label(trace_ids[i % len(trace_ids)], settings.judge_name, 1 + i % 4, f"rater-{i}", comment)
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    code, _, err = run(capsys, "labels", "export", str(first))
+    assert code == 0, err
+    code, out, err = run(capsys, "labels", "import", str(first))
+    assert code == 0, err
+    assert f"written 0, edited 0, unchanged {len(NASTY_COMMENTS)}, rejected 0" in out
+    assert {c for _, c in current(settings, experiment_id).values()} == set(NASTY_COMMENTS)
+    code, _, err = run(capsys, "labels", "export", str(second))
+    assert code == 0, err
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_line_numbers_are_physical_lines(store, tmp_path, capsys):
+    settings, _, (t1, t2, *_) = store
+    path = tmp_path / "labels.csv"
+    # Line 2's comment holds a bare \r, line 3's a \r\n inside quotes (two physical lines);
+    # the bad value on line 5 must be reported as line 5.
+    path.write_bytes(
+        b"trace_id,value,comment,reviewer\n"
+        b'%s,3,"one\rline",r1\n'
+        b'%s,2,"two\r\nlines",r2\n'
+        b"%s,11,too high,r3\n" % (t1.encode(), t1.encode(), t2.encode())
+    )
+    code, out, err = run(capsys, "labels", "import", str(path))
+    assert code != 0
+    assert "line 5" in out + err and "line 4" not in out + err

@@ -21,16 +21,18 @@ def test_edited_label_is_aligned_on_the_edited_value_only(home, instance, monkey
 
     current, _ = labels.current_labels(settings, experiment_id)
     grouped = labels.by_trace(current)
-    # A trace both raters rated alike: left in place, the overridden label would win MemAlign's
-    # majority vote (2 against 1), so this case shows whether invalid labels leak.
+    # A trace both raters rated alike (above 1): left in place, the overridden label would make
+    # the vote 2 against 1 for the old value, so this case shows whether invalid labels leak.
+    # Edited down to 1, the edited label is the trace's consensus (the lower middle value).
     target = next(
         group[0]
         for tid, group in sorted(grouped.items())
-        if not split.is_heldout(tid, settings.heldout_fraction) and len(group) == 2 and group[0].value == group[1].value
+        if not split.is_heldout(tid, settings.heldout_fraction) and len(group) == 2
+        and group[0].value == group[1].value and group[0].value > 1
     )
     stale_reason = target.comment
     assert sum(label.comment == stale_reason for label in current) == 1  # the reason is unique to that label
-    new_value = 1 if target.value != 1 else 4
+    new_value = 1
     # Edit as the MLflow UI does: a new assessment overrides, the old one stays stored as invalid.
     mlflow.override_feedback(
         trace_id=target.trace_id, assessment_id=target.assessment_id, value=new_value,

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from judgeloop import demo, judges, optimization, prompts
+from judgeloop import demo, gepa_budget, judges, optimization, prompts
 from judgeloop.fake_llm import CALLS, QUOTE_INSTRUCTION, reset_calls
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
@@ -54,6 +54,10 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     # reflection minibatches (3 records each: parent and child) plus one full evaluation.
     overshoot = 2 * 3 + meta["train_records"]
     assert 0 < meta["metric_calls_spent"] <= meta["metric_calls_budget"] + overshoot
+    # The records were fitted to the budget, so GEPA got past its first evaluation.
+    assert meta["train_records"] == gepa_budget.records_for_budget(40, meta["train_records_available"])
+    assert meta["train_records"] <= meta["train_records_available"]  # the demo dataset is small; sampling is tested below
+    assert meta["gepa_rounds"] >= 1 and meta["gepa_rounds_accepted"] >= 1 and "budget_warning" not in meta
     assert QUOTE_INSTRUCTION in meta["new_prompt"] and f"+{QUOTE_INSTRUCTION}" in meta["diff_vs_production"]
     assert result.get_asset_check_evaluations()[0].passed
 
@@ -103,11 +107,35 @@ def test_an_unchanged_prompt_registers_no_version(aligned_store, instance, monke
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert int(prompts.production(settings).version) == 1
     assert prompts.latest(settings.prompt_name).version == 1  # no copy of production registered
+    assert meta["gepa_rounds"] >= 1  # the records were fitted to the budget: GEPA got to reflect
 
     # The same judge and dataset do not run GEPA again.
     again = run(instance, ["optimized_prompt"])
     assert again.success and "unchanged" in md(again, "optimized_prompt")["skipped"]
     assert prompts.latest(settings.prompt_name).version == 1
+
+
+@pytest.mark.parametrize(
+    "budget,available,expected",
+    [
+        (60, 177, 10),  # 10 + 3 rounds x (3 + 3 + 10) = 58
+        (40, 16, 5),  # 5 + 3 x 11 = 38
+        (60, 4, 4),  # fewer records than the budget allows: all of them
+        (10, 50, 2),  # room for one round only: 2 + (3 + 3 + 2) = 10
+        (9, 50, 0),  # not even one round
+    ],
+)
+def test_records_are_fitted_to_the_gepa_budget(budget, available, expected):
+    assert gepa_budget.records_for_budget(budget, available) == expected
+    if expected:
+        assert gepa_budget.cost(expected, 1) <= budget
+
+
+def test_budget_sample_is_stable_and_order_free():
+    records = [{"inputs": {"question": f"q{i}"}} for i in range(30)]
+    first = gepa_budget.stable_sample(records, 7)
+    assert first == gepa_budget.stable_sample(list(reversed(records)), 7)
+    assert gepa_budget.stable_sample(records, 8)[:7] == first
 
 
 def test_missing_expectations_named_before_any_llm_call(home, instance, monkeypatch):

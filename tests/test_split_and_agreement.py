@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from judgeloop import agreement, alignment, split
+from judgeloop import agreement, alignment, experts, split
 from judgeloop.labels import HumanLabel
 from judgeloop.settings import load_settings
 
@@ -92,7 +92,7 @@ def test_pass_fail_uses_unweighted_kappa(monkeypatch):
     assert result.mae is None
 
 
-def test_human_ceiling_pairs_two_reviewers():
+def test_human_ceiling_of_two_reviewers():
     settings = load_settings()
 
     def label(trace, reviewer, value):
@@ -103,14 +103,34 @@ def test_human_ceiling_pairs_two_reviewers():
         "t2": [label("t2", "rater-2", 1), label("t2", "rater-1", 2)],
         "t3": [label("t3", "rater-1", 3)],
     }
-    ceiling = agreement.human_ceiling(settings, grouped)
+    ceiling = experts.human_ceiling(settings, grouped).agreement
     assert ceiling.n == 2 and ceiling.exact == 0.5
 
     # Labels read back through a tracking server (or given in the MLflow UI) are floats.
     as_floats = {t: [label(t, l.reviewer, float(l.value)) for l in ls] for t, ls in grouped.items()}
-    assert agreement.human_ceiling(settings, as_floats).exact == 0.5
+    assert experts.human_ceiling(settings, as_floats).agreement.exact == 0.5
 
 
 def test_constant_ratings_do_not_produce_nan():
     result = agreement.measure(load_settings(), [3, 3, 3], [3, 3, 3])
     assert result.kappa == 0.0 and result.exact == 1.0
+
+
+def test_a_judge_answer_off_the_scale_is_counted_as_invalid_never_scored():
+    """A 1-4 judge answering 9 (or words) is reported, not a KeyError and not a score."""
+    from types import SimpleNamespace
+
+    from mlflow.entities import Feedback
+
+    settings = load_settings()
+    answers = {"t1": 9, "t2": 3, "t3": "3", "t4": "very good", "t5": 0, "t6": 2}
+    experts_say = {t: HumanLabel(f"a-{t}", t, "answer_quality", 3, None, "rater-1", 0) for t in answers}
+
+    def judge(trace):
+        return Feedback(name="answer_quality", value=answers[trace.info.trace_id])
+
+    traces = [SimpleNamespace(info=SimpleNamespace(trace_id=t)) for t in answers]
+    measured, invalid = alignment.measure_on(settings, judge, traces, experts_say)
+    assert invalid == 3  # 9, "very good" and 0
+    assert measured.n == 3  # 3, "3" and 2 are on the scale
+    assert measured.exact == pytest.approx(2 / 3)

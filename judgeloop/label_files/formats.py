@@ -51,12 +51,14 @@ def detect_format(path: str | Path, explicit: str | None = None) -> str:
 def read_file(path: str | Path, fmt: str | None = None) -> tuple[list[RawRow], list[BadRow]]:
     """Records of a label file and the rows that are malformed as text."""
     fmt = detect_format(path, fmt)
+    # Bytes decoded as they are: reading as text would turn every \r and \r\n, also inside a
+    # quoted comment, into \n, so a comment would not come back as it was exported.
     if str(path) == "-":
-        text = sys.stdin.read()
+        text = sys.stdin.buffer.read().decode("utf-8-sig")
     else:
         try:
             # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
-            text = Path(path).read_text(encoding="utf-8-sig")
+            text = Path(path).read_bytes().decode("utf-8-sig")
         except FileNotFoundError:
             raise LabelFileError(f"{path}: no such file") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -73,7 +75,9 @@ def parse_text(text: str, fmt: str) -> tuple[list[RawRow], list[BadRow]]:
 
 
 def _parse_csv(text: str) -> tuple[list[RawRow], list[BadRow]]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    # Lines end at \n only, as an editor counts them: a \r inside a quoted comment is part of
+    # the comment, not a line break that would shift every later line number.
+    reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
     rows, bad = [], []
     header: list[str] | None = None
     previous_end = 0
@@ -158,9 +162,13 @@ def _csv_cell(value) -> str:
 def write_rows(rows: list[dict], out: IO[str], fmt: str) -> None:
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
+        # The csv module quotes a cell with \n but not one with a bare \r, which a reader then
+        # takes for a line break: rows holding a \r are written fully quoted.
+        quoting_all = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
         writer.writerow(COLUMNS)
         for row in rows:
-            writer.writerow([_csv_cell(row[c]) for c in COLUMNS])
+            cells = [_csv_cell(row[c]) for c in COLUMNS]
+            (quoting_all if any("\r" in cell for cell in cells) else writer).writerow(cells)
     elif fmt == "jsonl":
         for row in rows:
             out.write(json.dumps({c: row[c] for c in COLUMNS}, ensure_ascii=False) + "\n")

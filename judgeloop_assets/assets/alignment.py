@@ -1,6 +1,6 @@
 import dagster as dg
 
-from judgeloop import alignment, gate, judges, providers, usage
+from judgeloop import alignment, experts, gate, judges, providers, usage
 from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, interval_table, move_to_table, rejections_table, usage_metadata
 from judgeloop_assets.names import REALIGN_POOL
 from judgeloop_assets.failures import expected_failures
@@ -23,6 +23,11 @@ DETAIL_KEYS = {
     "mae_before", "mae_human_ceiling", "traces_alignment", "heldout_unscored_before", "heldout_unscored_after",
     "llm_align_embedding_calls", "llm_measure_judge_calls", "llm_measure_judge_scores_reused", "llm_measure_embedding_calls",
 }
+# Metadata a no-change run measures itself (on the current labels) instead of carrying it over.
+MEASURED_NOW = (
+    "kappa_", "exact_agreement_", "heldout_pairs_", "mae_", "confusion_matrix_", "invalid_judge_answers_",
+    "human_ceiling", "agreement_measured", "labels_", "traces_", "label_rule",
+)
 
 
 @dg.asset(
@@ -69,7 +74,10 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         "gate": reason,
         "gate_case": decision.case,
         "traces_heldout_sample": result.heldout_sample,
+        "label_rule": result.label_rule,
         "labels_alignment": result.alignment_labels,
+        # What MemAlign learned from: one consensus label per alignment trace, none discarded.
+        "labels_used_alignment": result.alignment_traces,
         "labels_heldout": result.heldout_labels,
         "labels_total": result.alignment_labels + result.heldout_labels,
         "traces_alignment": result.alignment_traces,
@@ -84,18 +92,28 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     metadata.update(usage_metadata(ledger))
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
-        # The judge in use did not change: repeat its measured agreement so the plots stay continuous.
-        known = judges.lineage(experiment_id, result.previous_version)
-        for key in ("kappa_before", "kappa_after"):
-            if isinstance(known.get(key), (int, float)):
-                metadata[key] = float(known[key])
+    if result.current is not None:
+        # The judge in use did not change; its agreement is measured again on the held-out
+        # labels as they are now, so this block never mixes old and new labels.
+        metadata["agreement_measured"] = f"judge v{result.previous_version} re-measured on the current held-out labels"
+        metadata.update(agreement_metadata("before", result.current))
+        metadata.update(agreement_metadata("after", result.current))
+        metadata["confusion_matrix_after"] = confusion_table(result.current)
     if result.before is not None:
+        metadata["agreement_measured"] = (
+            f"judge v{result.previous_version} and v{result.new_version} (as loaded from the registry) on the held-out labels"
+        )
         metadata.update(agreement_metadata("before", result.before))
         metadata.update(agreement_metadata("after", result.after))
         metadata["confusion_matrix_after"] = confusion_table(result.after)
         metadata["confusion_matrix_before"] = confusion_table(result.before)
+    for which, count in result.invalid_answers.items():
+        # Answers off the scale (a 9 on a 1-4 judge) are never scored; how many there were.
+        metadata[f"invalid_judge_answers_{which}"] = count
     if result.human_ceiling is not None:
-        metadata.update(agreement_metadata("human_ceiling", result.human_ceiling))
+        metadata.update(agreement_metadata("human_ceiling", result.human_ceiling.agreement))
+        metadata["human_ceiling_statistic"] = experts.CEILING_STATISTIC
+        metadata["human_ceiling_reviewer_pairs"] = result.human_ceiling.reviewer_pairs
     if result.rejected:
         metadata["rejected_labels"] = rejections_table(result.rejected)
     if result.comparison is not None:
@@ -111,7 +129,11 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     # The UI plots every number: keep agreement, labels and cost as plots, the rest in one table.
     move_to_table(metadata, DETAIL_KEYS)
     if result.skipped_reason:
+        measured_now = {k: v for k, v in metadata.items() if k.startswith(MEASURED_NOW)}
         metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
+        # The judge in use was measured again on the current labels: those numbers are this
+        # run's own, never the carried-over ones.
+        metadata.update(measured_now)
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,

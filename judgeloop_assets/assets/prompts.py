@@ -64,7 +64,13 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
         "records_skipped_without_expectations": result.skipped_records,
         "metric_calls_budget": result.metric_calls_budget,
         **usage_metadata(ledger),
+        "train_records_available": result.train_records_available,
+        "gepa_rounds": result.gepa_rounds,
+        "gepa_rounds_accepted": result.gepa_rounds_accepted,
     }
+    if result.budget_warning:
+        metadata["budget_warning"] = result.budget_warning
+        context.log.warning(result.budget_warning)
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
         metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from judgeloop import judges, providers, traces
+from judgeloop import judges, llm_limits, providers, traces
 from judgeloop.questions import load_questions
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
@@ -26,6 +26,11 @@ def tagged_traces(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     base_version = judges.base_version(experiment_id)
     judge = judges.load(experiment_id, settings.judge_name, base_version)
     report = traces.evaluate_and_tag(experiment_id, judge, records=records, agent=agent, progress=context.log.info)
+    if report.evaluated and report.judge_errors == report.evaluated - report.agent_errors > 0:
+        # Not one score: the provider is down, rate-limiting or answering nonsense. Say which.
+        raise llm_limits.ProviderFailure(
+            llm_limits.failure_message(settings, "judge", report.first_errors[0] if report.first_errors else "no score")
+        )
     score_table = [
         dg.TableRecord({"score": score, "traces": count}) for score, count in sorted(report.scores.items())
     ]

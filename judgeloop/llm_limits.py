@@ -1,0 +1,79 @@
+"""Time and retry limits on every LLM call, and failure messages that say where to look.
+
+Model calls leave through three doors, each with its own knobs (all set here, from Settings):
+- MLflow's judge clients (``openai:/``, ``anthropic:/``... and litellm for other providers):
+  MLflow retries a failed request 10 times with back-off up to 30 s (about three minutes per
+  call) and waits ``MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`` per request. Its retry count has no
+  setting, so the adapter input is clamped to ``llm_max_retries`` (the one private hook here,
+  covered by a contract test).
+- ``mlflow.genai.evaluate`` retries scorers that hit rate limits (``MLFLOW_GENAI_EVAL_MAX_RETRIES``).
+- litellm directly (MemAlign and GEPA reflection and embeddings through dspy):
+  ``litellm.request_timeout`` and ``litellm.num_retries``.
+"""
+
+import os
+
+from judgeloop.providers import ROLES
+from judgeloop.settings import Settings
+
+_APPLIED: dict = {}
+
+
+class ProviderFailure(RuntimeError):
+    """A model provider kept failing within the configured limits; the message says what to check."""
+
+
+def apply(settings: Settings) -> None:
+    """Put the configured limits on every LLM call this process makes (idempotent)."""
+    from judgeloop.store import prepare_environment
+
+    prepare_environment(settings)  # before litellm's import: offline defaults it reads at import
+    timeout, retries = settings.llm_timeout_seconds, settings.llm_max_retries
+    os.environ["MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS"] = str(int(max(1, round(timeout))))
+    os.environ["MLFLOW_GENAI_EVAL_MAX_RETRIES"] = str(retries)
+    import litellm
+
+    litellm.request_timeout = timeout
+    litellm.num_retries = retries
+    _clamp_judge_retries(retries)
+
+
+def _clamp_judge_retries(retries: int) -> None:
+    from mlflow.genai.judges.adapters.base_adapter import AdapterInvocationInput
+
+    _APPLIED["judge_retries"] = retries
+    if getattr(AdapterInvocationInput, "_judgeloop_clamped", False):
+        return
+    original = getattr(AdapterInvocationInput, "__post_init__", None)
+
+    def __post_init__(self):
+        if original is not None:
+            original(self)
+        self.num_retries = min(self.num_retries, _APPLIED["judge_retries"])
+
+    AdapterInvocationInput.__post_init__ = __post_init__
+    AdapterInvocationInput._judgeloop_clamped = True
+
+
+def where_to_look(settings: Settings, role: str) -> str:
+    attr, env = ROLES[role]
+    uri = getattr(settings, attr) or ""
+    provider = uri.split(":/", 1)[0] if ":/" in uri else "unknown"
+    base = os.environ.get("OPENAI_API_BASE") or os.environ.get("OPENAI_BASE_URL")
+    if provider == "openai" and base:
+        check = f"that the server at {base} (OPENAI_API_BASE) is running and answering, and its rate limits"
+    elif provider == "ollama":
+        check = "that Ollama is running (OLLAMA_HOST) and has the model pulled"
+    elif provider in ("fake", "local"):
+        check = "the local model server"
+    else:
+        check = f"the {provider} provider's status, your rate limits and quota, and its API key"
+    return f"the {role} model {uri} (provider {provider}, {env}): check {check}"
+
+
+def failure_message(settings: Settings, role: str, detail: str) -> str:
+    return (
+        f"LLM calls failed for {where_to_look(settings, role)}. Each request times out after "
+        f"{settings.llm_timeout_seconds:g} s and is retried {settings.llm_max_retries} times with back-off "
+        f"(JUDGELOOP_LLM_TIMEOUT_SECONDS, JUDGELOOP_LLM_MAX_RETRIES). Last error: {detail}"
+    )

@@ -1,0 +1,66 @@
+"""The judge the gate measured is the judge that is promoted: loaded fresh from the registry in
+another process, it reproduces the recorded agreement exactly (offline models are deterministic)."""
+
+import json
+import os
+import subprocess
+import sys
+
+from judgeloop import alignment, demo, judges
+from judgeloop.settings import load_settings
+from judgeloop.store import connect
+from tests.conftest import REPO
+from tests.support import materialize, metadata
+
+FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
+
+# What any later user of the promoted judge does (prompt optimization, the next alignment):
+# load it from the registry, build its memory from the current labels, score held-out traces.
+MEASURE_IN_A_FRESH_PROCESS = """
+import json
+from judgeloop import alignment, experts, judges, labels, split
+from judgeloop.settings import load_settings
+from judgeloop.store import connect
+
+settings = load_settings()
+experiment_id = connect(settings)
+used, _ = labels.current_labels(settings, experiment_id)
+grouped = labels.by_trace(used)
+_, heldout = split.split(sorted(grouped), settings.heldout_fraction)
+judge = alignment.load_judge(settings, experiment_id, judges.promoted_version(experiment_id), used)
+traces = alignment.cleaned_traces(settings, heldout, used)
+measured, invalid = alignment.measure_on(
+    settings, judge, [traces[t] for t in heldout], experts.consensus_by_trace(settings, grouped)
+)
+print(json.dumps({"kappa": measured.kappa, "n": measured.n, "exact": measured.exact,
+                  "memory": len(judge._episodic_memory), "remembered": len(set(judge._episodic_trace_ids))}))
+"""
+
+
+def test_promoted_judge_reloaded_in_a_new_process_reproduces_its_recorded_agreement(home, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
+    monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")  # the gate's decision is not what is tested here
+    settings = load_settings()
+    experiment_id = connect(settings)
+    demo.seed(settings, experiment_id)
+    assert materialize(instance, FOUNDATION).success
+    assert demo.release_labels(settings, experiment_id, 48).written == 48
+    result = materialize(instance, ["aligned_judge"])
+    assert result.success
+    meta = metadata(result, "aligned_judge")
+    assert meta["promoted_version"] == 2
+    recorded = judges.lineage(experiment_id, 2)
+    assert recorded["kappa_after"] == meta["kappa_after"]
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE_IN_A_FRESH_PROCESS], env=env, capture_output=True, text=True, timeout=300,
+        cwd=str(home.parent),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    fresh = json.loads(out.stdout.strip().splitlines()[-1])
+    assert fresh["n"] == meta["heldout_pairs_after"]
+    assert fresh["kappa"] == recorded["kappa_after"]
+    assert fresh["exact"] == meta["exact_agreement_after"]
+    # One remembered example per alignment trace (its consensus label), not one per expert squared.
+    assert fresh["memory"] == fresh["remembered"] == meta["traces_alignment"]
