@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from judgeloop import agreement, experts, gate, intervals, judges, labels, providers, sampling, scores, split
 from judgeloop.calls import count_litellm_calls
+from judgeloop.memalign_memory import guidelines_of, hydrate_memory, remembered_trace_ids
 from judgeloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,35 +110,6 @@ def cleaned_traces(settings: Settings, trace_ids, used: list[labels.HumanLabel],
     return cleaned
 
 
-def hydrate_memory(judge, traces_by_id: dict) -> None:
-    """Build a registry-loaded MemAlign judge's episodic memory from cleaned traces.
-
-    Its own lazy rebuild would fetch raw traces (with overridden labels) and, when first
-    used from several threads, score some calls with an empty memory. A registered judge
-    lists a trace id once per EXAMPLE it remembers, and each trace expands into all of its
-    examples: ids are therefore expanded once each, in first-seen order, or a trace with k
-    examples would come back k*k times.
-    """
-    from mlflow.genai.judges.optimizers.dspy_utils import create_dspy_signature, trace_to_dspy_example
-    from mlflow.genai.judges.optimizers.memalign.optimizer import MemoryAugmentedJudge, _build_embedder
-
-    if not isinstance(judge, MemoryAugmentedJudge) or judge._embedder is not None:
-        return
-    judge._base_signature = create_dspy_signature(judge._base_judge)
-    judge._embedder = _build_embedder(judge._embedding_model, judge._embedding_dim)
-    kept_ids = [tid for tid in dict.fromkeys(judge._episodic_trace_ids) if tid in traces_by_id]
-    judge._episodic_memory = [
-        example for tid in kept_ids for example in trace_to_dspy_example(traces_by_id[tid], judge._base_judge)
-    ]
-    judge._episodic_trace_ids = [example._trace_id for example in judge._episodic_memory]
-    if judge._episodic_memory:
-        judge._build_episodic_memory()
-
-
-def remembered_trace_ids(judge) -> list[str]:
-    return list(dict.fromkeys(getattr(judge, "_episodic_trace_ids", None) or []))
-
-
 def load_judge(settings: Settings, experiment_id: str, version: int, used: list[labels.HumanLabel], cleaned=None):
     """Judge ``version`` from the registry, its memory built from the current ``used`` labels.
 
@@ -203,10 +175,6 @@ def measure_on(settings: Settings, judge, heldout_traces: list, consensus: dict)
         human.append(labels.normalize(settings, consensus[trace.info.trace_id].value))
         machine.append(answer)
     return agreement.measure(settings, human, machine), invalid
-
-
-def guidelines_of(judge) -> list[str]:
-    return [g.guideline_text for g in getattr(judge, "_semantic_memory", None) or []]
 
 
 def align(settings: Settings, experiment_id: str, progress=log.info, force: bool = False) -> AlignmentResult:

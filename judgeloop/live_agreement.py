@@ -71,13 +71,13 @@ def set_watermark(experiment_id: str, key: tuple[int, str]) -> None:
 
 def _hydrate(settings: Settings, judge, used: list[labels.HumanLabel]) -> None:
     """Load a MemAlign judge's memory from cleaned traces before it scores (see alignment)."""
-    from judgeloop import alignment
+    from judgeloop import alignment, memalign_memory
 
-    remembered = set(getattr(judge, "_episodic_trace_ids", None) or [])
+    remembered = set(memalign_memory.remembered_trace_ids(judge))
     if not remembered:
         return
     kept = [label for label in used if label.trace_id in remembered]
-    alignment.hydrate_memory(judge, alignment.cleaned_traces(settings, {label.trace_id for label in kept}, kept))
+    memalign_memory.hydrate_memory(judge, alignment.cleaned_traces(settings, {label.trace_id for label in kept}, kept))
 
 
 def measure(settings: Settings, experiment_id: str, advance: bool = True) -> LiveAgreement:

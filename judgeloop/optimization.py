@@ -8,11 +8,11 @@ the production prompt by more than ``prompt_promotion_margin``.
 import difflib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from judgeloop import alignment, datasets, gepa_budget, judges, labels, prompts, providers, scores, split, workspace
 from judgeloop.calls import count_litellm_calls
+from judgeloop.prompt_override import prompt_template
 from judgeloop.settings import FeedbackType, Settings
 
 log = logging.getLogger(__name__)
@@ -106,27 +106,6 @@ def load_promoted_judge(settings: Settings, experiment_id: str):
         judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
     used, _ = labels.current_labels(settings, experiment_id)
     return version, alignment.load_judge(settings, experiment_id, version, used)
-
-
-@contextmanager
-def prompt_template(name: str, template: str):
-    """Make every registry load of prompt ``name`` in this process return ``template``.
-
-    The same technique ``optimize_prompts`` uses for GEPA's candidates: it works for any agent
-    that loads its prompt through the registry, whatever its signature.
-    """
-    from mlflow.entities.model_registry import PromptVersion
-
-    original = PromptVersion.template
-
-    def patched(self):
-        return template if self.name == name else original.fget(self)
-
-    PromptVersion.template = property(patched)
-    try:
-        yield
-    finally:
-        PromptVersion.template = original
 
 
 def record_scores(settings: Settings, judge, predict_fn, template: str, records: list[dict]) -> list[float | None]:

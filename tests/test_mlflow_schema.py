@@ -83,10 +83,10 @@ def test_another_revision_falls_back_to_the_public_api_with_a_warning(store, mon
 
 
 def test_prompt_version_template_is_a_property_the_optimizer_can_swap():
-    """judgeloop.optimization.prompt_template replaces PromptVersion.template for one prompt name."""
+    """judgeloop.prompt_override.prompt_template replaces PromptVersion.template for one prompt name."""
     from mlflow.entities.model_registry import PromptVersion
 
-    from judgeloop.optimization import prompt_template
+    from judgeloop.prompt_override import prompt_template
 
     assert isinstance(inspect.getattr_static(PromptVersion, "template"), property)
     mine = PromptVersion(name="mine", version=1, template="original")
@@ -97,7 +97,7 @@ def test_prompt_version_template_is_a_property_the_optimizer_can_swap():
 
 
 def test_memalign_private_members_alignment_relies_on():
-    """judgeloop.alignment.hydrate_memory / guidelines_of set and read these MemAlign internals."""
+    """judgeloop.memalign_memory.hydrate_memory / guidelines_of set and read these MemAlign internals."""
     from mlflow.genai.judges.optimizers import dspy_utils
     from mlflow.genai.judges.optimizers.memalign import optimizer
 
