@@ -15,7 +15,6 @@ Roles are recognised from the request the way the fake models do: ``judge``, ``r
 """
 
 import json
-import re
 import threading
 import time
 from collections import Counter

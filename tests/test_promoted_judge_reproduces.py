@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from judgeloop import alignment, demo, judges
+from judgeloop import demo, judges
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from tests.conftest import REPO

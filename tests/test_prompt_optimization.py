@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from judgeloop import demo, gepa_budget, judges, optimization, prompts
+from judgeloop import demo, gepa_budget, optimization, prompts
 from judgeloop.fake_llm import CALLS, QUOTE_INSTRUCTION, reset_calls
 from judgeloop.settings import load_settings
 from judgeloop.store import connect

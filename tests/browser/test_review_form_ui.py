@@ -8,10 +8,8 @@ is up.
 
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
