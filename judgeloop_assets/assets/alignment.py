@@ -157,7 +157,8 @@ def agreement_chart(settings, result) -> dict:
     comparison = result.comparison
     series = [(f"v{result.previous_version} (in use)", comparison.before), (f"v{result.new_version} (aligned)", comparison.after)]
     if result.human_ceiling is not None:
-        series.append(("SME vs SME", {"kappa": Estimate(result.human_ceiling.kappa), "exact": Estimate(result.human_ceiling.exact)}))
+        ceiling = result.human_ceiling.agreement
+        series.append(("SME vs SME", {"kappa": Estimate(ceiling.kappa), "exact": Estimate(ceiling.exact)}))
     svg = charts.agreement_svg(
         f"{result.judge_name} v{result.new_version}: held-out agreement on {comparison.traces} traces (95% intervals)", series
     )
