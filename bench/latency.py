@@ -108,7 +108,7 @@ def phases_of(instance, record, written_at: float) -> dict:
     for entry in instance.all_logs(record.dagster_run.run_id):
         event = entry.dagster_event
         if event is not None:
-            kind = event.event_type_value
+            kind = event.event_type.name  # the enum's name: its value keeps the old PIPELINE_* spelling
             if kind in ("RUN_STARTING", "RUN_START", "RUN_SUCCESS", "RUN_FAILURE") and kind not in marks:
                 marks[kind] = entry.timestamp
             if kind == "STEP_START" and entry.step_key == "aligned_judge":
