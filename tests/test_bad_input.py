@@ -1,11 +1,11 @@
 """Bad input and bad configuration: clear errors, raised before anything is written, or counted
 per trace when only some traces fail."""
 
+import dagster as dg
 import pytest
 from pydantic import ValidationError
 
 from judgeloop.fake_llm import CALLS
-from judgeloop.providers import ModelNotConfiguredError
 from judgeloop.questions import BadInputError
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
@@ -155,13 +155,13 @@ def test_unknown_feedback_type_fails_before_anything_is_written(home, instance, 
 def test_missing_judge_model_fails_naming_the_setting(home, instance, agent, monkeypatch):
     agent("tests.agents:echo_agent", ["How does the virus spread?"])
     monkeypatch.delenv("JUDGELOOP_JUDGE_MODEL")
-    with pytest.raises(ModelNotConfiguredError, match="JUDGELOOP_JUDGE_MODEL") as raised:
+    with pytest.raises(dg.Failure, match="JUDGELOOP_JUDGE_MODEL") as raised:
         materialize(instance, selection=["base_judge"], raise_on_error=True)
     assert "No judge model is configured" in str(raised.value)
 
     result = materialize(instance)
     assert not result.success
-    assert "ModelNotConfiguredError" in failure_text(result, "base_judge")
+    assert "No judge model is configured" in failure_text(result, "base_judge")
     assert not materialized(result, "tagged_traces")
     assert not (home / "mlflow.db").exists()
     assert not home.exists()

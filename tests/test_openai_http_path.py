@@ -1,11 +1,11 @@
 """The real openai:/ client path, against the fake OpenAI-compatible server on loopback."""
 
+import dagster as dg
 import socket
 
 import pytest
 
 from judgeloop.fake_llm import CALLS, FakeOpenAIServer
-from judgeloop.providers import ModelNotConfiguredError
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop.traces import tagged_trace_ids
@@ -65,7 +65,7 @@ def test_unreachable_server_fails_before_anything_is_written(openai_env, home, i
     port = closed_port()
     openai_env(f"http://127.0.0.1:{port}/v1")
 
-    with pytest.raises(ModelNotConfiguredError, match="OPENAI_API_BASE") as raised:
+    with pytest.raises(dg.Failure, match="OPENAI_API_BASE") as raised:
         materialize(instance, selection=["base_judge"], raise_on_error=True)
     assert f"127.0.0.1:{port}" in str(raised.value)
 

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from mlflow import MlflowClient
 
-from judgeloop import agreement, demo, labeling, labels, review_progress
+from judgeloop import agreement, experts, demo, labeling, labels, review_progress
 from judgeloop.label_files import importing
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
@@ -103,7 +103,7 @@ def test_dropdown_labels_count_everywhere(store):
     used, rejected = labels.current_labels(settings, experiment_id)
     assert [label.value for label in used] == ["3", 3]
     assert [r.value for r in rejected] == ["5"] and "outside 1-4" in rejected[0].reason
-    ceiling = agreement.human_ceiling(settings, labels.by_trace(used))
+    ceiling = experts.human_ceiling(settings, labels.by_trace(used)).agreement
     assert ceiling.n == 1 and ceiling.exact == 1.0
     assert [row["value"] for row in export_rows(settings, experiment_id)] == [3, 3]
     cleaned = alignment.cleaned_traces(settings, [trace_ids[0]], used)[trace_ids[0]]
