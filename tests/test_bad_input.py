@@ -114,19 +114,15 @@ def test_unparseable_judge_answers_tag_nothing(home, instance, agent, monkeypatc
     monkeypatch.setenv("JUDGELOOP_JUDGE_MODEL", "fake:/garbage")
     result = materialize(instance)
 
-    md = metadata(result, "tagged_traces")
-    assert md["traces_tagged"] == 0 and md["traces_tagged_total"] == 0
-    assert md["judge_errors"] == len(questions)
-    assert md["agent_errors"] == 0
-    assert md["first_errors"].count("judge failed on") == len(questions)
-    assert PARSE_ERROR in md["first_errors"]
-    assert md["score_distribution"].records == []
+    # Not one usable score: tagged_traces fails naming the role, the model and the parse error,
+    # and nothing downstream runs on an empty set.
+    assert not result.success
+    text = failure_text(result, "tagged_traces")
+    assert "judge model fake:/garbage" in text and "JUDGELOOP_JUDGE_MODEL" in text
+    assert PARSE_ERROR in text
     assert CALLS["garbage"] >= len(questions)
-
     assert tagged_trace_ids(connect(load_settings())) == []
-    # Downstream assets see an empty set, not a failure.
-    assert metadata(result, "eval_dataset")["record_count"] == 0
-    assert metadata(result, "labeling_session")["items_added"] == 0
+    assert not materialized(result, "eval_dataset") and not materialized(result, "labeling_session")
 
 
 # What MLflow's judge adapter reports when the model's answer is not the JSON it asked for.
