@@ -1,5 +1,6 @@
 """Helpers shared by the asset tests: materialize, read metadata and failures, count MLflow state."""
 
+import json
 import dagster as dg
 
 from judgeloop_assets.definitions import ALL_ASSETS, FOUNDATION
@@ -20,7 +21,16 @@ def materialize(instance, selection=None, raise_on_error=False, **config):
 def metadata(result, asset: str) -> dict:
     mats = result.asset_materializations_for_node(asset)
     assert mats, f"{asset} was not materialized"
-    return {k: v.value for k, v in mats[-1].metadata.items()}
+    found = {k: v.value for k, v in mats[-1].metadata.items()}
+    # Single numbers that do not deserve a plot sit in one "details" table: read them back too.
+    details = found.get("details")
+    for record in getattr(details, "records", None) or []:
+        name, value = record.data["name"], record.data["value"]
+        try:
+            found.setdefault(name, json.loads(value))
+        except ValueError:
+            found.setdefault(name, value)
+    return found
 
 
 def materialized(result, asset: str) -> bool:
