@@ -17,7 +17,9 @@ computed from the request, so alignment, agreement and prompt optimization behav
 - an agent request quotes the passage sentences that share the most words with the question
   when its system prompt asks for quoting, else it answers with the passage's opening;
 - embeddings are hashed bags of words (similar texts get similar vectors);
-- model name ``garbage`` answers with text no judge can parse.
+- model name ``garbage`` answers with text no judge can parse; a judge model name containing
+  ``generic`` keeps its generic judgement even with retrieved examples (for tests about the
+  prompt rather than the judge's memory).
 """
 
 import ast
@@ -130,14 +132,14 @@ def _weighted_choice(votes: dict[str, float], allowed: list):
     return max(votes, key=votes.get)
 
 
-def answer_judge(system: str, user: str, response_format=None) -> str:
+def answer_judge(system: str, user: str, response_format=None, follow_examples: bool = True) -> str:
     allowed = _allowed_results(system, response_format)
     forced = re.search(r"always rate ([\w\- ]+?)[\.\n]", system, re.I)
     inputs, outputs = _split_judge_input(user)
     if forced:
         value = _coerce(forced.group(1).strip(), allowed)
         return json.dumps({"result": value, "rationale": f"Following the guideline, rated {value}."})
-    examples = _examples(system)
+    examples = _examples(system) if follow_examples else []
     if examples:
         # MemAlign put the experts' most similar past judgements in the prompt: follow them,
         # weighted by how much each shares with this question and answer.
@@ -210,7 +212,7 @@ def respond(model: str, messages: list, response_format=None) -> str:
         return answer_guidelines(user, saboteur="saboteur" in model)
     if "expert judge" in system or "- result (" in everything:
         _count("judge")
-        return answer_judge(system or user, user, response_format)
+        return answer_judge(system or user, user, response_format, follow_examples="generic" not in model)
     if "```" in user and ("new instruction" in user.lower() or "instructions" in user.lower()):
         _count("reflection")
         return answer_reflection(user, stubborn="stubborn" in model)

@@ -243,8 +243,8 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         result.initial_score, result.final_score = optimized.initial_eval_score, optimized.final_eval_score
         if new.template.strip() == production.template.strip():
             # optimize_prompts registers whatever GEPA returns; a copy of production is no new version.
-            prompts.delete_version(settings.prompt_name, new.version)
-            prompts.tag_version(settings.prompt_name, production.version, {KEPT_TAG: f"{judge_version}:{dataset_id}"})
+            prompts.delete_version(prompts.name(settings), new.version)
+            prompts.tag_version(prompts.name(settings), production.version, {KEPT_TAG: f"{judge_version}:{dataset_id}"})
             result.llm_calls = {"completion_calls": calls["completion"], "embedding_calls": calls["embedding"]}
             result.decision = (
                 f"GEPA ran {rounds.rounds} round(s) and returned production prompt v{production.version} unchanged: "

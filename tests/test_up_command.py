@@ -339,7 +339,7 @@ def test_one_realign_run_per_label_batch(launch, tmp_path):
     first batch (12 traces, random ids) always pass the NotEnoughLabels check.
     """
     started = time.monotonic()
-    up = launch(tmp_path / "state", "--demo", env=BATCH_SETTINGS)
+    up = launch(tmp_path / "state", "--demo", "--release-every", "0", env=BATCH_SETTINGS)  # only this test releases labels
     up.wait_ready(START_TIMEOUT)
     _timed("judgeloop up --demo ready", started)
     _wait_for_foundation(up)

@@ -156,7 +156,7 @@ class FakeDatabricks:
                 entry["versions"].append(version)
                 return self._version(name, version)
             if sub == "versions/search":
-                return {"prompt_versions": [self._version(name, v) for v in entry["versions"]]}
+                return {"prompt_versions": [self._version(name, v) for v in entry["versions"] if not v.get("deleted")]}
             match = re.match(r"^aliases/([^/]+)$", sub)
             if match:
                 if method == "DELETE":
@@ -171,8 +171,11 @@ class FakeDatabricks:
                     raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Alias {match.group(1)} of {name} does not exist")
                 return self._version(name, entry["versions"][int(wanted) - 1])
             match = re.match(r"^versions/(\d+)(/tags)?$", sub)
-            if match and 0 < int(match.group(1)) <= len(entry["versions"]):
+            if match and 0 < int(match.group(1)) <= len(entry["versions"]) and not entry["versions"][int(match.group(1)) - 1].get("deleted"):
                 version = entry["versions"][int(match.group(1)) - 1]
+                if method == "DELETE" and not match.group(2):
+                    version["deleted"] = True  # numbers are never reused, as in the registry
+                    return {}
                 if match.group(2):
                     version["tags"] = [t for t in version["tags"] if t["key"] != body["key"]] + [
                         {"key": body["key"], "value": body["value"]}]
