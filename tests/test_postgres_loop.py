@@ -16,7 +16,7 @@ from tests.e2e_support import materializations, processes_mentioning, runs, sens
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skip(reason='Not yet seen passing end to end: its realign run failed on the merged main and the cause is not found yet (issue 14 stays open).'),
+    pytest.mark.skip(reason='Not yet seen passing end to end: its realign run failed on the merged main and the cause is not found yet.'),
 ]
 
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}

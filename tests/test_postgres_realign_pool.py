@@ -18,7 +18,7 @@ from tests.support import materialize
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skip(reason="Passed before the last merges; on the merged main its in-process label writer gets 'Trace not found' (issue 14 stays open until fixed)."),
+    pytest.mark.skip(reason="Passed before the last merges; on the merged main its in-process label writer gets 'Trace not found'."),
 ]
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
