@@ -48,6 +48,9 @@ BATCH_SETTINGS = {
     "JUDGELOOP_HELDOUT_FRACTION": "0.5",
     "JUDGELOOP_MIN_ALIGNMENT_LABELS": "1",
     "JUDGELOOP_MIN_HELDOUT_LABELS": "1",
+    # About one run per batch, not the gate: on 5 held-out traces the stand-in judge's kappa
+    # swings past the default margin by chance.
+    "JUDGELOOP_GATE_MARGIN": "2.0",
 }
 
 # What the first session on the shared state folder left behind, checked by the next start.
