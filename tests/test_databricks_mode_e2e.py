@@ -17,7 +17,9 @@ from tests.support import materialize, metadata
 pytestmark = pytest.mark.slow
 
 ENDPOINTS = {
-    "JUDGELOOP_JUDGE_MODEL": "databricks:/judge-endpoint",
+    # "generic": the stand-in judge keeps its generic rule, so GEPA's better prompt scores higher
+    # (with its memory it rates like the remembered answers and the prompt cannot move it).
+    "JUDGELOOP_JUDGE_MODEL": "databricks:/judge-generic-endpoint",
     "JUDGELOOP_REFLECTION_MODEL": "databricks:/reflection-endpoint",
     "JUDGELOOP_EMBEDDING_MODEL": "databricks:/databricks-gte-large-en",
     "JUDGELOOP_AGENT_MODEL": "databricks:/agent-endpoint",
