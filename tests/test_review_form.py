@@ -5,7 +5,6 @@ labels that arrive by file or from the demo, per-reviewer progress and agreement
 """
 
 import json
-import shutil
 
 import pytest
 from mlflow import MlflowClient
@@ -13,16 +12,11 @@ from mlflow import MlflowClient
 from judgeloop import agreement, experts, demo, labeling, labels, review_progress
 from judgeloop.label_files import importing
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
 
 
 @pytest.fixture
-def store(home, template):
-    state, experiment_id, trace_ids = template
-    shutil.copytree(state, home)
-    settings = load_settings()
-    assert connect(settings) == experiment_id
-    return settings, experiment_id, trace_ids
+def store(template_store):
+    return template_store
 
 
 def _schema(settings, experiment_id):

@@ -1,7 +1,6 @@
 """Stored judge scores, the capped held-out sample, bootstrap intervals and the interval gate."""
 
 import random
-import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -10,16 +9,11 @@ from mlflow import MlflowClient
 from judgeloop import agreement, gate, intervals, judges, sampling, scores
 from judgeloop.fake_llm import CALLS
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
 
 
 @pytest.fixture
-def store(home, template):
-    state, experiment_id, trace_ids = template
-    shutil.copytree(state, home)
-    settings = load_settings()
-    assert connect(settings) == experiment_id
-    return settings, experiment_id, trace_ids
+def store(template_store):
+    return template_store
 
 
 def read(trace_ids) -> dict:

@@ -1,6 +1,5 @@
 """Tokens and estimated cost per LLM role, counted from the providers' usage fields."""
 
-import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -8,16 +7,11 @@ from mlflow import MlflowClient
 
 from judgeloop import judges, scores, usage
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
 
 
 @pytest.fixture
-def store(home, template):
-    state, experiment_id, trace_ids = template
-    shutil.copytree(state, home)
-    settings = load_settings()
-    assert connect(settings) == experiment_id
-    return settings, experiment_id, trace_ids
+def store(template_store):
+    return template_store
 
 
 def test_judge_tokens_through_the_fake_provider(store):
