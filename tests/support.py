@@ -66,3 +66,15 @@ def restamp(settings, assessment_id: str, updated_ms: int) -> None:
             {"t": updated_ms, "a": assessment_id},
         )
     engine.dispose()
+
+
+def openai_judge_and_agent(monkeypatch, tmp_path, questions: list[str]) -> None:
+    """The judge as ``openai:/fake-judge`` (no OpenAI variables left over) and the echo agent on
+    ``questions``: the set-up of the tests that point the OpenAI client at a local server."""
+    for key in ("OPENAI_API_BASE", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_ORGANIZATION", "OPENAI_API_TYPE"):
+        monkeypatch.delenv(key, raising=False)
+    path = tmp_path / "questions.jsonl"
+    path.write_text("".join(f'{{"question": "{q}"}}\n' for q in questions))
+    monkeypatch.setenv("JUDGELOOP_JUDGE_MODEL", "openai:/fake-judge")
+    monkeypatch.setenv("JUDGELOOP_AGENT", "tests.agents:echo_agent")
+    monkeypatch.setenv("JUDGELOOP_QUESTIONS_PATH", str(path))

@@ -7,20 +7,14 @@ import pytest
 from judgeloop import llm_limits
 from judgeloop.settings import load_settings
 from tests.faulty_provider import FaultyProvider
-from tests.support import failure_text, materialize, materialized
+from tests.support import openai_judge_and_agent, failure_text, materialize, materialized
 
 QUESTIONS = ["How does the virus spread between people?"]
 
 
 @pytest.fixture
 def openai_env(monkeypatch, home, tmp_path):
-    for key in ("OPENAI_API_BASE", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_ORGANIZATION", "OPENAI_API_TYPE"):
-        monkeypatch.delenv(key, raising=False)
-    questions = tmp_path / "questions.jsonl"
-    questions.write_text("".join(f'{{"question": "{q}"}}\n' for q in QUESTIONS))
-    monkeypatch.setenv("JUDGELOOP_JUDGE_MODEL", "openai:/fake-judge")
-    monkeypatch.setenv("JUDGELOOP_AGENT", "tests.agents:echo_agent")
-    monkeypatch.setenv("JUDGELOOP_QUESTIONS_PATH", str(questions))
+    openai_judge_and_agent(monkeypatch, tmp_path, QUESTIONS)
     monkeypatch.setenv("JUDGELOOP_LLM_TIMEOUT_SECONDS", "2")
     monkeypatch.setenv("JUDGELOOP_LLM_MAX_RETRIES", "1")
     # What apply() sets for MLflow is process-wide: put it back after the test.

@@ -9,7 +9,7 @@ from judgeloop.fake_llm import CALLS, FakeOpenAIServer
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop.traces import tagged_trace_ids
-from tests.support import failure_text, materialize, materialized, metadata
+from tests.support import openai_judge_and_agent, failure_text, materialize, materialized, metadata
 
 QUESTIONS = [
     "How does the virus spread between people?",
@@ -20,13 +20,7 @@ QUESTIONS = [
 
 @pytest.fixture
 def openai_env(monkeypatch, home, tmp_path):
-    for key in ("OPENAI_API_BASE", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_ORGANIZATION", "OPENAI_API_TYPE"):
-        monkeypatch.delenv(key, raising=False)
-    questions = tmp_path / "questions.jsonl"
-    questions.write_text("".join(f'{{"question": "{q}"}}\n' for q in QUESTIONS))
-    monkeypatch.setenv("JUDGELOOP_JUDGE_MODEL", "openai:/fake-judge")
-    monkeypatch.setenv("JUDGELOOP_AGENT", "tests.agents:echo_agent")
-    monkeypatch.setenv("JUDGELOOP_QUESTIONS_PATH", str(questions))
+    openai_judge_and_agent(monkeypatch, tmp_path, QUESTIONS)
 
     def point_at(base_url: str):
         monkeypatch.setenv("OPENAI_API_BASE", base_url)
