@@ -378,7 +378,10 @@ def start_stack(workdir: Path) -> Stack:
     log_path = workdir / "judgeloop-up.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [str(JUDGELOOP), "up", "--demo", "--mlflow-port", str(mlflow_port), "--dagster-port", str(dagster_port)],
+            # --release-every 0: the scenarios release the demo's labels themselves; the demo's own
+            # timed releases would label every queued trace and leave the SME nothing to review.
+            [str(JUDGELOOP), "up", "--demo", "--release-every", "0",
+             "--mlflow-port", str(mlflow_port), "--dagster-port", str(dagster_port)],
             env=env, cwd=str(workdir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: the teardown's SIGINT reaches it like Ctrl-C
         )
