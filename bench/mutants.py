@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +134,12 @@ MUTATIONS = (
         ("tests/test_usage.py::test_known_prices_and_missing_usage",),
     ),
     Mutation(
+        "a blocked version is registered again on the same labels",
+        "judgeloop/alignment.py",
+        (("    version = None if force else judges.aligned_version_for(", "    version = None if True else judges.aligned_version_for("),),
+        ("tests/test_blocked_version_reused.py",),
+    ),
+    Mutation(
         "split uses Python's salted hash()",
         "judgeloop/split.py",
         (
@@ -147,8 +154,11 @@ MUTATIONS = (
 
 
 def apply(root: Path, mutation: Mutation) -> None:
-    path = root / mutation.file
-    text = path.read_text()
+    (root / mutation.file).write_text(patched(root, mutation))
+
+
+def patched(root: Path, mutation: Mutation) -> str:
+    text = (root / mutation.file).read_text()
     for old, new in mutation.patches:
         count = text.count(old)
         if count != 1:
@@ -156,7 +166,7 @@ def apply(root: Path, mutation: Mutation) -> None:
             # than report a mutation that was never applied as "caught".
             raise SystemExit(f"{mutation.name}: expected one occurrence in {mutation.file}, found {count}:\n{old}")
         text = text.replace(old, new)
-    path.write_text(text)
+    return text
 
 
 def run_tests(root: Path, tests: tuple[str, ...], timeout: int) -> tuple[bool | None, str]:
@@ -175,6 +185,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run only mutations whose name contains this text")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per mutation's test run")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants tested side by side (each in its own copy)")
     parser.add_argument("--no-baseline", action="store_true", help="skip running the targeted tests unmutated first")
     args = parser.parse_args()
     chosen = [m for m in MUTATIONS if args.only.lower() in m.name.lower()]
@@ -184,7 +195,6 @@ def main() -> int:
         return 0
 
     started = time.monotonic()
-    results = []
     with tempfile.TemporaryDirectory(prefix="judgeloop-mutants-") as tmp:
         pristine = Path(tmp) / "pristine"
         shutil.copytree(REPO, pristine, ignore=COPY_IGNORE)
@@ -196,20 +206,26 @@ def main() -> int:
                 print(f"FAIL: the targeted tests fail without any mutation: {tail}")
                 print(json.dumps({"benchmark": "mutants", "baseline_passed": False, "pass": False}))
                 return 1
-        for mutation in chosen:
-            work = Path(tmp) / "mutant"
-            shutil.rmtree(work, ignore_errors=True)
+        def attempt(index: int, mutation: Mutation) -> dict:
+            work = Path(tmp) / f"mutant-{index}"
             shutil.copytree(pristine, work)
             apply(work, mutation)
             t0 = time.monotonic()
             passed, tail = run_tests(work, mutation.tests, args.timeout)
+            shutil.rmtree(work, ignore_errors=True)
             seconds = round(time.monotonic() - t0, 1)
             # A timeout is no verdict: the tests neither failed nor passed. It counts against the run.
             caught = passed is False
             verdict = "caught" if caught else ("TIMEOUT" if passed is None else "SURVIVED")
-            results.append({"mutation": mutation.name, "caught": caught, "result": verdict, "seconds": seconds,
-                            "tests": list(mutation.tests), "pytest": tail})
             print(f"{verdict:8}  {seconds:7.1f}s  {mutation.name}  ({tail})", flush=True)
+            return {"mutation": mutation.name, "caught": caught, "result": verdict, "seconds": seconds,
+                    "tests": list(mutation.tests), "pytest": tail}
+
+        for mutation in chosen:  # every patch must still match before any test time is spent
+            patched(pristine, mutation)
+        # Each mutant lives in its own copy, so mutants can run side by side (--jobs).
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(attempt, range(len(chosen)), chosen))
 
     survived = [r["mutation"] for r in results if not r["caught"]]
     total = round(time.monotonic() - started, 1)

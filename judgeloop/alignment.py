@@ -244,11 +244,20 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         )
 
     sample = {tid: cleaned[tid] for tid in sample_ids}
+    # A run after a blocked gate often sees the same alignment labels (new ones fell on the
+    # held-out side): the version already built from them is measured again, not registered twice.
+    version = None if force else judges.aligned_version_for(experiment_id, previous_version, fingerprint)
     with count_litellm_calls() as align_calls:
-        progress(f"aligning judge v{previous_version} with MemAlign on {len(align_ids)} traces")
-        optimizer = MemAlignOptimizer(reflection_lm=uris["reflection"], embedding_model=uris["embeddings"])
-        aligned = optimizer.align(previous, [cleaned[tid] for tid in align_ids])
-    version = judges.register(aligned, experiment_id)
+        if version is not None:
+            progress(f"judge v{version} was built from v{previous_version} on these labels and not promoted: measuring it again")
+            aligned = None
+        else:
+            progress(f"aligning judge v{previous_version} with MemAlign on {len(align_ids)} traces")
+            optimizer = MemAlignOptimizer(reflection_lm=uris["reflection"], embedding_model=uris["embeddings"])
+            aligned = optimizer.align(previous, [cleaned[tid] for tid in align_ids])
+    reused = version is not None
+    if not reused:
+        version = judges.register(aligned, experiment_id)
     with count_litellm_calls() as measure_calls:
         # The new version as every later user gets it: loaded back from the registry.
         registered = load_judge(settings, experiment_id, version, used, cleaned)
@@ -257,13 +266,15 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             f"{len(sample_ids)} of {len(heldout_ids)} held-out traces"
         )
         before_scores = scores.measure(settings, previous, previous_version, sample, raw=raw)
-        after_scores = scores.measure(settings, registered, None, sample)
+        # A freshly registered version has no stored scores; a rebuilt-from-the-same-labels one may.
+        after_scores = scores.measure(settings, registered, version, sample, raw=raw) if reused else scores.measure(settings, registered, None, sample)
     before = agreement_of(settings, before_scores, measured_against)
     after = agreement_of(settings, after_scores, measured_against)
     comparison = compare(settings, measured_against, sample_ids, before_scores, after_scores)
-    # The new judge's scores become data now that it has a version: if it is promoted, the
-    # next re-alignment reuses them instead of paying for them again.
-    scores.save(settings, version, after_scores.values)
+    if not reused:
+        # The new judge's scores become data now that it has a version: if it is promoted, the
+        # next re-alignment reuses them instead of paying for them again.
+        scores.save(settings, version, after_scores.values)
     judges.record_lineage(
         experiment_id,
         version,
@@ -277,7 +288,7 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             "label_fingerprint": fingerprint,
             "kappa_before": before.kappa,
             "kappa_after": after.kappa,
-            "guidelines": guidelines_of(aligned),
+            "guidelines": guidelines_of(registered),
         },
     )
     # Alignment itself (MemAlign's reflection and embeddings) grows with the new labels only;
@@ -291,7 +302,7 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         "measure_embedding_calls": measure_calls["embedding"],
     }
     progress(
-        f"registered judge v{version}: kappa {before.kappa:.3f} -> {after.kappa:.3f}; "
+        f"{'measured' if reused else 'registered'} judge v{version}: kappa {before.kappa:.3f} -> {after.kappa:.3f}; "
         f"v{previous_version}: {before_scores.summary()}; v{version}: {after_scores.summary()}; calls {calls}"
     )
     return AlignmentResult(

@@ -200,6 +200,21 @@ def lineage(experiment_id: str, version: int) -> dict:
     return json.loads(raw) if raw else {}
 
 
+def aligned_version_for(experiment_id: str, previous_version: int, label_fingerprint: str) -> int | None:
+    """The newest version already aligned from ``previous_version`` on exactly these labels, if any."""
+    import mlflow
+
+    tags = mlflow.get_experiment(experiment_id).tags
+    found = []
+    for key, raw in tags.items():
+        if not key.startswith(LINEAGE_TAG_PREFIX):
+            continue
+        lineage = json.loads(raw)
+        if lineage.get("previous_version") == previous_version and lineage.get("label_fingerprint") == label_fingerprint:
+            found.append(int(key[len(LINEAGE_TAG_PREFIX):]))
+    return max(found, default=None)
+
+
 def base_version(experiment_id: str) -> int:
     from judgeloop.store import get_experiment_tag
 

@@ -19,6 +19,9 @@ from judgeloop.store import library_environment
 
 # The demo releases the experts' labels in batches on its own, so the sensor can be watched re-aligning.
 DEMO_RELEASE_EVERY = 60.0
+# The first alignment measures the judge on the held-out third of what is labelled: on three or
+# four traces one disagreement swings kappa from 0.5 to 0, so the first round of reviews is larger.
+DEMO_FIRST_BATCH = 40
 
 STAND_IN_BANNER = """
 ==========================================================================================
@@ -45,6 +48,10 @@ def register(commands) -> None:
         help="Demo: release one batch of expert labels every SECONDS (default 60; 0 = only by `judgeloop demo release`).",
     )
     parser.add_argument("--batch", type=int, default=10, help="Demo: labels per released batch.")
+    parser.add_argument(
+        "--first-batch", type=int, default=DEMO_FIRST_BATCH, metavar="N",
+        help=f"Demo: labels in the first released batch (default {DEMO_FIRST_BATCH}).",
+    )
     parser.add_argument(
         "--llama-server-model", type=Path, metavar="PATH.gguf",
         help="Offline: serve this GGUF model with your llama.cpp llama-server (LLAMA_SERVER or PATH) and point "
@@ -297,6 +304,7 @@ def run(args) -> int:
         last_release = started
         release_every = DEMO_RELEASE_EVERY if args.release_every is None else args.release_every
         releasing = bool(args.demo and release_every)
+        released_once = False
         while not stopping["flag"]:
             for process in stack.processes:
                 if process.popen.poll() is not None:
@@ -305,7 +313,9 @@ def run(args) -> int:
             if releasing and time.monotonic() - last_release >= release_every:
                 last_release = time.monotonic()
                 try:
-                    release = demo_core.release_labels(settings, experiment_id, args.batch)
+                    count = args.batch if released_once else max(args.batch, args.first_batch)
+                    release = demo_core.release_labels(settings, experiment_id, count)
+                    released_once = True
                 except Exception as exc:  # a busy store must not end the session: try again next time
                     print(f"releasing demo labels failed ({exc}); retrying in {release_every:.0f} s", file=sys.stderr)
                     continue
