@@ -48,6 +48,10 @@ def main() -> None:
             "JUDGELOOP_REFLECTION_MODEL": "fake:/reflection",
             "JUDGELOOP_EMBEDDING_MODEL": "fake:/embedding",
             "JUDGELOOP_GATE_MARGIN": "2.0",  # every aligned judge is promoted: the costliest path for the next run
+            # Trace ids are random, so 10 traces may split 8/2: the bench counts calls, it does not
+            # need a held-out set large enough to trust (nor may the gate refuse a small one).
+            "JUDGELOOP_MIN_HELDOUT_LABELS": "1",
+            "JUDGELOOP_MIN_SCORED_HELDOUT": "1",
             "MLFLOW_ENABLE_ASYNC_TRACE_LOGGING": "false",
         }
     )

@@ -60,6 +60,30 @@ def words(text: str) -> set[str]:
     return {w for w in _WORD.findall(str(text).lower()) if w not in _STOP and len(w) > 2}
 
 
+# Values of a chat completion's bookkeeping fields: the same in every answer, so not content.
+_STRUCTURAL_KEYS = frozenset({"role", "object", "finish_reason", "id", "model", "index", "type"})
+
+
+def content_words(value) -> set[str]:
+    """Words of what a reader would read in ``value``: the text inside a logged request or
+    response (``{"question": ...}``, a chat completion), not its field names. Shared by every
+    trace, those would make all examples look alike and blur which ones are really similar."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in "{[":
+            for parse in (json.loads, ast.literal_eval):
+                try:
+                    return content_words(parse(text))
+                except (ValueError, SyntaxError, TypeError, RecursionError):
+                    continue
+        return words(value)
+    if isinstance(value, dict):
+        return set().union(*(content_words(v) for k, v in value.items() if k not in _STRUCTURAL_KEYS))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(content_words(v) for v in value))
+    return words(str(value)) if value is not None else set()
+
+
 def _jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
@@ -143,10 +167,10 @@ def answer_judge(system: str, user: str, response_format=None, follow_examples: 
     if examples:
         # MemAlign put the experts' most similar past judgements in the prompt: follow them,
         # weighted by how much each shares with this question and answer.
-        here = words(inputs) | words(outputs)
+        here = content_words(inputs) | content_words(outputs)
         votes: dict[str, float] = {}
         for example in examples:
-            similarity = _jaccard(here, words(example.get("inputs", "")) | words(example.get("outputs", "")))
+            similarity = _jaccard(here, content_words(example.get("inputs", "")) | content_words(example.get("outputs", "")))
             if similarity >= MIN_EXAMPLE_SIMILARITY:
                 value = str(_coerce(example.get("result"), allowed))
                 # Cubed: the closest examples dominate, as they would for a model reading them.
