@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import database_url, local_models, servers
+from judgeloop import database_url, local_models, private_files, servers
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
@@ -63,8 +63,7 @@ def _team_credentials(home: Path, reviewers: list[str]) -> dict:
     users = creds.setdefault("reviewers", {})
     for reviewer in reviewers:
         users.setdefault(reviewer, secrets.token_urlsafe(12))
-    path.write_text(json.dumps(creds, indent=2))
-    path.chmod(0o600)
+    private_files.write_private(path, json.dumps(creds, indent=2))
     return creds
 
 
@@ -179,6 +178,8 @@ def run(args) -> int:
         if not settings.reviewers:
             print("judgeloop up --team: set JUDGELOOP_REVIEWERS (e.g. alice,bob) first.", file=sys.stderr)
             return 2
+        # The folder holds the passwords, MLflow's store and its user database: its owner's only.
+        private_files.make_private_folder(home)
         creds = _team_credentials(home, settings.reviewers)
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(_auth_config(home, creds))
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = creds["secret_key"]
