@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import database_url, local_models, private_files, servers
+from judgeloop import database_url, exposure, local_models, private_files, servers
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
@@ -129,6 +129,8 @@ def run(args) -> int:
 
     settings = load_settings()
     home = settings.resolved_home
+    for warning in exposure.warnings(args.host, args.team):  # first, so it is seen even if start-up fails
+        print(f"judgeloop up: {warning}", file=sys.stderr, flush=True)
     try:
         servers.check_state_folder(home)
         servers.check_ports(args.host, {"MLflow": args.mlflow_port, "Dagster": args.dagster_port})
