@@ -20,6 +20,11 @@ from judgeloop.store import library_environment
 # The demo releases the experts' labels in batches on its own, so the sensor can be watched re-aligning.
 DEMO_RELEASE_EVERY = 60.0
 
+# MLflow exiting under a running `up` is restarted this many times per window; more means it
+# keeps crashing (full disk, broken store), and everything stops with the log to read.
+MLFLOW_RESTARTS = 3
+MLFLOW_RESTART_WINDOW = 3600.0
+
 STAND_IN_BANNER = """
 ==========================================================================================
   OFFLINE DEMO: no model provider is configured, so every model role (judge, reflection,
@@ -300,11 +305,28 @@ def run(args) -> int:
         last_release = started
         release_every = DEMO_RELEASE_EVERY if args.release_every is None else args.release_every
         releasing = bool(args.demo and release_every)
+        restarts = servers.RestartBudget(MLFLOW_RESTARTS, MLFLOW_RESTART_WINDOW)
         while not stopping["flag"]:
-            for process in stack.processes:
-                if process.popen.poll() is not None:
-                    print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", file=sys.stderr)
-                    stopping["flag"] = True
+            for process in list(stack.processes):
+                if stopping["flag"] or process.popen.poll() is None:
+                    continue
+                code = process.popen.returncode
+                if process is mlflow and restarts.allow(time.monotonic()):
+                    # Dagster keeps running; its runs and sensor ticks fail while MLflow is down
+                    # and the sensor retries the labels of a failed run.
+                    print(f"judgeloop: MLflow exited ({code}); restarting it (at most {MLFLOW_RESTARTS} restarts per "
+                          f"{MLFLOW_RESTART_WINDOW / 60:.0f} min); see {process.log_path}", file=sys.stderr, flush=True)
+                    stopping["serving"] = False  # Ctrl-C interrupts the wait below
+                    mlflow = stack.restart(process)
+                    servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=300, auth=auth)
+                    stopping["serving"] = True
+                    print(f"judgeloop: MLflow is back at {mlflow_url}", flush=True)
+                    continue
+                why = (f"it exited {MLFLOW_RESTARTS + 1} times within {MLFLOW_RESTART_WINDOW / 60:.0f} min"
+                       if process is mlflow else "judgeloop up needs it")
+                print(f"judgeloop: {process.name} exited ({code}); stopping everything ({why}); see {process.log_path}",
+                      file=sys.stderr, flush=True)
+                stopping["flag"] = True
             if releasing and time.monotonic() - last_release >= release_every:
                 last_release = time.monotonic()
                 try:
