@@ -4,6 +4,7 @@ Labels are released in batches so the sensor can be watched re-aligning the judg
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from judgeloop import duplicate_labels, feedbackqa, labeling, labels, production
 from judgeloop.settings import Settings
@@ -58,10 +59,9 @@ def release_labels(settings: Settings, experiment_id: str, count: int) -> Releas
     return Release(written=min(count, len(pending)), remaining=max(0, len(pending) - count), completed_items=completed)
 
 
-def write_expectations(settings: Settings) -> "Path":
+def write_expectations(settings: Settings) -> Path:
     """Expected responses for the demo: per question, the passage the experts rated best."""
     import json
-    from pathlib import Path
 
     best: dict[str, tuple[float, str]] = {}
     for item in items(settings):
