@@ -23,6 +23,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from judgeloop import tracking_auth
+
+        status = tracking_auth.refusal_status(exc)
+        if status is None:
+            raise
+        from judgeloop.settings import load_settings
+
+        settings = load_settings()
+        print(f"judgeloop: {tracking_auth.explain(status, settings.resolved_tracking_uri, settings.resolved_home)}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Labels are released in batches so the sensor can be watched re-aligning the judg
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from judgeloop import feedbackqa, labeling, labels, production
+from judgeloop import duplicate_labels, feedbackqa, labeling, labels, production
 from judgeloop.settings import Settings
 
 
@@ -50,15 +51,17 @@ def release_labels(settings: Settings, experiment_id: str, count: int) -> Releas
             reviewer=rating.reviewer,
             comment=rating.reason,
         )
+    if pending[:count]:
+        # A label import or a reviewer may have labelled the same (trace, reviewer) meanwhile.
+        duplicate_labels.repair(settings, experiment_id)
     # The ratings arrive outside the review form: complete their queue items as a Submit would.
     completed = labeling.complete_labelled_items(settings, experiment_id) if pending[:count] else 0
     return Release(written=min(count, len(pending)), remaining=max(0, len(pending) - count), completed_items=completed)
 
 
-def write_expectations(settings: Settings) -> "Path":
+def write_expectations(settings: Settings) -> Path:
     """Expected responses for the demo: per question, the passage the experts rated best."""
     import json
-    from pathlib import Path
 
     best: dict[str, tuple[float, str]] = {}
     for item in items(settings):

@@ -336,12 +336,14 @@ def usable(
 def current_labels(settings: Settings, experiment_id: str) -> tuple[list[HumanLabel], list[Rejection]]:
     """Every label that counts now: the newest valid label per (trace, reviewer)."""
     batch = changed_since(settings, experiment_id, Cursor())
-    keep, rejected = usable(settings, batch.labels, experiment_id)
-    return sorted(latest_per_reviewer(keep).values(), key=lambda label: label.key), rejected
+    # Newest first, usability second: an older valid label left by a concurrent writer is never
+    # the reviewer's current one, even when the newest is unusable (``judgeloop.duplicate_labels``).
+    return usable(settings, sorted(latest_per_reviewer(batch.labels).values(), key=lambda label: label.key), experiment_id)
 
 
 def latest_per_reviewer(found: list[HumanLabel]) -> dict[tuple[str, str | None], HumanLabel]:
-    """The newest valid label per (trace, reviewer)."""
+    """The newest valid label per (trace, reviewer), by (update time, assessment id): the read
+    rule that keeps concurrent writers' duplicates from counting twice (``judgeloop.duplicate_labels``)."""
     latest: dict[tuple[str, str | None], HumanLabel] = {}
     for label in found:
         if not label.valid:

@@ -58,6 +58,10 @@ class Process:
     name: str
     popen: subprocess.Popen
     log_path: Path
+    # How it was started, so ``Stack.restart`` can start it again the same way.
+    command: list[str] = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+    cwd: Path | None = None
 
     def stop(self, grace: float = 30.0) -> None:
         """SIGINT to the whole group (dagster dev and mlflow spawn children), then SIGKILL."""
@@ -97,13 +101,40 @@ class Stack:
             command, env=env, cwd=str(cwd) if cwd else None, stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
-        process = Process(name, popen, log_path)
+        process = Process(name, popen, log_path, list(command), dict(env), cwd)
         self.processes.append(process)
         return process
+
+    def restart(self, process: Process, grace: float = 10.0) -> Process:
+        """Stop what is left of ``process``'s group (workers outlive a killed server and hold its
+        port) and start it again, in its place in the stop order."""
+        process.stop(grace=grace)
+        index = self.processes.index(process)
+        self.processes.remove(process)
+        fresh = self.start(process.name, process.command, process.env, process.log_path.parent, cwd=process.cwd)
+        self.processes.remove(fresh)
+        self.processes.insert(index, fresh)
+        return fresh
 
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
+
+
+class RestartBudget:
+    """At most ``limit`` restarts within any ``window`` seconds: a server that keeps crashing is
+    given up on instead of being restarted forever."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit, self.window = limit, window
+        self.restarts: list[float] = []
+
+    def allow(self, now: float) -> bool:
+        self.restarts = [t for t in self.restarts if now - t < self.window]
+        if len(self.restarts) >= self.limit:
+            return False
+        self.restarts.append(now)
+        return True
 
 
 def wait_for_http(url: str, process: Process, timeout: float, auth=None) -> None:

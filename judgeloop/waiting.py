@@ -97,5 +97,8 @@ class Waiting:
 def waiting_labels(settings: Settings, experiment_id: str, since: labels.Cursor) -> Waiting:
     """The usable labels changed after ``since`` (a ``RealignState.consumed``): the labels that wait."""
     batch = labels.changed_since(settings, experiment_id, since)
-    fresh, rejected = labels.usable(settings, batch.labels, experiment_id)
+    # One per (trace, reviewer): two valid labels that concurrent writers left for one reviewer's
+    # opinion count once, as the newest (``judgeloop.duplicate_labels``).
+    newest = sorted(labels.latest_per_reviewer(batch.labels).values(), key=lambda label: label.key)
+    fresh, rejected = labels.usable(settings, newest, experiment_id)
     return Waiting(fresh, rejected, batch)

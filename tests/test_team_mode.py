@@ -6,7 +6,7 @@ import stat
 import pytest
 import requests
 
-from tests.e2e_support import start_up
+from tests.e2e_support import run_judgeloop, start_up
 
 
 @pytest.mark.slow
@@ -18,6 +18,7 @@ def test_team_mode_accounts_permissions_and_attributed_labels(tmp_path, monkeypa
         experiment_id = up.experiment_id()
         creds_path = home / "team-credentials.json"
         assert stat.S_IMODE(creds_path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700  # it holds mlflow.db and the auth database too
         creds = json.loads(creds_path.read_text())
         assert set(creds["reviewers"]) == {"alice", "bob"}
         assert "alice" in up.stdout and "review-queue" in up.stdout
@@ -53,6 +54,22 @@ def test_team_mode_accounts_permissions_and_attributed_labels(tmp_path, monkeypa
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
         with pytest.raises(Exception):
             client.search_traces(locations=[experiment_id], max_results=1)
+
+        # Another shell on the same state folder, without credentials or with a wrong password:
+        # one paragraph saying how to authenticate, no traceback.
+        for command, extra in [
+            (("status",), {}), (("labels", "export"), {}),
+            (("labels", "export"), {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "wrong"}),
+        ]:
+            shell = run_judgeloop(home, tmp_path / "shell", *command, env_extra={"JUDGELOOP_REVIEWERS": "alice,bob", **extra})
+            assert shell.returncode == 2, (command, shell.stdout, shell.stderr)
+            assert "Traceback" not in shell.stderr and "401" not in shell.stderr, shell.stderr
+            assert "MLFLOW_TRACKING_USERNAME" in shell.stderr and "MLFLOW_TRACKING_PASSWORD" in shell.stderr
+            assert up.mlflow_url in shell.stderr and str(creds_path) in shell.stderr
+            assert len(shell.stderr.strip().splitlines()) == 1
+        admin = {"MLFLOW_TRACKING_USERNAME": creds["admin"]["username"], "MLFLOW_TRACKING_PASSWORD": creds["admin"]["password"]}
+        shell = run_judgeloop(home, tmp_path / "shell", "status", env_extra={"JUDGELOOP_REVIEWERS": "alice,bob", **admin})
+        assert shell.returncode == 0, shell.stderr
 
         # A fresh start on the same state re-uses the accounts (no new passwords).
         assert up.interrupt() == 0

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import database_url, local_models, servers
+from judgeloop import database_url, exposure, local_models, private_files, servers
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
@@ -22,6 +22,11 @@ DEMO_RELEASE_EVERY = 60.0
 # The first alignment measures the judge on the held-out third of what is labelled: on three or
 # four traces one disagreement swings kappa from 0.5 to 0, so the first round of reviews is larger.
 DEMO_FIRST_BATCH = 40
+
+# MLflow exiting under a running `up` is restarted this many times per window; more means it
+# keeps crashing (full disk, broken store), and everything stops with the log to read.
+MLFLOW_RESTARTS = 3
+MLFLOW_RESTART_WINDOW = 3600.0
 
 STAND_IN_BANNER = """
 ==========================================================================================
@@ -70,8 +75,7 @@ def _team_credentials(home: Path, reviewers: list[str]) -> dict:
     users = creds.setdefault("reviewers", {})
     for reviewer in reviewers:
         users.setdefault(reviewer, secrets.token_urlsafe(12))
-    path.write_text(json.dumps(creds, indent=2))
-    path.chmod(0o600)
+    private_files.write_private(path, json.dumps(creds, indent=2))
     return creds
 
 
@@ -137,6 +141,8 @@ def run(args) -> int:
 
     settings = load_settings()
     home = settings.resolved_home
+    for warning in exposure.warnings(args.host, args.team):  # first, so it is seen even if start-up fails
+        print(f"judgeloop up: {warning}", file=sys.stderr, flush=True)
     try:
         servers.check_state_folder(home)
         servers.check_ports(args.host, {"MLflow": args.mlflow_port, "Dagster": args.dagster_port})
@@ -186,6 +192,8 @@ def run(args) -> int:
         if not settings.reviewers:
             print("judgeloop up --team: set JUDGELOOP_REVIEWERS (e.g. alice,bob) first.", file=sys.stderr)
             return 2
+        # The folder holds the passwords, MLflow's store and its user database: its owner's only.
+        private_files.make_private_folder(home)
         creds = _team_credentials(home, settings.reviewers)
         env["MLFLOW_AUTH_CONFIG_PATH"] = str(_auth_config(home, creds))
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = creds["secret_key"]
@@ -305,11 +313,28 @@ def run(args) -> int:
         release_every = DEMO_RELEASE_EVERY if args.release_every is None else args.release_every
         releasing = bool(args.demo and release_every)
         released_once = False
+        restarts = servers.RestartBudget(MLFLOW_RESTARTS, MLFLOW_RESTART_WINDOW)
         while not stopping["flag"]:
-            for process in stack.processes:
-                if process.popen.poll() is not None:
-                    print(f"{process.name} exited ({process.popen.returncode}); see {process.log_path}", file=sys.stderr)
-                    stopping["flag"] = True
+            for process in list(stack.processes):
+                if stopping["flag"] or process.popen.poll() is None:
+                    continue
+                code = process.popen.returncode
+                if process is mlflow and restarts.allow(time.monotonic()):
+                    # Dagster keeps running; its runs and sensor ticks fail while MLflow is down
+                    # and the sensor retries the labels of a failed run.
+                    print(f"judgeloop: MLflow exited ({code}); restarting it (at most {MLFLOW_RESTARTS} restarts per "
+                          f"{MLFLOW_RESTART_WINDOW / 60:.0f} min); see {process.log_path}", file=sys.stderr, flush=True)
+                    stopping["serving"] = False  # Ctrl-C interrupts the wait below
+                    mlflow = stack.restart(process)
+                    servers.wait_for_http(f"{mlflow_url}/health", mlflow, timeout=300, auth=auth)
+                    stopping["serving"] = True
+                    print(f"judgeloop: MLflow is back at {mlflow_url}", flush=True)
+                    continue
+                why = (f"it exited {MLFLOW_RESTARTS + 1} times within {MLFLOW_RESTART_WINDOW / 60:.0f} min"
+                       if process is mlflow else "judgeloop up needs it")
+                print(f"judgeloop: {process.name} exited ({code}); stopping everything ({why}); see {process.log_path}",
+                      file=sys.stderr, flush=True)
+                stopping["flag"] = True
             if releasing and time.monotonic() - last_release >= release_every:
                 last_release = time.monotonic()
                 try:

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from judgeloop import labeling
+from judgeloop import duplicate_labels, labeling
 from judgeloop import labels as labels_core
 from judgeloop.label_files.formats import BadRow, read_file
 from judgeloop.label_files.rows import LabelRow, check_rows
@@ -96,7 +96,7 @@ class ImportInterrupted(RuntimeError):
         self.done = done
 
 
-def apply(settings: Settings, actions: list[Action]) -> None:
+def apply(settings: Settings, experiment_id: str, actions: list[Action]) -> None:
     import mlflow
     from mlflow.entities import AssessmentSource
 
@@ -116,6 +116,9 @@ def apply(settings: Settings, actions: list[Action]) -> None:
                 )
         except Exception as exc:
             raise ImportInterrupted(done, len(changes), row, exc) from exc
+    if changes:
+        # Another writer may have labelled the same (trace, reviewer) since the plan was made.
+        duplicate_labels.repair(settings, experiment_id)
 
 
 def import_labels(
@@ -139,7 +142,7 @@ def import_labels(
     report.actions = plan(settings, experiment_id, good)
     if dry_run or (bad and not allow_partial):
         return report
-    apply(settings, report.actions)
+    apply(settings, experiment_id, report.actions)
     report.applied = True
     report.completed_items = labeling.complete_labelled_items(settings, experiment_id)
     return report
