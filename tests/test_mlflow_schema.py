@@ -34,7 +34,7 @@ def test_tables_columns_index_and_revision_of_the_pinned_mlflow(store):
     engine = _engine(settings)
     assert mlflow_schema.schema_revision(engine) == mlflow_schema.WRITTEN_FOR_REVISION
     inspector = sa.inspect(engine)
-    for table in (mlflow_schema.ASSESSMENTS, mlflow_schema.TRACE_INFO):
+    for table in (mlflow_schema.ASSESSMENTS, mlflow_schema.TRACE_INFO, mlflow_schema.TRACE_TAGS):
         present = {column["name"] for column in inspector.get_columns(table.name)}
         assert {column.name for column in table.columns} <= present, table.name
     for table_name, columns in mlflow_rows.WRITTEN_COLUMNS.items():  # the benchmark's inserts

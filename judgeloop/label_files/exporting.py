@@ -7,17 +7,22 @@ from pathlib import Path
 
 from judgeloop import labels as labels_core
 from judgeloop.label_files.formats import write_rows
+from judgeloop.label_files.traces import trace_keys
 from judgeloop.settings import Settings
 
 
 def export_rows(settings: Settings, experiment_id: str) -> list[dict]:
     current, _ = labels_core.current_labels(settings, experiment_id)
+    # The trace's own key travels with the label, so the file also imports into a store that
+    # holds the same traces under other ids.
+    keys = trace_keys(settings, experiment_id, {label.trace_id for label in current})
     rows = [
         {
             "trace_id": label.trace_id,
             "value": labels_core.normalize(settings, label.value),
             "comment": label.comment,
             "reviewer": label.reviewer,
+            "trace_key": keys.get(label.trace_id),
         }
         for label in current
     ]
