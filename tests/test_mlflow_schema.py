@@ -82,6 +82,25 @@ def test_another_revision_falls_back_to_the_public_api_with_a_warning(store, mon
     assert found == set(trace_ids[:3])
 
 
+def test_trace_keys_read_directly_and_through_the_api_agree(store, monkeypatch):
+    """A trace's own key (item tag, else client request id) is found the same way either side."""
+    from judgeloop.label_files.traces import trace_keys, traces_by_key
+
+    settings, experiment_id, trace_ids = store
+    with mlflow.start_span(name="support_agent") as span:
+        mlflow.update_current_trace(client_request_id="req-7")
+    wanted = {*trace_ids[:2], span.trace_id, "tr-not-in-the-store"}
+    keys = {"WHO-0", "WHO-1", "req-7", "nobody"}
+    direct = trace_keys(settings, experiment_id, wanted), traces_by_key(settings, experiment_id, keys)
+    monkeypatch.setattr(mlflow_schema, "WRITTEN_FOR_REVISION", "0000not-this-one")
+    monkeypatch.setattr(mlflow_schema, "_checked", {})
+    through_api = trace_keys(settings, experiment_id, wanted), traces_by_key(settings, experiment_id, keys)
+    assert direct == through_api
+    by_id, by_key = direct
+    assert by_id == {trace_ids[0]: "WHO-0", trace_ids[1]: "WHO-1", span.trace_id: "req-7"}
+    assert by_key == {"WHO-0": {trace_ids[0]}, "WHO-1": {trace_ids[1]}, "req-7": {span.trace_id}}
+
+
 def test_prompt_version_template_is_a_property_the_optimizer_can_swap():
     """judgeloop.prompt_override.prompt_template replaces PromptVersion.template for one prompt name."""
     from mlflow.entities.model_registry import PromptVersion
