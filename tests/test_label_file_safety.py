@@ -132,6 +132,16 @@ def test_one_comment_limit_for_both_formats(store, tmp_path, capsys, fmt):
     }
 
 
+def test_export_keeps_a_longer_stored_comment_and_warns(store, tmp_path, capsys):
+    settings, _, (t1, *_) = store
+    log_label(t1, settings.judge_name, 2, "rater-1", "w" * (MAX_COMMENT_CHARS + 5))  # as the UI could store it
+    path = tmp_path / "labels.jsonl"
+    code, _, err = run(capsys, "labels", "export", str(path))
+    assert code == 0
+    assert f"warning: the comment of rater-1 on trace {t1} is {MAX_COMMENT_CHARS + 5:,} characters long" in err
+    assert len(json.loads(path.read_text())["comment"]) == MAX_COMMENT_CHARS + 5
+
+
 def test_the_limit_is_documented():
     from tests.conftest import REPO
 

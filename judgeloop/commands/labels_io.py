@@ -97,7 +97,9 @@ def export_command(args) -> int:
         except LabelFileError:
             fmt = "csv"
     settings, experiment_id = _connect()
-    count = export_labels(settings, experiment_id, args.file, fmt)
+    count = export_labels(
+        settings, experiment_id, args.file, fmt, warn=lambda message: print(f"warning: {message}", file=sys.stderr)
+    )
     where = "stdout" if args.file == "-" else args.file
     print(f"exported {count} current label(s) as {fmt} to {where}", file=sys.stderr)
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from judgeloop import labels as labels_core
 from judgeloop.label_files.formats import write_rows
+from judgeloop.label_files.rows import MAX_COMMENT_CHARS
 from judgeloop.label_files.traces import trace_keys
 from judgeloop.settings import Settings
 
@@ -29,9 +30,23 @@ def export_rows(settings: Settings, experiment_id: str) -> list[dict]:
     return sorted(rows, key=lambda r: (r["trace_id"], r["reviewer"] or ""))
 
 
-def export_labels(settings: Settings, experiment_id: str, destination: str | Path, fmt: str) -> int:
-    """Write the current valid labels to ``destination`` ('-' = stdout); return how many."""
+def too_long(rows: list[dict]) -> list[dict]:
+    """Rows whose comment import would refuse (a label written another way, e.g. in the UI)."""
+    return [row for row in rows if row["comment"] and len(row["comment"]) > MAX_COMMENT_CHARS]
+
+
+def export_labels(
+    settings: Settings, experiment_id: str, destination: str | Path, fmt: str, warn=lambda message: None
+) -> int:
+    """Write the current valid labels to ``destination`` ('-' = stdout); return how many.
+
+    Every label is written as stored; ``warn`` hears about those the import would refuse."""
     rows = export_rows(settings, experiment_id)
+    for row in too_long(rows):
+        warn(
+            f"the comment of {row['reviewer']} on trace {row['trace_id']} is {len(row['comment']):,} characters "
+            f"long: exported as it is, but importing it is refused (limit {MAX_COMMENT_CHARS:,})"
+        )
     if str(destination) == "-":
         write_rows(rows, sys.stdout, fmt)
         sys.stdout.flush()
