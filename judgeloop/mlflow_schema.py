@@ -9,7 +9,9 @@ checked against the schema revision in ``WRITTEN_FOR_REVISION`` (tests/test_mlfl
 A database at any other revision is read through the public API instead, with a warning.
 
 ``trace_info`` answers "which of these ids are traces of the experiment" for label imports in
-one indexed query per 500 ids; the public API can only page through every trace.
+one indexed query per 500 ids; the public API can only page through every trace. With
+``trace_tags`` it also answers which traces carry a given key of their own (a tag or the
+client request id), so a label file can be matched to a store holding the traces under new ids.
 """
 
 import logging
@@ -41,6 +43,13 @@ TRACE_INFO = sa.table(
     "trace_info",
     sa.column("request_id", sa.String),  # the trace id
     sa.column("experiment_id", sa.Integer),
+    sa.column("client_request_id", sa.String),
+)
+TRACE_TAGS = sa.table(
+    "trace_tags",
+    sa.column("request_id", sa.String),
+    sa.column("key", sa.String),
+    sa.column("value", sa.String),
 )
 
 # The range the incremental read walks; the query is planned around it.
@@ -64,6 +73,52 @@ def known_trace_ids(engine: sa.Engine, experiment_id: str, trace_ids: set[str]) 
                 TRACE_INFO.c.experiment_id == int(experiment_id), TRACE_INFO.c.request_id.in_(chunk)
             )
             found.update(conn.execute(query).scalars())
+    return found
+
+
+def _chunks(values, size: int = 500):
+    ordered = sorted(values)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def trace_keys(engine: sa.Engine, experiment_id: str, trace_ids: set[str], tag: str) -> dict[str, str]:
+    """``{trace id: its key}`` for those of ``trace_ids`` that carry one: the value of tag ``tag``,
+    else the client request id (call only when ``readable``)."""
+    keys: dict[str, str] = {}
+    tagged: dict[str, str] = {}
+    with engine.connect() as conn:
+        for chunk in _chunks(trace_ids):
+            query = sa.select(TRACE_INFO.c.request_id, TRACE_INFO.c.client_request_id).where(
+                TRACE_INFO.c.experiment_id == int(experiment_id),
+                TRACE_INFO.c.request_id.in_(chunk),
+                TRACE_INFO.c.client_request_id.is_not(None),
+            )
+            keys.update({trace_id: key for trace_id, key in conn.execute(query) if key})
+            query = sa.select(TRACE_TAGS.c.request_id, TRACE_TAGS.c.value).where(
+                TRACE_TAGS.c.key == tag, TRACE_TAGS.c.request_id.in_(chunk)
+            )
+            tagged.update({trace_id: value for trace_id, value in conn.execute(query) if value})
+    return {**keys, **tagged}
+
+
+def traces_by_key(engine: sa.Engine, experiment_id: str, keys: set[str], tag: str) -> dict[str, set[str]]:
+    """``{key: trace ids of the experiment carrying it}`` (as tag ``tag`` or client request id)."""
+    found: dict[str, set[str]] = {}
+    experiment = TRACE_INFO.c.experiment_id == int(experiment_id)
+    with engine.connect() as conn:
+        for chunk in _chunks(keys):
+            by_request = sa.select(TRACE_INFO.c.client_request_id, TRACE_INFO.c.request_id).where(
+                experiment, TRACE_INFO.c.client_request_id.in_(chunk)
+            )
+            by_tag = (
+                sa.select(TRACE_TAGS.c.value, TRACE_TAGS.c.request_id)
+                .join(TRACE_INFO, TRACE_INFO.c.request_id == TRACE_TAGS.c.request_id)
+                .where(experiment, TRACE_TAGS.c.key == tag, TRACE_TAGS.c.value.in_(chunk))
+            )
+            for query in (by_request, by_tag):
+                for key, trace_id in conn.execute(query):
+                    found.setdefault(key, set()).add(trace_id)
     return found
 
 

@@ -239,10 +239,10 @@ def test_export_to_stdout(store, capsys):
     code, out, _ = run(capsys, "labels", "export", "--format", "jsonl")
     assert code == 0
     assert [json.loads(line) for line in out.splitlines()] == [
-        {"trace_id": t1, "value": 2, "comment": "meh", "reviewer": "r1"}
+        {"trace_id": t1, "value": 2, "comment": "meh", "reviewer": "r1", "trace_key": "WHO-0"}
     ]
     code, out, _ = run(capsys, "labels", "export", "-")
-    assert out.splitlines() == ["trace_id,value,comment,reviewer", f"{t1},2,meh,r1"]
+    assert out.splitlines() == ["trace_id,value,comment,reviewer,trace_key", f"{t1},2,meh,r1,WHO-0"]
 
 
 @pytest.mark.parametrize(

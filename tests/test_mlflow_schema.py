@@ -34,7 +34,7 @@ def test_tables_columns_index_and_revision_of_the_pinned_mlflow(store):
     engine = _engine(settings)
     assert mlflow_schema.schema_revision(engine) == mlflow_schema.WRITTEN_FOR_REVISION
     inspector = sa.inspect(engine)
-    for table in (mlflow_schema.ASSESSMENTS, mlflow_schema.TRACE_INFO):
+    for table in (mlflow_schema.ASSESSMENTS, mlflow_schema.TRACE_INFO, mlflow_schema.TRACE_TAGS):
         present = {column["name"] for column in inspector.get_columns(table.name)}
         assert {column.name for column in table.columns} <= present, table.name
     for table_name, columns in mlflow_rows.WRITTEN_COLUMNS.items():  # the benchmark's inserts
@@ -80,6 +80,25 @@ def test_another_revision_falls_back_to_the_public_api_with_a_warning(store, mon
     assert "schema revision" in caplog.text and "0000not-this-one" in caplog.text
     assert [label.assessment_id for label in through_api.labels] == [label.assessment_id for label in direct.labels] == written
     assert found == set(trace_ids[:3])
+
+
+def test_trace_keys_read_directly_and_through_the_api_agree(store, monkeypatch):
+    """A trace's own key (item tag, else client request id) is found the same way either side."""
+    from judgeloop.label_files.traces import trace_keys, traces_by_key
+
+    settings, experiment_id, trace_ids = store
+    with mlflow.start_span(name="support_agent") as span:
+        mlflow.update_current_trace(client_request_id="req-7")
+    wanted = {*trace_ids[:2], span.trace_id, "tr-not-in-the-store"}
+    keys = {"WHO-0", "WHO-1", "req-7", "nobody"}
+    direct = trace_keys(settings, experiment_id, wanted), traces_by_key(settings, experiment_id, keys)
+    monkeypatch.setattr(mlflow_schema, "WRITTEN_FOR_REVISION", "0000not-this-one")
+    monkeypatch.setattr(mlflow_schema, "_checked", {})
+    through_api = trace_keys(settings, experiment_id, wanted), traces_by_key(settings, experiment_id, keys)
+    assert direct == through_api
+    by_id, by_key = direct
+    assert by_id == {trace_ids[0]: "WHO-0", trace_ids[1]: "WHO-1", span.trace_id: "req-7"}
+    assert by_key == {"WHO-0": {trace_ids[0]}, "WHO-1": {trace_ids[1]}, "req-7": {span.trace_id}}
 
 
 def test_prompt_version_template_is_a_property_the_optimizer_can_swap():

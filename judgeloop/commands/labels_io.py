@@ -13,7 +13,8 @@ def register(commands) -> None:
         "import",
         help="Write labels from a file as HUMAN feedback named like the judge (all rows checked first).",
         description=(
-            "Columns (CSV header) or keys (JSONL): trace_id, value, comment, reviewer. Every row is checked "
+            "Columns (CSV header) or keys (JSONL): trace_id, value, comment, reviewer, and optionally trace_key "
+            "(the trace's own key: used when the trace id is not in this store). Every row is checked "
             "before anything is written; one bad row means nothing is written unless --allow-partial. "
             "Re-importing is safe: unchanged rows are skipped, changed ones override the reviewer's label."
         ),
@@ -55,7 +56,8 @@ def import_command(args) -> int:
     settings, experiment_id = _connect()
     try:
         report = importing.import_labels(
-            settings, experiment_id, args.file, args.format, allow_partial=args.allow_partial, dry_run=args.dry_run
+            settings, experiment_id, args.file, args.format, allow_partial=args.allow_partial, dry_run=args.dry_run,
+            progress=lambda message: print(f"{args.file}: {message}", file=sys.stderr, flush=True),
         )
     except LabelFileError as exc:
         print(f"judgeloop labels import: {exc}", file=sys.stderr)
@@ -95,7 +97,9 @@ def export_command(args) -> int:
         except LabelFileError:
             fmt = "csv"
     settings, experiment_id = _connect()
-    count = export_labels(settings, experiment_id, args.file, fmt)
+    count = export_labels(
+        settings, experiment_id, args.file, fmt, warn=lambda message: print(f"warning: {message}", file=sys.stderr)
+    )
     where = "stdout" if args.file == "-" else args.file
     print(f"exported {count} current label(s) as {fmt} to {where}", file=sys.stderr)
     return 0

@@ -7,26 +7,46 @@ from pathlib import Path
 
 from judgeloop import labels as labels_core
 from judgeloop.label_files.formats import write_rows
+from judgeloop.label_files.rows import MAX_COMMENT_CHARS
+from judgeloop.label_files.traces import trace_keys
 from judgeloop.settings import Settings
 
 
 def export_rows(settings: Settings, experiment_id: str) -> list[dict]:
     current, _ = labels_core.current_labels(settings, experiment_id)
+    # The trace's own key travels with the label, so the file also imports into a store that
+    # holds the same traces under other ids.
+    keys = trace_keys(settings, experiment_id, {label.trace_id for label in current})
     rows = [
         {
             "trace_id": label.trace_id,
             "value": labels_core.normalize(settings, label.value),
             "comment": label.comment,
             "reviewer": label.reviewer,
+            "trace_key": keys.get(label.trace_id),
         }
         for label in current
     ]
     return sorted(rows, key=lambda r: (r["trace_id"], r["reviewer"] or ""))
 
 
-def export_labels(settings: Settings, experiment_id: str, destination: str | Path, fmt: str) -> int:
-    """Write the current valid labels to ``destination`` ('-' = stdout); return how many."""
+def too_long(rows: list[dict]) -> list[dict]:
+    """Rows whose comment import would refuse (a label written another way, e.g. in the UI)."""
+    return [row for row in rows if row["comment"] and len(row["comment"]) > MAX_COMMENT_CHARS]
+
+
+def export_labels(
+    settings: Settings, experiment_id: str, destination: str | Path, fmt: str, warn=lambda message: None
+) -> int:
+    """Write the current valid labels to ``destination`` ('-' = stdout); return how many.
+
+    Every label is written as stored; ``warn`` hears about those the import would refuse."""
     rows = export_rows(settings, experiment_id)
+    for row in too_long(rows):
+        warn(
+            f"the comment of {row['reviewer']} on trace {row['trace_id']} is {len(row['comment']):,} characters "
+            f"long: exported as it is, but importing it is refused (limit {MAX_COMMENT_CHARS:,})"
+        )
     if str(destination) == "-":
         write_rows(rows, sys.stdout, fmt)
         sys.stdout.flush()

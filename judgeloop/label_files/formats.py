@@ -8,8 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-COLUMNS = ("trace_id", "value", "comment", "reviewer")
-REQUIRED = ("trace_id", "value", "reviewer")
+from judgeloop.label_files.cells import escape, unescape
+
+# trace_key: a key the trace carries itself (see ``traces``), so a file can be imported into a
+# store that holds the same traces under other trace ids. Either it or trace_id names the trace.
+COLUMNS = ("trace_id", "value", "comment", "reviewer", "trace_key")
+REQUIRED = ("value", "reviewer")
+TRACE_COLUMNS = ("trace_id", "trace_key")
 FORMATS = ("csv", "jsonl")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -54,16 +59,30 @@ def read_file(path: str | Path, fmt: str | None = None) -> tuple[list[RawRow], l
     # Bytes decoded as they are: reading as text would turn every \r and \r\n, also inside a
     # quoted comment, into \n, so a comment would not come back as it was exported.
     if str(path) == "-":
-        text = sys.stdin.buffer.read().decode("utf-8-sig")
+        data = sys.stdin.buffer.read()
     else:
         try:
-            # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
-            text = Path(path).read_bytes().decode("utf-8-sig")
+            data = Path(path).read_bytes()
         except FileNotFoundError:
             raise LabelFileError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise LabelFileError(f"{path}: cannot read it ({exc})") from None
-    return parse_text(text, fmt)
+    return parse_text(decode(data, str(path)), fmt)
+
+
+def decode(data: bytes, name: str) -> str:
+    """The file's text; a byte that is not UTF-8 is reported by its line, as an editor shows it."""
+    try:
+        # utf-8-sig: spreadsheets often save CSV with a byte-order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + (3 if data.startswith(b"\xef\xbb\xbf") else 0)
+        line = data.count(b"\n", 0, offset) + 1
+        column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+        raise LabelFileError(
+            f"{name}: line {line}: not UTF-8 (byte 0x{data[offset]:02x} at column {column}); "
+            "save the file as UTF-8 (in a spreadsheet: CSV UTF-8)"
+        ) from None
 
 
 def parse_text(text: str, fmt: str) -> tuple[list[RawRow], list[BadRow]]:
@@ -78,6 +97,16 @@ def _parse_csv(text: str) -> tuple[list[RawRow], list[BadRow]]:
     # Lines end at \n only, as an editor counts them: a \r inside a quoted comment is part of
     # the comment, not a line break that would shift every later line number.
     reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
+    # The csv module refuses a field over 131,072 characters with an unhelpful error; no field
+    # can be longer than the text, and the comment limit is checked per row (``rows``).
+    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    try:
+        return _read_records(reader)
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
+def _read_records(reader) -> tuple[list[RawRow], list[BadRow]]:
     rows, bad = [], []
     header: list[str] | None = None
     previous_end = 0
@@ -105,7 +134,7 @@ def _parse_csv(text: str) -> tuple[list[RawRow], list[BadRow]]:
                 BadRow(start, (f"malformed row: {len(record)} fields, the header has {len(header)} ({', '.join(header)})",))
             )
             continue
-        rows.append(RawRow(start, dict(zip(header, record))))
+        rows.append(RawRow(start, dict(zip(header, (unescape(cell) for cell in record)))))
     if header is None:
         raise LabelFileError(f"the file is empty: expected a header line {','.join(COLUMNS)}")
     return rows, bad
@@ -114,6 +143,8 @@ def _parse_csv(text: str) -> tuple[list[RawRow], list[BadRow]]:
 def _check_header(header: list[str]) -> None:
     unknown = [name for name in header if name not in COLUMNS]
     missing = [name for name in REQUIRED if name not in header]
+    if not any(name in header for name in TRACE_COLUMNS):
+        missing.insert(0, " or ".join(TRACE_COLUMNS))
     duplicated = sorted({name for name in header if header.count(name) > 1})
     problems = []
     if unknown:
@@ -156,7 +187,7 @@ def _csv_cell(value) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return escape(str(value))
 
 
 def write_rows(rows: list[dict], out: IO[str], fmt: str) -> None:

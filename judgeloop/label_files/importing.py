@@ -1,16 +1,26 @@
 """Importing a label file: check every row, plan write/edit/unchanged, then write."""
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from judgeloop import duplicate_labels, labeling
 from judgeloop import labels as labels_core
 from judgeloop.label_files.formats import BadRow, read_file
 from judgeloop.label_files.rows import LabelRow, check_rows
-from judgeloop.label_files.traces import known_trace_ids
+from judgeloop.label_files.traces import known_trace_ids, traces_by_key
 from judgeloop.settings import Settings
 
 WRITE, EDIT, UNCHANGED = "write", "edit", "unchanged"
+
+# Changes are written and reported in batches of this many labels. MLflow has no bulk API for
+# assessments (each label is its own transaction in the store), so a batch is the unit of
+# progress: after each one the count written so far and the rate are reported, and an import
+# that stops part-way says how far it got (re-running it skips what was written).
+BATCH_SIZE = 500
+
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,7 @@ class ImportReport:
     actions: list[Action] = field(default_factory=list)
     applied: bool = False
     completed_items: int = 0  # review-queue items marked complete because their trace is now labelled
+    by_key: int = 0  # rows whose trace was found by its trace key (the trace id is not in this store)
 
     def count(self, kind: str) -> int:
         return sum(1 for a in self.actions if a.kind == kind)
@@ -49,6 +60,8 @@ class ImportReport:
 
     def summary(self) -> str:
         text = f"written {self.written}, edited {self.edited}, unchanged {self.unchanged}, rejected {self.rejected}"
+        if self.by_key:
+            text += f"; {self.by_key} row(s) matched by trace key"
         return text + (f"; {self.completed_items} review-queue item(s) marked complete" if self.completed_items else "")
 
 
@@ -96,12 +109,19 @@ class ImportInterrupted(RuntimeError):
         self.done = done
 
 
-def apply(settings: Settings, experiment_id: str, actions: list[Action]) -> None:
+def _ignore(message: str) -> None:
+    pass
+
+
+def apply(settings: Settings, experiment_id: str, actions: list[Action], progress: Progress = _ignore) -> None:
     import mlflow
     from mlflow.entities import AssessmentSource
 
     changes = [a for a in actions if a.kind in (WRITE, EDIT)]
+    started = time.monotonic()
     for done, action in enumerate(changes):
+        if done and done % BATCH_SIZE == 0:
+            _report_written(progress, done, len(changes), started)
         row = action.row
         try:
             if action.kind == WRITE:
@@ -116,9 +136,16 @@ def apply(settings: Settings, experiment_id: str, actions: list[Action]) -> None
                 )
         except Exception as exc:
             raise ImportInterrupted(done, len(changes), row, exc) from exc
+    if len(changes) > BATCH_SIZE:
+        _report_written(progress, len(changes), len(changes), started)
     if changes:
         # Another writer may have labelled the same (trace, reviewer) since the plan was made.
         duplicate_labels.repair(settings, experiment_id)
+
+
+def _report_written(progress: Progress, done: int, total: int, started: float) -> None:
+    elapsed = max(time.monotonic() - started, 1e-9)
+    progress(f"written {done:,} of {total:,} change(s) ({done / elapsed:,.0f} labels/s)")
 
 
 def import_labels(
@@ -128,21 +155,39 @@ def import_labels(
     fmt: str | None = None,
     allow_partial: bool = False,
     dry_run: bool = False,
+    progress: Progress = _ignore,
 ) -> ImportReport:
     """Check every row, then write all of them, or none when one is bad (unless ``allow_partial``).
 
-    ``dry_run`` checks and plans only. Raises LabelFileError when the file as a whole is unusable.
+    ``dry_run`` checks and plans only. ``progress`` receives a line per stage of a large file.
+    Raises LabelFileError when the file as a whole is unusable.
     """
     raw_rows, malformed = read_file(path, fmt)
+    large = len(raw_rows) > BATCH_SIZE
+    if large:
+        progress(f"read {len(raw_rows):,} row(s); checking them against the store")
     named = {t.strip() for t in (row.fields.get("trace_id") for row in raw_rows) if isinstance(t, str) and t.strip()}
     known = known_trace_ids(settings, experiment_id, named)
-    good, bad_values = check_rows(settings, experiment_id, raw_rows, known)
+    keys = {
+        k.strip()
+        for row in raw_rows
+        if not (isinstance(t := row.fields.get("trace_id"), str) and t.strip() in known)
+        and isinstance(k := row.fields.get("trace_key"), str) and k.strip()
+    }
+    by_key = traces_by_key(settings, experiment_id, keys)
+    good, bad_values = check_rows(settings, experiment_id, raw_rows, known, by_key)
     bad = sorted(malformed + bad_values, key=lambda b: b.line)
     report = ImportReport(rows=len(raw_rows) + len(malformed), bad=bad)
+    report.by_key = sum(1 for row in good if row.trace_key)
     report.actions = plan(settings, experiment_id, good)
+    if large:
+        progress(
+            f"validated {report.rows:,} row(s): {len(good):,} good, {len(bad):,} bad; "
+            f"{len(report.actions) - report.unchanged:,} change(s) to write"
+        )
     if dry_run or (bad and not allow_partial):
         return report
-    apply(settings, experiment_id, report.actions)
+    apply(settings, experiment_id, report.actions, progress)
     report.applied = True
     report.completed_items = labeling.complete_labelled_items(settings, experiment_id)
     return report

@@ -1,7 +1,8 @@
 """What a well-formed label row is: a pydantic model checked against the judge's scale.
 
-``check_rows`` adds what only the whole file and the store can tell: unknown traces,
-unassigned reviewers, a (trace, reviewer) pair given twice.
+``check_rows`` adds what only the whole file and the store can tell: unknown traces (or a
+trace key no trace or several traces carry), unassigned reviewers, a (trace, reviewer) pair
+given twice.
 """
 
 from typing import Any
@@ -11,6 +12,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, fie
 from judgeloop import labels as labels_core
 from judgeloop.label_files.formats import BadRow, RawRow
 from judgeloop.settings import FeedbackType, Settings
+
+# One limit for CSV and JSONL alike, checked per row before anything is written. 100,000
+# characters is some 40 pages of text, far more than any reviewer's comment, and keeps a label
+# (and a whole label file) a size the store, the review UI and a spreadsheet handle comfortably.
+MAX_COMMENT_CHARS = 100_000
 
 
 class LabelRow(BaseModel):
@@ -26,6 +32,7 @@ class LabelRow(BaseModel):
     value: Any
     comment: str | None
     reviewer: str
+    trace_key: str | None = None  # set when the trace was found by its key, not its id
 
     @field_validator("trace_id", "reviewer", mode="before")
     @classmethod
@@ -44,6 +51,8 @@ class LabelRow(BaseModel):
             return None
         if not isinstance(raw, str):
             raise ValueError(f"comment must be text, got {type(raw).__name__} {raw!r}")
+        if len(raw) > MAX_COMMENT_CHARS:
+            raise ValueError(f"comment is {len(raw):,} characters long, over the limit of {MAX_COMMENT_CHARS:,}")
         return raw
 
     @field_validator("value", mode="before")
@@ -59,9 +68,13 @@ class LabelRow(BaseModel):
         return labels_core.normalize(settings, value)
 
     @classmethod
-    def from_raw(cls, settings: Settings, raw: RawRow) -> "LabelRow":
+    def from_raw(cls, settings: Settings, raw: RawRow, found_by_key: str | None = None) -> "LabelRow":
+        """``found_by_key``: the trace id the row's trace key named, used in place of its trace_id."""
         fields = {key: raw.fields.get(key) for key in ("trace_id", "value", "comment", "reviewer")}
-        return cls.model_validate({"line": raw.line, **fields}, context={"settings": settings})
+        extra = {}
+        if found_by_key is not None:
+            extra = {"trace_id": found_by_key, "trace_key": raw.fields.get("trace_key")}
+        return cls.model_validate({"line": raw.line, **fields, **extra}, context={"settings": settings})
 
 
 def coerce_value(settings: Settings, raw):
@@ -93,12 +106,43 @@ def _trimmed_text(value) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _by_key(raw: RawRow, experiment_id: str, known: set[str], by_key: dict[str, set[str]], reasons: list[str]):
+    """The trace id a row's trace key names when its trace_id is not a trace of the experiment."""
+    trace_id = _trimmed_text(raw.fields.get("trace_id"))
+    key = raw.fields.get("trace_key")
+    if key is not None and not isinstance(key, str):
+        reasons.append(f"trace_key must be text, got {type(key).__name__} {key!r}")
+        key = None
+    key = _trimmed_text(key)
+    if trace_id in known:
+        return None
+    if key is None:
+        if trace_id:
+            reasons.append(f"unknown trace id {trace_id!r} (not in experiment {experiment_id})")
+        return None
+    matches = sorted(by_key.get(key, ()))
+    if len(matches) == 1:
+        return matches[0]
+    unknown_id = f"unknown trace id {trace_id!r} and " if trace_id else ""
+    if not matches:
+        reasons.append(f"{unknown_id}no trace of experiment {experiment_id} carries trace key {key!r}")
+    else:
+        shown = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
+        reasons.append(f"{unknown_id}trace key {key!r} is ambiguous: {len(matches)} traces carry it ({shown})")
+    return None
+
+
 def check_rows(
-    settings: Settings, experiment_id: str, raw_rows: list[RawRow], known: set[str]
+    settings: Settings,
+    experiment_id: str,
+    raw_rows: list[RawRow],
+    known: set[str],
+    by_key: dict[str, set[str]] | None = None,
 ) -> tuple[list[LabelRow], list[BadRow]]:
     """Every problem of every row; only rows without any problem come back as LabelRows.
 
-    ``known``: the trace ids of the experiment among those the rows name.
+    ``known``: the trace ids of the experiment among those the rows name. ``by_key``: for the
+    trace keys of rows whose trace id is not known, the traces of the experiment carrying them.
     """
     assigned = set(settings.reviewers)
     good, bad = [], []
@@ -106,14 +150,13 @@ def check_rows(
     for raw in raw_rows:
         reasons: list[str] = []
         row = None
+        found = _by_key(raw, experiment_id, known, by_key or {}, reasons)
         try:
-            row = LabelRow.from_raw(settings, raw)
+            row = LabelRow.from_raw(settings, raw, found)
         except ValidationError as exc:
-            reasons.extend(_reasons(exc))
-        trace_id = _trimmed_text(raw.fields.get("trace_id"))
+            reasons.extend(r for r in _reasons(exc) if not (found is None and reasons and r == "missing trace id"))
+        trace_id = found or _trimmed_text(raw.fields.get("trace_id"))
         reviewer = _trimmed_text(raw.fields.get("reviewer"))
-        if trace_id and trace_id not in known:
-            reasons.append(f"unknown trace id {trace_id!r} (not in experiment {experiment_id})")
         if reviewer and assigned and reviewer not in assigned:
             reasons.append(f"reviewer {reviewer!r} is not assigned ({', '.join(sorted(assigned))})")
         if trace_id and reviewer:
