@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     print(("PASS" if not errors else "FAIL") + f": every write succeeded ({len(errors)} errors)")
     print(("PASS" if not missed and not twice else "FAIL") + f": the cursor returned every label once ({len(missed)} missed, {twice} twice)")
     print(("PASS" if results["late_by_ms"]["max"] < labels.LOOKBACK_MS / 2 else "FAIL")
-          + f": the look-back window is at least twice the largest lateness seen")
+          + ": the look-back window is at least twice the largest lateness seen")
     print(json.dumps(results, default=str, sort_keys=True))
     return 0
 

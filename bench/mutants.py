@@ -137,7 +137,7 @@ MUTATIONS = (
         "a blocked version is registered again on the same labels",
         "judgeloop/alignment.py",
         (("    version = None if force else judges.aligned_version_for(", "    version = None if True else judges.aligned_version_for("),),
-        ("tests/test_blocked_version_reused.py",),
+        ("tests/test_several_experts.py::test_same_alignment_labels_reuse_the_unpromoted_version",),
     ),
     Mutation(
         "split uses Python's salted hash()",
