@@ -21,6 +21,7 @@ promotion. Each batch is broken down from Dagster's own records of the re-alignm
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import shutil
@@ -141,6 +142,8 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of every run process to this folder "
                         "(needs pyinstrument; profiling slows the runs, so the numbers are not the benchmark's)")
     args = parser.parse_args()
+    if args.profile and importlib.util.find_spec("pyinstrument") is None:  # the run processes import it
+        raise SystemExit("--profile needs pyinstrument: .venv/bin/pip install -e '.[test]'")
 
     workdir = Path(tempfile.mkdtemp(prefix="judgeloop-bench-latency-"))
     home = workdir / "state"
