@@ -16,10 +16,12 @@ promotion. Each batch is broken down from Dagster's own records of the re-alignm
 
     .venv/bin/python bench/latency.py                # 3 batches
     .venv/bin/python bench/latency.py --batches 5 --keep
+    .venv/bin/python bench/latency.py --batches 1 --profile /tmp/profiles   # pyinstrument, run processes
 """
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import shutil
@@ -54,10 +56,14 @@ def free_port() -> int:
 class Stack:
     """`judgeloop up --demo` in a fresh state folder, stopped (with its children) at the end."""
 
-    def __init__(self, home: Path, feedbackqa: str | None):
+    def __init__(self, home: Path, feedbackqa: str | None, profile: Path | None = None):
         self.home = home
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JUDGELOOP_", "DAGSTER_"))}
         env.update(FAKE_MODELS, JUDGELOOP_HOME=str(home), PYTHONUNBUFFERED="1")
+        if profile is not None:
+            # Run processes start pyinstrument from bench/run_profile/sitecustomize.py.
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "bench" / "run_profile"), env.get("PYTHONPATH")]))
+            env["BENCH_RUN_PROFILE_DIR"] = str(profile)
         if feedbackqa:
             env["JUDGELOOP_FEEDBACKQA_PATH"] = feedbackqa
         self.env = env
@@ -133,12 +139,16 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=30, help="labels of the first alignment (not measured)")
     parser.add_argument("--feedbackqa", help="JUDGELOOP_FEEDBACKQA_PATH (default: judgeloop's own)")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of every run process to this folder "
+                        "(needs pyinstrument; profiling slows the runs, so the numbers are not the benchmark's)")
     args = parser.parse_args()
+    if args.profile and importlib.util.find_spec("pyinstrument") is None:  # the run processes import it
+        raise SystemExit("--profile needs pyinstrument: .venv/bin/pip install -e '.[test]'")
 
     workdir = Path(tempfile.mkdtemp(prefix="judgeloop-bench-latency-"))
     home = workdir / "state"
     load = os.getloadavg()
-    stack = Stack(home, args.feedbackqa)
+    stack = Stack(home, args.feedbackqa, args.profile.resolve() if args.profile else None)
     os.environ.update(stack.env)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     batches = []

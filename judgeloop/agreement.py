@@ -1,4 +1,4 @@
-"""How well a judge agrees with the SMEs, with scikit-learn's metrics.
+"""How well a judge agrees with the SMEs: exact agreement, Cohen's kappa, mean absolute error.
 
 Ordinal scales (likert, categorical in configured order) use quadratic-weighted Cohen's
 kappa; pass/fail uses plain kappa. Mean absolute error is reported for numeric scales.
@@ -35,25 +35,50 @@ def _ordinal(values: list, scale: list) -> list[int]:
 
 def measure(settings: Settings, human: list, judged: list) -> Agreement:
     """Agreement of ``judged`` with ``human`` (paired lists of values on the judge's scale)."""
-    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, mean_absolute_error
-
     if len(human) != len(judged):
         raise ValueError(f"paired values differ in length: {len(human)} human vs {len(judged)} judged")
     scale = scale_values(settings)
     if not human:
         return Agreement(0, 0.0, 0.0, None, scale, [[0] * len(scale) for _ in scale])
     h, j = _ordinal(human, scale), _ordinal(judged, scale)
-    positions = list(range(len(scale)))
-    weights = None if settings.feedback_type == FeedbackType.PASS_FAIL else "quadratic"
-    # Kappa is undefined when both sides use a single value; count that as chance agreement.
-    kappa = cohen_kappa_score(h, j, labels=positions, weights=weights, replace_undefined_by=0.0)
-    kappa = 0.0 if math.isnan(kappa) else float(kappa)
-    mae = float(mean_absolute_error(h, j)) if settings.feedback_type == FeedbackType.LIKERT else None
+    confusion = _confusion(h, j, len(scale))
+    quadratic = settings.feedback_type != FeedbackType.PASS_FAIL
+    mae = sum(abs(a - b) for a, b in zip(h, j)) / len(h) if settings.feedback_type == FeedbackType.LIKERT else None
     return Agreement(
         n=len(h),
-        exact=float(accuracy_score(h, j)),
-        kappa=kappa,
+        exact=sum(1 for a, b in zip(h, j) if a == b) / len(h),
+        kappa=_kappa(confusion, quadratic),
         mae=mae,
         labels=scale,
-        confusion=confusion_matrix(h, j, labels=positions).tolist(),
+        confusion=confusion,
     )
+
+
+def _confusion(h: list[int], j: list[int], size: int) -> list[list[int]]:
+    counts = [[0] * size for _ in range(size)]
+    for a, b in zip(h, j):
+        counts[a][b] += 1
+    return counts
+
+
+def _kappa(confusion: list[list[int]], quadratic: bool) -> float:
+    """Cohen's kappa from the confusion matrix, quadratic-weighted or plain: scikit-learn's
+    ``cohen_kappa_score`` (tests compare the two), without importing scikit-learn (and SciPy)
+    into every run process for a dozen lines of arithmetic.
+
+    Kappa is undefined when both sides use a single value; that counts as chance agreement (0).
+    """
+    size = len(confusion)
+    rows = [sum(row) for row in confusion]  # SME
+    cols = [sum(confusion[a][b] for a in range(size)) for b in range(size)]  # judge
+    total = sum(rows)
+
+    def weight(a: int, b: int) -> float:
+        return float((a - b) ** 2) if quadratic else float(a != b)
+
+    observed = sum(weight(a, b) * confusion[a][b] for a in range(size) for b in range(size))
+    expected = sum(weight(a, b) * rows[a] * cols[b] / total for a in range(size) for b in range(size))
+    if expected == 0:  # a sum of non-negative terms: exactly zero or not
+        return 0.0
+    kappa = 1.0 - observed / expected
+    return 0.0 if math.isnan(kappa) else float(kappa)

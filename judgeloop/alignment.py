@@ -90,20 +90,20 @@ def clean_trace(trace, judge_name: str, keep_ids: set[str], settings: Settings |
     return Trace(info=info, data=trace.data)
 
 
-def cleaned_traces(settings: Settings, trace_ids, used: list[labels.HumanLabel], raw_out: dict | None = None) -> dict:
-    """``{trace id: trace}`` read from the store, each carrying only its consensus label.
+def cleaned_traces(
+    settings: Settings, experiment_id: str, trace_ids, used: list[labels.HumanLabel], raw_out: dict | None = None
+) -> dict:
+    """``{trace id: trace}`` read from the store (in bulk), each carrying only its consensus label.
 
     ``raw_out``, when given, receives the traces as read (with the judges' stored scores).
     """
-    from mlflow import MlflowClient
+    from judgeloop.traces import read_many
 
-    client = MlflowClient()
     wanted = set(trace_ids)
     chosen = experts.consensus_by_trace(settings, labels.by_trace([l for l in used if l.trace_id in wanted]))
     keep_ids = {label.assessment_id for label in chosen.values()}
     cleaned = {}
-    for tid in trace_ids:
-        raw = client.get_trace(tid)
+    for tid, raw in read_many(experiment_id, list(trace_ids)).items():
         if raw_out is not None:
             raw_out[tid] = raw
         cleaned[tid] = clean_trace(raw, settings.judge_name, keep_ids, settings)
@@ -125,7 +125,7 @@ def load_judge(settings: Settings, experiment_id: str, version: int, used: list[
         # its memory, rather than make MemAlign fail on an empty trace.
         ids = [tid for tid in remembered if tid in labelled]
         missing = [tid for tid in ids if cleaned is None or tid not in cleaned]
-        traces = {**(cleaned or {}), **(cleaned_traces(settings, missing, used) if missing else {})}
+        traces = {**(cleaned or {}), **(cleaned_traces(settings, experiment_id, missing, used) if missing else {})}
         hydrate_memory(judge, {tid: traces[tid] for tid in ids})
     return judge
 
@@ -215,7 +215,7 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     sample_ids = sampling.sample(settings, {t: [label.value for label in grouped[t]] for t in heldout_ids}, settings.heldout_max)
     progress(f"loading {len(grouped)} labelled traces")
     raw: dict = {}
-    cleaned = cleaned_traces(settings, grouped, used, raw_out=raw)
+    cleaned = cleaned_traces(settings, experiment_id, grouped, used, raw_out=raw)
     previous = load_judge(settings, experiment_id, previous_version, used, cleaned)
     ceiling = experts.human_ceiling(settings, {t: grouped[t] for t in heldout_ids})
     # Judges are measured against each held-out trace's consensus label (the same rule MemAlign learns from).

@@ -60,7 +60,7 @@ def evaluate(settings: Settings, experiment_id: str, k: int = 5, progress=log.in
     if len(grouped) < 2 * k:
         raise ValueError(f"{len(grouped)} labelled traces for {k} folds: need at least {2 * k}. Label more traces or lower k.")
     progress(f"{len(used)} labels on {len(grouped)} traces ({len(rejected)} rejected), {k} folds")
-    cleaned = alignment.cleaned_traces(settings, grouped, used)
+    cleaned = alignment.cleaned_traces(settings, experiment_id, grouped, used)
     base = judges.build_judge(settings, uris["judge"])
     base_scores = scores.call_judge(settings, base, list(cleaned.values()))
     aligned_scores = scores.Scores()

@@ -69,7 +69,7 @@ def set_watermark(experiment_id: str, key: tuple[int, str]) -> None:
     set_experiment_tag(experiment_id, WATERMARK_TAG, json.dumps({"t": key[0], "id": key[1]}))
 
 
-def _hydrate(settings: Settings, judge, used: list[labels.HumanLabel]) -> None:
+def _hydrate(settings: Settings, experiment_id: str, judge, used: list[labels.HumanLabel]) -> None:
     """Load a MemAlign judge's memory from cleaned traces before it scores (see alignment)."""
     from judgeloop import alignment, memalign_memory
 
@@ -77,12 +77,12 @@ def _hydrate(settings: Settings, judge, used: list[labels.HumanLabel]) -> None:
     if not remembered:
         return
     kept = [label for label in used if label.trace_id in remembered]
-    memalign_memory.hydrate_memory(judge, alignment.cleaned_traces(settings, {label.trace_id for label in kept}, kept))
+    memalign_memory.hydrate_memory(judge, alignment.cleaned_traces(settings, experiment_id, {label.trace_id for label in kept}, kept))
 
 
 def measure(settings: Settings, experiment_id: str, advance: bool = True) -> LiveAgreement:
     """The promoted judge against the newly arrived labels and the rolling window."""
-    from mlflow import MlflowClient
+    from judgeloop.traces import read_many
 
     used, _ = labels.current_labels(settings, experiment_id)
     version, judge = judges.load_promoted(settings, experiment_id)
@@ -94,11 +94,10 @@ def measure(settings: Settings, experiment_id: str, advance: bool = True) -> Liv
     rolling_labels = ordered[-window:]
     wanted = sorted({label.trace_id for label in batch_labels + rolling_labels})
 
-    client = MlflowClient()
-    raw = {tid: client.get_trace(tid) for tid in wanted}
+    raw = read_many(experiment_id, wanted)
     missing = [tid for tid in wanted if scores.stored_value(settings, raw[tid], version) is None]
     if missing:
-        _hydrate(settings, judge, used)
+        _hydrate(settings, experiment_id, judge, used)
     scored = scores.measure(settings, judge, version, raw)
 
     def pairs(chosen) -> list[Pair]:

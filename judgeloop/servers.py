@@ -192,6 +192,10 @@ def dagster_yaml(database_url: str | None) -> str:
         "concurrency:\n  runs:\n    max_concurrent_runs: 1\n  pools:\n    default_limit: 1\n"
         # Run monitoring enforces each run's dagster/max_runtime tag (JUDGELOOP_MAX_RUN_SECONDS).
         "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
+        # The daemon looks at the run queue every 5 s by default: up to 5 s between the sensor's
+        # request and the run's start, on every label batch. A look at an empty queue is one query.
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+        "  config:\n    dequeue_interval_seconds: 1\n"
     )
     if database_url:
         text += f"storage:\n  postgres:\n    postgres_url:\n      env: {DAGSTER_STORAGE_URL_VARIABLE}\n"

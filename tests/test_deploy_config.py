@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dagster import DagsterInstance
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes import class_from_code_pointer
@@ -55,6 +56,13 @@ def test_judgeloop_up_dagster_yaml_validates(tmp_path, monkeypatch, database_url
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert ("storage" in config) == bool(database_url)
+    # Queued runs start within a second of the sensor's request, one at a time.
+    assert config["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
+    if database_url:
+        return  # the instance would connect to the database
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
 
 
 def test_the_promotion_steps_share_the_realign_pool_in_code():

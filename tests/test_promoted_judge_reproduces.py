@@ -28,7 +28,7 @@ used, _ = labels.current_labels(settings, experiment_id)
 grouped = labels.by_trace(used)
 _, heldout = split.split(sorted(grouped), settings.heldout_fraction)
 judge = alignment.load_judge(settings, experiment_id, judges.promoted_version(experiment_id), used)
-traces = alignment.cleaned_traces(settings, heldout, used)
+traces = alignment.cleaned_traces(settings, experiment_id, heldout, used)
 measured, invalid = alignment.measure_on(
     settings, judge, [traces[t] for t in heldout], experts.consensus_by_trace(settings, grouped)
 )

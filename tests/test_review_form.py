@@ -101,7 +101,7 @@ def test_dropdown_labels_count_everywhere(store):
     assert ceiling.n == 1 and ceiling.exact == 1.0
     assert [row["value"] for row in export_rows(settings, experiment_id)] == [3, 3]
     # MemAlign gets one consensus label per trace, as a number.
-    cleaned = alignment.cleaned_traces(settings, [trace_ids[0]], used)[trace_ids[0]]
+    cleaned = alignment.cleaned_traces(settings, experiment_id, [trace_ids[0]], used)[trace_ids[0]]
     assert [a.value for a in cleaned.info.assessments] == [3]
 
 

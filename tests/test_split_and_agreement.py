@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -109,6 +110,35 @@ def test_human_ceiling_of_two_reviewers():
     # Labels read back through a tracking server (or given in the MLflow UI) are floats.
     as_floats = {t: [label(t, l.reviewer, float(l.value)) for l in ls] for t, ls in grouped.items()}
     assert experts.human_ceiling(settings, as_floats).agreement.exact == 0.5
+
+
+@pytest.mark.parametrize("feedback_type", ["likert", "pass_fail"])
+def test_kappa_and_metrics_equal_scikit_learns(monkeypatch, feedback_type):
+    """The metrics are computed without scikit-learn (a run process need not import it); on
+    random ratings, including one-sided and constant ones, they equal scikit-learn's."""
+    import random
+
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, mean_absolute_error
+
+    monkeypatch.delenv("JUDGELOOP_FEEDBACK_TYPE", raising=False)
+    settings = load_settings(feedback_type=feedback_type, scale_min=1, scale_max=5)
+    scale = agreement.scale_values(settings)
+    positions = list(range(len(scale)))
+    weights = "quadratic" if feedback_type == "likert" else None
+    rng = random.Random(7)
+    for case in range(300):
+        n = rng.randint(1, 12)
+        spread = rng.choice([1, 2, len(scale)])  # few distinct values make kappa undefined often
+        human = [rng.choice(scale[:spread]) for _ in range(n)]
+        judged = [rng.choice(scale[-spread:]) for _ in range(n)]
+        result = agreement.measure(settings, human, judged)
+        h, j = agreement._ordinal(human, scale), agreement._ordinal(judged, scale)
+        expected = cohen_kappa_score(h, j, labels=positions, weights=weights, replace_undefined_by=0.0)
+        assert result.kappa == pytest.approx(0.0 if math.isnan(expected) else expected, abs=1e-12), (case, human, judged)
+        assert result.exact == pytest.approx(accuracy_score(h, j), abs=1e-12)
+        assert result.confusion == confusion_matrix(h, j, labels=positions).tolist()
+        if feedback_type == "likert":
+            assert result.mae == pytest.approx(mean_absolute_error(h, j), abs=1e-12)
 
 
 def test_constant_ratings_do_not_produce_nan():

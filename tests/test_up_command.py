@@ -120,6 +120,16 @@ def _tags(run: dict) -> dict:
     return {tag["key"]: tag["value"] for tag in run["tags"]}
 
 
+def _batch_runs(up) -> list[dict]:
+    """realign_judge runs the sensor requested for a label batch, newest first."""
+    return [run for run in _realign_runs(up) if "judgeloop/new_labels" in _tags(run)]
+
+
+def _finish_runs(up) -> list[dict]:
+    """realign_judge runs the sensor requested to finish an interrupted prompt optimization."""
+    return [run for run in _realign_runs(up) if "judgeloop/finish" in _tags(run)]
+
+
 def _wait_for_foundation(up) -> dict:
     def done():
         found = runs(up.dagster_url, "judgeloop_foundation")
@@ -333,10 +343,14 @@ def test_demo_end_to_end_with_automatic_label_release(launch, reused_home, tmp_p
     _stop_cleanly(up, STOP_TIMEOUT_BUSY)
 
 
-@pytest.mark.skip(reason="On the merged main a second realign_judge run starts after the first batch's run (the sensor's request to finish an optimization for the promoted judge); the test must tell the two apart.")
 def test_one_realign_run_per_label_batch(launch, tmp_path):
-    """Labels released by hand: each batch gives exactly one realign_judge run, and quiet sensor
-    ticks (no new labels) give none.
+    """Labels released by hand: each batch gives exactly one realign_judge run, quiet sensor
+    ticks (no new labels) give none, and a run that completed the prompt optimization is not
+    followed by a request to finish it.
+
+    The realign job has two kinds of runs, told apart by their tags: a label batch's run carries
+    ``judgeloop/new_labels``, the sensor's request to finish an interrupted optimization carries
+    ``judgeloop/finish``.
 
     The threshold (20) sits between half a batch and a batch (24), so a tick that happens to fall
     inside a release cannot split it into two runs; a lower held-out fraction and minimum let the
@@ -352,7 +366,7 @@ def test_one_realign_run_per_label_batch(launch, tmp_path):
     released = _release(up, tmp_path, 24)
 
     def first_run_done():
-        found = _realign_runs(up)
+        found = _batch_runs(up)
         assert len(found) <= 1, f"one batch gave {len(found)} runs: {found}"
         return found[0] if found and found[0]["status"] in TERMINAL else None
 
@@ -363,19 +377,25 @@ def test_one_realign_run_per_label_batch(launch, tmp_path):
     # rest (< 20) waits for the next batch: still one run, and every label counted once.
     first_count = int(_tags(first)["judgeloop/new_labels"])
     assert 20 <= first_count <= 24
+    # The run optimized the prompt with the judge it promoted (GEPA decided, nothing skipped).
+    optimized = {m["runId"]: m["metadata"] for m in materializations(up.dagster_url, "optimized_prompt")}
+    assert first["runId"] in optimized, f"no optimized_prompt in run {first['runId']}\n{up.logs()}"
+    assert optimized[first["runId"]].get("decision"), optimized[first["runId"]]
 
-    # Quiet: the sensor keeps ticking but requests nothing.
+    # Quiet: the sensor keeps ticking but requests nothing, not even a finish-optimization run.
     quiet_since = time.time()
     time.sleep(3 * SENSOR_INTERVAL + 2)
-    assert len(_realign_runs(up)) == 1
+    assert _finish_runs(up) == []
+    assert [run["runId"] for run in _realign_runs(up)] == [first["runId"]]
     ticks = [t for t in sensor_ticks(up.dagster_url)["sensorState"]["ticks"] if t["timestamp"] >= quiet_since]
     assert len(ticks) >= 2, ticks
     assert all(t["status"] == "SKIPPED" and not t["runIds"] for t in ticks), ticks
     assert ticks[0]["skipReason"].startswith(f"{24 - first_count} new SME label(s) waiting"), ticks[0]
 
     released = _release(up, tmp_path, 24)
-    second = wait_until(lambda: len(_realign_runs(up)) >= 2 and _realign_runs(up)[0], 120, interval=1,
-                        message="a second realign_judge run", on_timeout=up.logs)
+    second = wait_until(lambda: len(_batch_runs(up)) >= 2 and _batch_runs(up)[0], 120, interval=1,
+                        message="a second label batch's realign_judge run", on_timeout=up.logs)
+    assert _finish_runs(up) == []
     _timed("second release command start to realign_judge run requested", released)
     assert second["runId"] != first["runId"]
     second_count = int(_tags(second)["judgeloop/new_labels"])
