@@ -181,10 +181,6 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     if done:
         result.skipped_reason = done
         return result
-    tags = prompts.version_tags(prompts.name(settings), production.version)
-    if not force and tags.get(KEPT_TAG) == f"{judge_version}:{dataset_id}":
-        result.skipped_reason = f"GEPA already kept production prompt v{production.version} unchanged with judge v{judge_version}"
-        return result
     optimizer_experiment = store.ensure_experiment(settings, optimization_experiment_name(settings))
     store.set_experiment_tag(optimizer_experiment, "judgeloop.production_experiment_id", experiment_id)
     result.optimization_experiment_id = optimizer_experiment
@@ -296,14 +292,18 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
 def already_optimized(settings: Settings, judge_version: int, dataset_id: str, production) -> str | None:
     """Why optimizing with this judge and dataset would repeat a result, or None when it would not.
 
-    Only a finished optimization that produced a different prompt is a result: a run that
-    failed before tagging left nothing, and a candidate identical to production (what GEPA
-    returns when every call failed, e.g. during a provider outage) is not remembered, so the
-    next run optimizes again.
+    A finished optimization is a result: one that produced a different prompt, or one where
+    GEPA ran and kept production unchanged (``KEPT_TAG``). A run that failed before tagging left
+    nothing, and a registered candidate identical to production (what GEPA returns when every
+    call failed, e.g. during a provider outage) is not remembered, so the next run optimizes
+    again. The label sensor asks the same question (``judgeloop.unfinished``): whatever this
+    skips, it never requests.
     """
     tags = prompts.version_tags(prompts.name(settings), production.version)
     if tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
         return f"production prompt v{production.version} was already optimized with judge v{judge_version}"
+    if tags.get(KEPT_TAG) == f"{judge_version}:{dataset_id}":
+        return f"GEPA already kept production prompt v{production.version} unchanged with judge v{judge_version}"
     newest = prompts.latest(prompts.name(settings))
     tags = dict(newest.tags or {}) if newest is not None else {}
     if (
