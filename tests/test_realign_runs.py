@@ -151,13 +151,14 @@ def test_the_prompt_never_optimized_for_the_promoted_judge_is_unfinished(promote
     assert unfinished.unfinished_optimization(settings, experiment_id) is None
 
 
-def test_an_optimization_that_kept_the_prompt_unchanged_is_finished(promoted_aligned_judge):
+def test_an_optimization_that_kept_the_prompt_unchanged_is_finished(promoted_aligned_judge, instance):
     # GEPA ran with judge v2 and kept production as it was: optimized_prompt would skip a rerun,
     # so the sensor must not request one either (it would skip, up to three times).
     settings, experiment_id, dataset_id = promoted_aligned_judge
     production = prompts.production(settings)
     prompts.tag_version(settings.prompt_name, production.version, {optimization.KEPT_TAG: f"2:{dataset_id}"})
     assert unfinished.unfinished_optimization(settings, experiment_id) is None
+    assert not tick(instance, None).run_requests
     # Kept with another judge: the promoted one still has no optimization of its own.
     prompts.tag_version(settings.prompt_name, production.version, {optimization.KEPT_TAG: f"1:{dataset_id}"})
     assert unfinished.unfinished_optimization(settings, experiment_id)[0] == 2
