@@ -333,7 +333,6 @@ def test_demo_end_to_end_with_automatic_label_release(launch, reused_home, tmp_p
     _stop_cleanly(up, STOP_TIMEOUT_BUSY)
 
 
-@pytest.mark.skip(reason="On the merged main a second realign_judge run starts after the first batch's run (the sensor's request to finish an optimization for the promoted judge); the test must tell the two apart.")
 def test_one_realign_run_per_label_batch(launch, tmp_path):
     """Labels released by hand: each batch gives exactly one realign_judge run, and quiet sensor
     ticks (no new labels) give none.
