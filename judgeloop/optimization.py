@@ -292,16 +292,16 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
 def already_optimized(settings: Settings, judge_version: int, dataset_id: str, production) -> str | None:
     """Why optimizing with this judge and dataset would repeat a result, or None when it would not.
 
-    A finished optimization is a result: a prompt it registered (promoted or not), or production
-    tagged as kept when GEPA returned it unchanged. A run that failed before tagging left
-    nothing, and a registered candidate identical to production is no result, so the next run
-    optimizes again.
+    A finished optimization is a result: one that produced a different prompt, or one where
+    GEPA ran and kept production unchanged (``KEPT_TAG``). A run that failed before tagging left
+    nothing, and a registered candidate identical to production (what GEPA returns when every
+    call failed, e.g. during a provider outage) is not remembered, so the next run optimizes
+    again. The label sensor asks the same question (``judgeloop.unfinished``): whatever this
+    skips, it never requests.
     """
     tags = prompts.version_tags(prompts.name(settings), production.version)
     if tags.get(JUDGE_TAG) == str(judge_version) and tags.get(DATASET_TAG) == dataset_id:
         return f"production prompt v{production.version} was already optimized with judge v{judge_version}"
-    # GEPA finished and returned production unchanged: no version was registered, so the tag on
-    # production is the only trace of that result. The label sensor asks this same question.
     if tags.get(KEPT_TAG) == f"{judge_version}:{dataset_id}":
         return f"GEPA already kept production prompt v{production.version} unchanged with judge v{judge_version}"
     newest = prompts.latest(prompts.name(settings))

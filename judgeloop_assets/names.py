@@ -6,7 +6,8 @@ FOUNDATION_JOB = "judgeloop_foundation"
 REALIGN_JOB = "realign_judge"
 # Dagster concurrency pool of the read-then-promote steps (aligned_judge, optimized_prompt).
 # The instance gives it one slot (`concurrency: pools: default_limit: 1`, written by
-# `judgeloop up` and in deploy/dagster.yaml), so two re-alignment runs never promote at once.
+# `judgeloop up` and in deploy/dagster.yaml), so two re-alignment runs never promote at once;
+# realign_pool.py writes that slot into the instance before any run claims it.
 REALIGN_POOL = "judgeloop_realign"
 
 

@@ -12,14 +12,13 @@ import pytest
 from judgeloop import database_url, demo, judges, servers
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
+from judgeloop_assets.metadata import NO_CHANGE
 from judgeloop_assets.names import REALIGN_POOL
+from judgeloop_assets.realign_pool import ensure_realign_pool
 from tests.conftest import REPO
 from tests.support import materialize
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skip(reason="Passed before the last merges; on the merged main its in-process label writer gets 'Trace not found'."),
-]
+pytestmark = pytest.mark.slow
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
 # aligned_judge reads the promoted judge, aligns and promotes; optimized_prompt (same pool) is
@@ -41,6 +40,8 @@ def postgres_instance(home, postgres_url, tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        # As `judgeloop up` does before Dagster starts (deploy/README: once per deployment).
+        assert ensure_realign_pool(instance)
         yield instance
 
 
@@ -58,7 +59,9 @@ def test_two_realign_runs_on_postgres_never_interleave(postgres_instance, monkey
     monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")  # about ordering, not the gate: let it pass
     # Few labels keep each alignment short; the minimums let any split of them through.
-    for key, value in {"HELDOUT_FRACTION": "0.5", "MIN_ALIGNMENT_LABELS": "1", "MIN_HELDOUT_LABELS": "1"}.items():
+    # The gate's floor of scored held-out traces is lowered to match (8 labelled traces, about 4 held out).
+    for key, value in {"HELDOUT_FRACTION": "0.5", "MIN_ALIGNMENT_LABELS": "1", "MIN_HELDOUT_LABELS": "1",
+                       "MIN_SCORED_HELDOUT": "1"}.items():
         monkeypatch.setenv(f"JUDGELOOP_{key}", value)
     settings = load_settings()
     experiment_id = connect(settings)
@@ -82,15 +85,19 @@ def test_two_realign_runs_on_postgres_never_interleave(postgres_instance, monkey
         first, second = sorted(_step_window(postgres_instance, run.run_id, step) for run in realigns)
         # One promotion step ends before the other run's starts: never interleaved.
         assert first[1] <= second[0], f"{step} ran in both runs at once: {first} / {second}"
-    # The second re-alignment read the judge the first one promoted, not the one before it.
+    # The second re-alignment read the judge the first one promoted, not the one before it: v2 is
+    # aligned on these very labels, so it changed nothing. Had it read v1 (interleaved), it would
+    # have aligned v1 again and registered a v3 of its own.
     materializations = sorted(
-        (event.timestamp, event.asset_materialization.metadata)
+        (event.timestamp, run.run_id, event.asset_materialization.metadata)
         for run in realigns for event in postgres_instance.all_logs(run.run_id)
         if event.is_dagster_event and event.dagster_event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
         and event.asset_materialization.asset_key == dg.AssetKey("aligned_judge")
     )
-    first_meta, second_meta = (meta for _, meta in materializations)
-    assert first_meta["promoted_version"].value == 2
-    assert second_meta["previous_version"].value == first_meta["promoted_version"].value
-    assert judges.promoted_version(experiment_id) == second_meta["promoted_version"].value
+    (_, first_run, first_meta), (_, _, second_meta) = materializations
+    assert first_meta["previous_version"].value == 1 and first_meta["promoted_version"].value == 2
+    assert "judge v2 is already aligned on these labels" in second_meta[NO_CHANGE].value, second_meta
+    assert second_meta["result_from_run"].value == first_run
+    assert judges.promoted_version(experiment_id) == 2
+    assert judges.latest_version(experiment_id, settings.judge_name) == 2
     assert REALIGN_POOL in postgres_instance.event_log_storage.get_concurrency_keys()

@@ -151,19 +151,19 @@ def test_the_prompt_never_optimized_for_the_promoted_judge_is_unfinished(promote
     assert unfinished.unfinished_optimization(settings, experiment_id) is None
 
 
-def test_an_optimization_where_gepa_kept_production_is_finished(promoted_aligned_judge):
-    """GEPA returning production unchanged registers no version; the tag it leaves on production
-    is a completed optimization, and the sensor must not ask for it again."""
+def test_an_optimization_that_kept_the_prompt_unchanged_is_finished(promoted_aligned_judge, instance):
+    # GEPA ran with judge v2 and kept production as it was: optimized_prompt would skip a rerun,
+    # so the sensor must not request one either (it would skip, up to three times).
     settings, experiment_id, dataset_id = promoted_aligned_judge
     production = prompts.production(settings)
-    assert unfinished.unfinished_optimization(settings, experiment_id) is not None
-    # Kept with another judge or dataset: still unfinished for this one.
-    prompts.tag_version(settings.prompt_name, production.version, {optimization.KEPT_TAG: f"1:{dataset_id}"})
-    assert unfinished.unfinished_optimization(settings, experiment_id) is not None
     prompts.tag_version(settings.prompt_name, production.version, {optimization.KEPT_TAG: f"2:{dataset_id}"})
     assert unfinished.unfinished_optimization(settings, experiment_id) is None
+    assert not tick(instance, None).run_requests
     reason = optimization.already_optimized(settings, 2, dataset_id, prompts.production(settings))
     assert reason == f"GEPA already kept production prompt v{production.version} unchanged with judge v2"
+    # Kept with another judge: the promoted one still has no optimization of its own.
+    prompts.tag_version(settings.prompt_name, production.version, {optimization.KEPT_TAG: f"1:{dataset_id}"})
+    assert unfinished.unfinished_optimization(settings, experiment_id)[0] == 2
 
 
 def test_the_base_judge_needs_no_optimization(store):

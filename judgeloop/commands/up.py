@@ -211,8 +211,10 @@ def run(args) -> int:
         # This process opens the instance too (below): it reads the same storage URL.
         os.environ[servers.DAGSTER_STORAGE_URL_VARIABLE] = env[servers.DAGSTER_STORAGE_URL_VARIABLE]
     from judgeloop_assets.interrupted_runs import fail_interrupted_runs
+    from judgeloop_assets.realign_pool import ensure_realign_pool_at
 
     interrupted = fail_interrupted_runs(settings.dagster_home)
+    ensure_realign_pool_at(settings.dagster_home)
     if interrupted:
         print(f"judgeloop: {len(interrupted)} run(s) interrupted when judgeloop up last stopped, marked failed; "
               "the label sensor retries them", flush=True)
