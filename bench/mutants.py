@@ -140,6 +140,12 @@ MUTATIONS = (
         ("tests/test_several_experts.py::test_same_alignment_labels_reuse_the_unpromoted_version",),
     ),
     Mutation(
+        "GEPA handing production back after failed calls is remembered",
+        "judgeloop/optimization.py",
+        (("            failed = calls[\"completion_failed\"] + calls[\"embedding_failed\"] + unscored[0]", "            failed = 0"),),
+        ("tests/test_prompt_optimization.py::test_an_unchanged_prompt_after_failed_calls_is_not_remembered",),
+    ),
+    Mutation(
         "split uses Python's salted hash()",
         "judgeloop/split.py",
         (

@@ -46,7 +46,11 @@ def _install() -> None:
 
             async def wrapper(*args, _original=original, _kind=kind, **kwargs):
                 _record(_kind)
-                response = await _original(*args, **kwargs)
+                try:
+                    response = await _original(*args, **kwargs)
+                except Exception:
+                    _record(f"{_kind}_failed")
+                    raise
                 _finished(_kind, args, kwargs, response)
                 return response
 
@@ -54,7 +58,11 @@ def _install() -> None:
 
             def wrapper(*args, _original=original, _kind=kind, **kwargs):
                 _record(_kind)
-                response = _original(*args, **kwargs)
+                try:
+                    response = _original(*args, **kwargs)
+                except Exception:
+                    _record(f"{_kind}_failed")
+                    raise
                 _finished(_kind, args, kwargs, response)
                 return response
 
@@ -65,7 +73,8 @@ def _install() -> None:
 
 @contextmanager
 def count_litellm_calls():
-    """Yield a Counter of 'completion' and 'embedding' calls made inside the block (all threads)."""
+    """Yield a Counter of 'completion' and 'embedding' calls made inside the block (all threads),
+    and of the ones that raised ('completion_failed', 'embedding_failed')."""
     _install()
     counts: Counter = Counter()
     with _LOCK:

@@ -17,7 +17,8 @@ computed from the request, so alignment, agreement and prompt optimization behav
 - an agent request quotes the passage sentences that share the most words with the question
   when its system prompt asks for quoting, else it answers with the passage's opening;
 - embeddings are hashed bags of words (similar texts get similar vectors);
-- model name ``garbage`` answers with text no judge can parse; a judge model name containing
+- model name ``garbage`` answers with text no judge can parse; ``unavailable`` raises, as a provider
+  that is down would; a judge model name containing
   ``generic`` keeps its generic judgement even with retrieved examples (for tests about the
   prompt rather than the judge's memory).
 """
@@ -229,6 +230,9 @@ def respond(model: str, messages: list, response_format=None) -> str:
     if "garbage" in model:
         _count("garbage")
         return "I would rather not say."
+    if "unavailable" in model:
+        _count("unavailable")
+        raise ConnectionError(f"fake provider: model {model!r} is unavailable")
     if "distill a list of guidelines" in everything or "distill a set of guidelines" in everything:
         _count("guidelines")
         with _CALLS_LOCK:  # how many expert examples MemAlign sent to be distilled

@@ -214,6 +214,14 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         metric_calls[0] += 1
         return predict_fn(**inputs)
 
+    unscored = [0]  # judge calls that gave no score (provider errors, unparseable answers)
+
+    def aggregate(scores):
+        value = _value(scores.get(settings.judge_name))
+        if value is None:
+            unscored[0] += 1
+        return rescale(settings, value)
+
     with store.logging_to(optimizer_experiment, then=experiment_id), count_litellm_calls() as calls:
         optimized = mlflow.genai.optimize_prompts(
             predict_fn=counted_predict,
@@ -224,7 +232,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
                 gepa_kwargs={"callbacks": [rounds]},
             ),
             scorers=[judge],
-            aggregation=lambda scores: rescale(settings, _value(scores.get(settings.judge_name))),
+            aggregation=aggregate,
         )
         result.metric_calls_spent = metric_calls[0]
         result.gepa_rounds, result.gepa_rounds_accepted = rounds.rounds, rounds.accepted
@@ -240,12 +248,21 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         if new.template.strip() == production.template.strip():
             # optimize_prompts registers whatever GEPA returns; a copy of production is no new version.
             prompts.delete_version(prompts.name(settings), new.version)
-            prompts.tag_version(prompts.name(settings), production.version, {KEPT_TAG: f"{judge_version}:{dataset_id}"})
             result.llm_calls = {"completion_calls": calls["completion"], "embedding_calls": calls["embedding"]}
-            result.decision = (
-                f"GEPA ran {rounds.rounds} round(s) and returned production prompt v{production.version} unchanged: "
-                "no version registered, production kept"
-            )
+            failed = calls["completion_failed"] + calls["embedding_failed"] + unscored[0]
+            if failed:
+                # GEPA also returns the template unchanged when its calls fail (an outage): that is
+                # no verdict on the prompt, so nothing is remembered and the next run optimizes again.
+                result.decision = (
+                    f"GEPA returned production prompt v{production.version} unchanged after {failed} failed or "
+                    "unscored model call(s): not a result, production kept, the next run optimizes again"
+                )
+            else:
+                prompts.tag_version(prompts.name(settings), production.version, {KEPT_TAG: f"{judge_version}:{dataset_id}"})
+                result.decision = (
+                    f"GEPA ran {rounds.rounds} round(s) and returned production prompt v{production.version} unchanged: "
+                    "no version registered, production kept"
+                )
             progress(result.decision)
             return result
         result.new_version = int(new.version)

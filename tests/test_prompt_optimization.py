@@ -117,6 +117,24 @@ def test_an_unchanged_prompt_registers_no_version(aligned_store, instance, monke
     assert prompts.latest(settings.prompt_name).version == 1
 
 
+def test_an_unchanged_prompt_after_failed_calls_is_not_remembered(aligned_store, instance, monkeypatch):
+    """GEPA also hands back the template unchanged when its model calls fail (an outage): that is
+    no verdict on the prompt, so the next run must optimize again."""
+    settings, experiment_id = aligned_store
+    monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/unavailable")
+    monkeypatch.setenv("JUDGELOOP_LLM_MAX_RETRIES", "0")
+    first = run(instance, ["optimized_prompt"])
+    assert first.success and "not a result" in md(first, "optimized_prompt")["decision"]
+    production = prompts.production(settings)
+    assert int(production.version) == 1 and prompts.latest(settings.prompt_name).version == 1
+    assert optimization.KEPT_TAG not in prompts.version_tags(settings.prompt_name, production.version)
+
+    monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", "fake:/reflection")  # the provider is back
+    again = run(instance, ["optimized_prompt"])
+    assert again.success and "no_change" not in md(again, "optimized_prompt")
+    assert prompts.latest(settings.prompt_name).version > 1  # optimized this time: a new version
+
+
 @pytest.mark.parametrize(
     "budget,available,expected",
     [
