@@ -284,7 +284,8 @@ def test_ctrl_c_during_start_up_stops_at_once_and_launches_nothing(launch, tmp_p
 
 def test_demo_end_to_end_with_automatic_label_release(launch, reused_home, tmp_path):
     """`up --demo --release-every 8 --batch 12` on the state of the previous test: traces seeded,
-    foundation launched, labels released, the sensor re-aligns, the judge is promoted."""
+    foundation launched, labels released (a first round of 40, then 12 at a time), the sensor
+    re-aligns, the judge is promoted."""
     started = time.monotonic()
     up = launch(reused_home, "--demo", "--release-every", "8", "--batch", "12")
     up.wait_ready(START_TIMEOUT)
@@ -311,7 +312,9 @@ def test_demo_end_to_end_with_automatic_label_release(launch, reused_home, tmp_p
                          on_timeout=up.logs)
     _timed("first successful realign_judge run with a promoted judge (after ready)", ready)
     data = aligned["metadata"]
-    assert "released 12 expert labels" in up.stdout
+    # The demo's first round of reviews is larger (a first alignment on 3-4 held-out traces is
+    # noise); later releases follow --batch.
+    assert "released 40 expert labels" in up.stdout
     for key in ("kappa_before", "kappa_after"):
         assert isinstance(data.get(key), float) and -1.0 <= data[key] <= 1.0, data
     assert data["promoted_version"] > 1 and data["judge_version"] == data["promoted_version"], data
