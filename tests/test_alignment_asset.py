@@ -56,13 +56,15 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     # decision is tested on its own below, so here it lets every re-alignment through.
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
     settings, experiment_id = demo_store
-    release = demo.release_labels(settings, experiment_id, 40)
-    assert release.written == 40
+    # 16 of the 24 traces now; the other 8 come later, and all of them falling on the held-out
+    # side (which would leave nothing new to align on) has a chance of 0.34**8 < 0.0002.
+    release = demo.release_labels(settings, experiment_id, 32)
+    assert release.written == 32
     result = run(instance, ["aligned_judge"])
     assert result.success
     meta = md(result, "aligned_judge")
     assert meta["previous_version"] == 1 and meta["judge_version"] == 2
-    assert meta["labels_alignment"] + meta["labels_heldout"] == 40
+    assert meta["labels_alignment"] + meta["labels_heldout"] == 32
     assert meta["labels_heldout"] > 0
     assert meta["guideline_count"] > 0 and "The expert rates" in meta["guidelines"]
     for key in ("kappa_before", "kappa_after", "exact_agreement_before", "exact_agreement_after", "mae_after"):
