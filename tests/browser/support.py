@@ -360,6 +360,9 @@ def stack_env(home: Path) -> dict:
         JUDGELOOP_LABEL_THRESHOLD=str(LABEL_THRESHOLD),
         JUDGELOOP_MIN_ALIGNMENT_LABELS=str(MIN_ALIGNMENT_LABELS),
         JUDGELOOP_MIN_HELDOUT_LABELS=str(MIN_HELDOUT_LABELS),
+        # The stand-in judge's agreement on a handful of held-out traces depends on the random
+        # split of trace ids; the gate is tested on its own, here every aligned judge goes through.
+        JUDGELOOP_GATE_MARGIN="2.0",
         PYTHONUNBUFFERED="1",
     )
     return env
