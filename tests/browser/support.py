@@ -360,8 +360,10 @@ def stack_env(home: Path) -> dict:
         JUDGELOOP_LABEL_THRESHOLD=str(LABEL_THRESHOLD),
         JUDGELOOP_MIN_ALIGNMENT_LABELS=str(MIN_ALIGNMENT_LABELS),
         JUDGELOOP_MIN_HELDOUT_LABELS=str(MIN_HELDOUT_LABELS),
-        # The stand-in judge's agreement on a handful of held-out traces depends on the random
-        # split of trace ids; the gate is tested on its own, here every aligned judge goes through.
+        # Which traces are held out, and how the stand-in judge does on the few there are, depends
+        # on the random split of trace ids; the gate is tested on its own, and here every aligned
+        # judge goes through (as few scored held-out traces as held-out labels, any kappa change).
+        JUDGELOOP_MIN_SCORED_HELDOUT=str(MIN_HELDOUT_LABELS),
         JUDGELOOP_GATE_MARGIN="2.0",
         PYTHONUNBUFFERED="1",
     )
