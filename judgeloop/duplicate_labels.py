@@ -27,16 +27,12 @@ SUPERSEDED = "judgeloop.superseded_label"
 
 def duplicates(found: list[labels.HumanLabel]) -> list[tuple[labels.HumanLabel, labels.HumanLabel]]:
     """(older valid label, the newest valid label of its (trace, reviewer)) for every duplicate."""
-    groups: dict[tuple[str, str | None], list[labels.HumanLabel]] = {}
-    for label in found:
-        if label.valid:
-            groups.setdefault((label.trace_id, label.reviewer), []).append(label)
-    pairs = []
-    for group in groups.values():
-        if len(group) > 1:
-            group.sort(key=lambda label: label.key)
-            pairs.extend((older, group[-1]) for older in group[:-1])
-    return pairs
+    newest = labels.latest_per_reviewer(found)
+    return sorted(
+        ((label, newest[(label.trace_id, label.reviewer)]) for label in found
+         if label.valid and label is not newest[(label.trace_id, label.reviewer)]),
+        key=lambda pair: pair[0].key,
+    )
 
 
 def repair(settings: Settings, experiment_id: str) -> int:

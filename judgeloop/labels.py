@@ -338,7 +338,7 @@ def current_labels(settings: Settings, experiment_id: str) -> tuple[list[HumanLa
     batch = changed_since(settings, experiment_id, Cursor())
     # Newest first, usability second: an older valid label left by a concurrent writer is never
     # the reviewer's current one, even when the newest is unusable (``judgeloop.duplicate_labels``).
-    return usable(settings, sorted(latest_per_reviewer(batch.labels).values(), key=lambda label: label.key), experiment_id)
+    return usable(settings, newest_per_reviewer(batch.labels), experiment_id)
 
 
 def latest_per_reviewer(found: list[HumanLabel]) -> dict[tuple[str, str | None], HumanLabel]:
@@ -352,6 +352,11 @@ def latest_per_reviewer(found: list[HumanLabel]) -> dict[tuple[str, str | None],
         if key not in latest or label.key > latest[key].key:
             latest[key] = label
     return latest
+
+
+def newest_per_reviewer(found: list[HumanLabel]) -> list[HumanLabel]:
+    """``latest_per_reviewer``'s labels in (update time, assessment id) order."""
+    return sorted(latest_per_reviewer(found).values(), key=lambda label: label.key)
 
 
 def by_trace(labels: list[HumanLabel]) -> dict[str, list[HumanLabel]]:

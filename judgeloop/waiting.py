@@ -99,6 +99,5 @@ def waiting_labels(settings: Settings, experiment_id: str, since: labels.Cursor)
     batch = labels.changed_since(settings, experiment_id, since)
     # One per (trace, reviewer): two valid labels that concurrent writers left for one reviewer's
     # opinion count once, as the newest (``judgeloop.duplicate_labels``).
-    newest = sorted(labels.latest_per_reviewer(batch.labels).values(), key=lambda label: label.key)
-    fresh, rejected = labels.usable(settings, newest, experiment_id)
+    fresh, rejected = labels.usable(settings, labels.newest_per_reviewer(batch.labels), experiment_id)
     return Waiting(fresh, rejected, batch)
