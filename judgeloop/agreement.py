@@ -4,7 +4,6 @@ Ordinal scales (likert, categorical in configured order) use quadratic-weighted 
 kappa; pass/fail uses plain kappa. Mean absolute error is reported for numeric scales.
 """
 
-import math
 from dataclasses import dataclass
 
 from judgeloop.settings import FeedbackType, Settings
@@ -80,5 +79,4 @@ def _kappa(confusion: list[list[int]], quadratic: bool) -> float:
     expected = sum(weight(a, b) * rows[a] * cols[b] / total for a in range(size) for b in range(size))
     if expected == 0:  # a sum of non-negative terms: exactly zero or not
         return 0.0
-    kappa = 1.0 - observed / expected
-    return 0.0 if math.isnan(kappa) else float(kappa)
+    return 1.0 - observed / expected
