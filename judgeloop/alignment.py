@@ -247,17 +247,14 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     # A run after a blocked gate often sees the same alignment labels (new ones fell on the
     # held-out side): the version already built from them is measured again, not registered twice.
     version = None if force else judges.aligned_version_for(experiment_id, previous_version, fingerprint)
+    reused = version is not None
     with count_litellm_calls() as align_calls:
-        if version is not None:
+        if reused:
             progress(f"judge v{version} was built from v{previous_version} on these labels and not promoted: measuring it again")
-            aligned = None
         else:
             progress(f"aligning judge v{previous_version} with MemAlign on {len(align_ids)} traces")
             optimizer = MemAlignOptimizer(reflection_lm=uris["reflection"], embedding_model=uris["embeddings"])
-            aligned = optimizer.align(previous, [cleaned[tid] for tid in align_ids])
-    reused = version is not None
-    if not reused:
-        version = judges.register(aligned, experiment_id)
+            version = judges.register(optimizer.align(previous, [cleaned[tid] for tid in align_ids]), experiment_id)
     with count_litellm_calls() as measure_calls:
         # The new version as every later user gets it: loaded back from the registry.
         registered = load_judge(settings, experiment_id, version, used, cleaned)
