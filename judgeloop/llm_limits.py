@@ -11,7 +11,10 @@ Model calls leave through three doors, each with its own knobs (all set here, fr
   ``litellm.request_timeout`` and ``litellm.num_retries``.
 """
 
+import importlib.abc
+import importlib.util
 import os
+import sys
 
 from judgeloop.providers import ROLES
 from judgeloop.settings import Settings
@@ -31,11 +34,46 @@ def apply(settings: Settings) -> None:
     timeout, retries = settings.llm_timeout_seconds, settings.llm_max_retries
     os.environ["MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS"] = str(int(max(1, round(timeout))))
     os.environ["MLFLOW_GENAI_EVAL_MAX_RETRIES"] = str(retries)
-    import litellm
+    _APPLIED["litellm"] = (timeout, retries)
+    if "litellm" in sys.modules:
+        _configure_litellm(sys.modules["litellm"])
+    elif not any(isinstance(finder, _ConfigureLitellmOnImport) for finder in sys.meta_path):
+        # Importing litellm takes seconds; a run whose models MLflow calls natively (openai:/,
+        # anthropic:/...) never needs it, so its limits are set when something imports it.
+        sys.meta_path.insert(0, _ConfigureLitellmOnImport())
+    _clamp_judge_retries(retries)
 
+
+def _configure_litellm(litellm) -> None:
+    timeout, retries = _APPLIED["litellm"]
     litellm.request_timeout = timeout
     litellm.num_retries = retries
-    _clamp_judge_retries(retries)
+
+
+class _ConfigureLitellmOnImport(importlib.abc.MetaPathFinder):
+    """Finds litellm as Python would, and sets the configured limits once its module has run."""
+
+    def __init__(self):
+        self._finding = False
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "litellm" or self._finding:
+            return None
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._finding = False
+        if spec is None or spec.loader is None:
+            return spec
+        run_module = spec.loader.exec_module
+
+        def exec_module(module):
+            run_module(module)
+            _configure_litellm(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
 def _clamp_judge_retries(retries: int) -> None:

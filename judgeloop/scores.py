@@ -131,6 +131,18 @@ def save(settings: Settings, version: int, values: dict[str, object], rationale:
     return len(values)
 
 
+def adopt(trace_id: str, assessment, version: int) -> None:
+    """Make the judge's own feedback from ``mlflow.genai.evaluate`` the stored score of ``version``.
+
+    The evaluation already paid for that score; marking it (metadata only, value untouched)
+    lets every later measurement of the same version reuse it instead of calling the judge again.
+    """
+    import mlflow
+
+    assessment.metadata = {**(assessment.metadata or {}), VERSION_KEY: str(version)}
+    mlflow.update_assessment(trace_id=trace_id, assessment_id=assessment.assessment_id, assessment=assessment)
+
+
 def measure(settings: Settings, judge, version: int | None, traces: dict, raw: dict | None = None, store: bool = True) -> Scores:
     """Judge ``version``'s scores on ``traces`` ({id: trace to score}), reusing stored ones.
 

@@ -128,14 +128,18 @@ def evaluate_and_tag(
     records: list[dict] | None = None,
     agent: Callable | None = None,
     progress: Callable[[str], None] = log.info,
+    judge_version: int | None = None,
 ) -> TaggingReport:
     """Score traces with ``judge`` and tag the complete ones.
 
     With ``agent`` and ``records`` (``{"question": ..., ...}`` dicts, already validated), the
     agent answers each record not answered before. Without an agent, the experiment's
-    untagged traces are scored as they are.
+    untagged traces are scored as they are. With ``judge_version`` (the registered version
+    ``judge`` is), each score is kept as that version's stored score (see ``judgeloop.scores``).
     """
     import mlflow
+
+    from judgeloop import scores
 
     from mlflow import MlflowClient
     from mlflow.entities import Trace
@@ -193,6 +197,8 @@ def evaluate_and_tag(
             continue
         client.set_trace_tag(trace_id, QUESTION_TAG, question_id(inputs))
         client.set_trace_tag(trace_id, EVAL_TAG, EVAL_COMPLETE)
+        if judge_version is not None:
+            scores.adopt(trace_id, assessment, judge_version)
         report.tagged += 1
         report.tagged_trace_ids.append(trace_id)
         report.scores[str(assessment.value)] += 1

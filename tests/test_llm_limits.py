@@ -78,3 +78,26 @@ def test_dagster_instance_enforces_run_time_limits(tmp_path):
 
     write_dagster_yaml(tmp_path)
     assert "run_monitoring:\n  enabled: true" in (tmp_path / "dagster.yaml").read_text()
+
+
+def test_litellm_gets_the_limits_when_something_imports_it_later(tmp_path):
+    """Putting the limits in place does not import litellm (seconds a run with natively called
+    models never needs); whoever imports it afterwards finds them set."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from judgeloop import llm_limits\n"
+        "from judgeloop.settings import load_settings\n"
+        "llm_limits.apply(load_settings())\n"
+        "print('litellm' in sys.modules)\n"
+        "import litellm\n"
+        "print(litellm.request_timeout, litellm.num_retries)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUDGELOOP_")}
+    env.update(JUDGELOOP_HOME=str(tmp_path / "state"), JUDGELOOP_LLM_TIMEOUT_SECONDS="7", JUDGELOOP_LLM_MAX_RETRIES="1")
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["False", "7.0 1"]

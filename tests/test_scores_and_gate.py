@@ -48,6 +48,28 @@ def test_a_second_measurement_pays_only_for_new_traces(store):
     assert other.paid == 2 and other.reused == 0
 
 
+def test_the_evaluations_scores_are_reused_by_the_version_that_made_them(store):
+    """tagged_traces already paid for the base judge's score on every trace it tags."""
+    from judgeloop import traces
+
+    settings, experiment_id, trace_ids = store
+    version = judges.ensure_base_judge(settings, experiment_id, settings.judge_model).version
+    judge = judges.load(experiment_id, settings.judge_name, version)
+    report = traces.evaluate_and_tag(experiment_id, judge, judge_version=version)
+    assert sorted(report.tagged_trace_ids) == sorted(trace_ids) and CALLS["judge"] == len(trace_ids)
+
+    measured = scores.measure(settings, judge, version, read(trace_ids))
+    assert measured.paid == 0 and measured.reused == len(trace_ids), "scored again what evaluate had scored"
+    assert CALLS["judge"] == len(trace_ids)
+    by_trace = {
+        tid: next(a.value for a in t.info.assessments if a.source.source_type == "LLM_JUDGE")
+        for tid, t in read(trace_ids).items()
+    }
+    assert measured.values == {tid: scores.as_score(settings, v)[0] for tid, v in by_trace.items()}
+    # Marked, not copied: one judge feedback per trace, the evaluation's own.
+    assert all(sum(a.source.source_type == "LLM_JUDGE" for a in t.info.assessments) == 1 for t in read(trace_ids).values())
+
+
 def test_provider_errors_and_unparseable_answers_are_not_scores(store):
     settings, experiment_id, trace_ids = store
     judge = judges.build_judge(settings, "fake:/garbage")
