@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from judgeloop import quick_exit
+
+    quick_exit.install()
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)

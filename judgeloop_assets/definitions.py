@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from judgeloop import quick_exit
 from judgeloop_assets.assets.alignment import aligned_judge, sme_labels
 from judgeloop_assets.assets.dataset import eval_dataset
 from judgeloop_assets.assets.judge import base_judge
@@ -13,6 +14,8 @@ from judgeloop_assets.names import FOUNDATION_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 from judgeloop.settings import load_settings
 from sensors.sme_labels_sensor import build_sme_labels_sensor, realign_job
+
+quick_exit.install()  # every process that loads the code location: run workers above all
 
 FOUNDATION = [base_judge, tagged_traces, eval_dataset, labeling_session]
 ALIGNMENT = [sme_labels, live_agreement_asset, aligned_judge]
