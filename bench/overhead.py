@@ -154,6 +154,7 @@ def run_graph(args, api_base: str, llm: LLMLog, home: Path) -> dict:
             ok = False
             break
     t1 = time.time()
+    floor = process_floor(env, log)
     steps, heldout_windows = read_dagster_runs(home / "dagster")
     steps["labels (release)"] = processes.get("labels (release)", {}).get("wall_s")
     heldout_s = sum(end - start for start, end in heldout_windows)
@@ -168,6 +169,7 @@ def run_graph(args, api_base: str, llm: LLMLog, home: Path) -> dict:
         "heldout_llm_calls": dict(sorted(heldout_calls.items())),
         "llm_calls": llm.count(t0, t1),
         "peak_rss_mb": max((p["peak_rss_mb"] for p in processes.values()), default=0),
+        "floor_s": floor,
         "ok": ok,
         "log": str(log),
     }
@@ -198,6 +200,29 @@ def read_dagster_runs(dagster_home: Path) -> tuple[dict, list[tuple[float, float
     return steps, windows
 
 
+# What each judgeloop process imports before it can do any work (the script imports the same
+# libraries once). Timed as bare processes that import and exit: the floor of running the
+# workflow as separate processes, whatever the code inside them does.
+FLOOR_IMPORTS = {
+    "seed (demo traces)": "import mlflow, mlflow.store.tracking.sqlalchemy_store, judgeloop.cli",
+    "foundation run": "import dagster, judgeloop_assets.definitions, mlflow.genai, mlflow.store.tracking.sqlalchemy_store, litellm",
+    "labels (release)": "import mlflow, mlflow.store.tracking.sqlalchemy_store, judgeloop.cli",
+    "realign run": "import dagster, judgeloop_assets.definitions, mlflow.genai, mlflow.store.tracking.sqlalchemy_store, litellm, dspy, gepa",
+}
+
+
+def process_floor(env: dict, log_to: Path) -> dict:
+    """Seconds of a bare process per judgeloop process: interpreter start, imports, exit."""
+    # The offline defaults judgeloop and the script both set before importing (judgeloop.store).
+    env = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_MODEL_CATALOG_URI": ""}
+    floor = {}
+    for name, imports in FLOOR_IMPORTS.items():
+        code = f"import atexit, gc\natexit.register(gc.freeze)\n{imports}\n"  # exits as judgeloop's do
+        wall, _, _ = run_measured([sys.executable, "-c", code], env, log_to)
+        floor[name] = round(wall, 2)
+    return floor
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return round(statistics.median(values), 2) if values else None
@@ -224,6 +249,7 @@ def summarize(latency_ms: float, scripts: list[dict], graphs: list[dict]) -> dic
             name: median([g["processes"].get(name, {}).get("wall_s") for g in graphs]) for name in graphs[0]["processes"]
         },
         "script_import_s": median([s["import_s"] for s in scripts]),
+        "process_floor_s": {name: median([g["floor_s"][name] for g in graphs]) for name in FLOOR_IMPORTS},
         "llm_calls": {"script": scripts[-1]["llm_calls"], "judgeloop": graphs[-1]["llm_calls"],
                       "judgeloop_heldout": graphs[-1]["heldout_llm_calls"]},
         "peak_rss_mb": {"script": max(s["peak_rss_mb"] for s in scripts), "judgeloop": max(g["peak_rss_mb"] for g in graphs)},
@@ -245,6 +271,17 @@ def print_summary(result: dict) -> None:
     print(f"LLM calls  script: {result['llm_calls']['script']}")
     print(f"           judgeloop: {result['llm_calls']['judgeloop']}")
     print(f"peak RSS MB  script: {result['peak_rss_mb']['script']}  judgeloop (largest process): {result['peak_rss_mb']['judgeloop']}")
+    floor = result["process_floor_s"]
+    total, extra = floor_over_script(result)
+    print(f"process floor (bare processes importing what each judgeloop process imports, then exiting): "
+          f"{', '.join(f'{k} {v}' for k, v in floor.items())} = {total} s; the script's imports "
+          f"{result['script_import_s']} s; the difference alone is {extra} s = "
+          f"{round(100 * extra / result['script_s'])}% of the script's wall time")
+
+
+def floor_over_script(result: dict) -> tuple[float, float]:
+    total = round(sum(result["process_floor_s"].values()), 2)
+    return total, round(total - (result["script_import_s"] or 0), 2)
 
 
 def main() -> int:
