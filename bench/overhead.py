@@ -129,6 +129,10 @@ def graph_env(args, api_base: str, home: Path) -> dict:
         JUDGELOOP_DEMO_ITEMS=str(args.n),
         JUDGELOOP_GEPA_MAX_METRIC_CALLS=str(args.gepa_budget),
         JUDGELOOP_EXPECTATIONS_PATH=str(home / "demo-expectations.jsonl"),
+        # The script promotes whatever MemAlign returns and always runs GEPA; a gate blocking the
+        # fake models' (meaningless) judge would skip GEPA and fail the run. Let every judge through.
+        JUDGELOOP_GATE_MARGIN="2.0",
+        JUDGELOOP_MIN_SCORED_HELDOUT="1",
     )
     if args.feedbackqa:
         env["JUDGELOOP_FEEDBACKQA_PATH"] = args.feedbackqa
