@@ -227,6 +227,13 @@ def process_floor(env: dict, log_to: Path) -> dict:
     return floor
 
 
+RUNS = ("foundation run", "realign run")
+
+
+def ratio_of(value, base):
+    return round(value / base, 3) if value and base else None
+
+
 def median(values):
     values = [v for v in values if v is not None]
     return round(statistics.median(values), 2) if values else None
@@ -245,6 +252,10 @@ def summarize(latency_ms: float, scripts: list[dict], graphs: list[dict]) -> dic
         "heldout_s": heldout_s,
         "judgeloop_less_heldout_s": rest,
         "ratio_less_heldout": round(rest / script_s, 3) if script_s and rest else None,
+        # Only the two Dagster runs (no demo seed/release processes), less the held-out measurement.
+        "runs_only_ratio_less_heldout": ratio_of(
+            median([sum(g["processes"].get(n, {}).get("wall_s", 0) for n in RUNS) - g["heldout_s"] for g in graphs]), script_s
+        ),
         "steps": {
             f"{a} / {b}": (median([s["steps_s"].get(a) for s in scripts]), median([g["steps_s"].get(b) for g in graphs]))
             for a, b in STEP_PAIRS
@@ -272,6 +283,7 @@ def print_summary(result: dict) -> None:
     print(f"{'TOTAL wall':42} {result['script_s']:>9} {result['judgeloop_s']:>12}")
     print(f"held-out measurement (judgeloop only): {result['heldout_s']} s, calls {result['llm_calls']['judgeloop_heldout']}")
     print(f"judgeloop less held-out: {result['judgeloop_less_heldout_s']} s = {result['ratio_less_heldout']}x the script")
+    print(f"the two Dagster runs alone, less held-out: {result['runs_only_ratio_less_heldout']}x the script")
     print(f"LLM calls  script: {result['llm_calls']['script']}")
     print(f"           judgeloop: {result['llm_calls']['judgeloop']}")
     print(f"peak RSS MB  script: {result['peak_rss_mb']['script']}  judgeloop (largest process): {result['peak_rss_mb']['judgeloop']}")
