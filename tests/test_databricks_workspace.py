@@ -129,6 +129,55 @@ def test_databricks_label_check_reads_the_labels_that_arrived(dbx):
     assert not check.passed and check.metadata["labels_named_unlike_judge"] == "helpfulness"
 
 
+def test_databricks_label_files_and_status(dbx, tmp_path, capsys, monkeypatch):
+    """`labels import/export` and `status` in Databricks mode: imported labels are HUMAN feedback
+    with the reviewer's workspace identity, and the next label read finds them without a full reconcile."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from judgeloop.cli import main
+    from tests.fake_databricks.running import ENGINEER_TOKEN
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    settings = load_settings()
+    experiment_id = connect(settings)
+    trace_ids = seed(settings, experiment_id, count=3)
+    place = workspace.for_settings(settings)
+    place.open_labeling(experiment_id, trace_ids, "")
+    before = labels.changed_since(settings, experiment_id)  # the sensor's first (full) read
+
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "trace_id,value,comment,reviewer\n"
+        f"{trace_ids[0]},3,clear,ana@example.com\n{trace_ids[1]},1,wrong,ben@example.com\n"
+    )
+    assert main(["labels", "import", str(path)]) == 0, capsys.readouterr().err
+    stored = [a for t in trace_ids[:2] for a in MlflowClient().get_trace(t).info.assessments or []]
+    assert {(a.name, a.source.source_type, a.source.source_id) for a in stored} == {
+        (settings.judge_name, "HUMAN", "ana@example.com"), (settings.judge_name, "HUMAN", "ben@example.com"),
+    }
+    after = labels.changed_since(settings, experiment_id, before.cursor)
+    assert sorted((l.trace_id, l.reviewer) for l in after.labels) == sorted(
+        [(trace_ids[0], "ana@example.com"), (trace_ids[1], "ben@example.com")]
+    )
+    assert after.rows_read == 2  # the import completed the two items: no need to re-read the queue
+
+    out = tmp_path / "out.jsonl"
+    capsys.readouterr()
+    assert main(["labels", "export", str(out)]) == 0
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["trace_id"], r["value"], r["reviewer"]) for r in exported) == sorted(
+        [(trace_ids[0], 3, "ana@example.com"), (trace_ids[1], 1, "ben@example.com")]
+    )
+
+    assert main(["status", "--json"]) == 0
+    text = capsys.readouterr().out
+    report = json.loads(text)
+    assert report["labels"]["usable"] == 2 and report["prompt"]["name"] == place.prompt_name()
+    assert ENGINEER_TOKEN not in text
+
+
 # Bad input: each a clear error naming the setting, raised before anything is written -------
 
 

@@ -63,6 +63,11 @@ class Workspace(ABC):
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         """Whether the schema, and the labels that arrived so far, carry the judge's name."""
 
+    @abstractmethod
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None) -> int:
+        """Mark pending queue items complete when their trace has a label that counts (labels written
+        outside the review form: a label file, the demo's ratings); returns how many were completed."""
+
     # Evaluation dataset -----------------------------------------------------------------
     @abstractmethod
     def dataset(self, experiment_id: str):

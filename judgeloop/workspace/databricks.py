@@ -216,6 +216,30 @@ class DatabricksWorkspace(Workspace):
             reviewers=sorted(members),
         )
 
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None) -> int:
+        """Complete the pending items of labelled traces, as the Review App does on submit: that
+        moves the items, so the next label read finds these labels without waiting for a full
+        reconcile. The workspace records the caller (not the label's reviewer) as ``completed_by``."""
+        from mlflow.genai.databricks import review_queues as rq
+
+        from judgeloop import labels
+
+        queue_id = self._queue_id(experiment_id)
+        if queue_id is None:
+            return 0
+        pending = [i for i in self._items(experiment_id, queue_id) if str(i.status) == "PENDING"]
+        if not pending:
+            return 0
+        if current is None:
+            current, _ = labels.current_labels(self.settings, experiment_id)
+        labelled = {label.trace_id for label in current}
+        done = 0
+        for item in pending:
+            if item.trace_id in labelled:
+                rq.set_review_queue_item_status(experiment_id, queue_id, item.item_id, "COMPLETE")
+                done += 1
+        return done
+
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         """Checked on the labels that arrived, not only on the question just written: what name
         the Review App gives an answer is the workspace's decision, and MemAlign matches on it."""

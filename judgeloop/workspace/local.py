@@ -17,6 +17,11 @@ class LocalWorkspace(Workspace):
 
         return labeling.open_session(self.settings, experiment_id, trace_ids, mlflow_ui_url)
 
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None) -> int:
+        from judgeloop import labeling
+
+        return labeling.complete_labelled_items(self.settings, experiment_id, current)
+
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         from mlflow.genai import label_schemas
 
