@@ -58,6 +58,19 @@ def test_local_dataset_is_found_again_by_id(home):
 # Databricks ----------------------------------------------------------------------------
 
 
+def test_databricks_embeddings_default_to_the_workspace_endpoint(home, monkeypatch):
+    from judgeloop import providers
+
+    monkeypatch.delenv("JUDGELOOP_EMBEDDING_MODEL")
+    with pytest.raises(providers.ModelNotConfiguredError, match="JUDGELOOP_EMBEDDING_MODEL"):
+        providers.require_model(load_settings(), "embeddings")  # locally there is no default
+    monkeypatch.setenv("JUDGELOOP_TRACKING_URI", "databricks")
+    monkeypatch.setenv("DATABRICKS_HOST", "https://workspace.example.com")
+    assert providers.require_model(load_settings(), "embeddings") == "databricks:/databricks-gte-large-en"
+    monkeypatch.setenv("JUDGELOOP_EMBEDDING_MODEL", "databricks:/my-embeddings")
+    assert load_settings().embedding_model == "databricks:/my-embeddings"
+
+
 def test_databricks_names_come_from_unity_catalog(dbx):
     place = workspace.for_settings(load_settings())
     assert place.kind == "databricks"
