@@ -74,7 +74,17 @@ def test_the_loop_on_a_databricks_workspace(home, instance, monkeypatch, tmp_pat
         optimized = metadata(run, "optimized_prompt")
         assert optimized["judge_version"] == 2 and optimized["metric_calls_spent"] > 0
         assert prompts.latest(prompts.name(settings)).version >= 2
+        # Lineage: experiment tags for the judge, Unity Catalog version tags for the prompt.
+        assert judges.lineage(experiment_id, 2)["kind"] == "aligned" and judges.lineage(experiment_id, 2)["previous_version"] == 1
+        gepa = prompts.latest(prompts.name(settings), source="gepa")
+        assert prompts.version_tags(prompts.name(settings), gepa.version)["judgeloop.judge_version"] == "2"
         assert running.fake.requests.get("serving:embeddings", 0) > 0 and running.fake.requests["serving:chat"] > 0
+        # Every role reached its own serving endpoint (reflection through litellm's databricks/ provider).
+        for uri in ENDPOINTS.values():
+            assert running.fake.requests.get(f"endpoint:{uri.split(':/', 1)[1]}", 0) > 0, uri
+        # The judge was registered through the managed-evals scorer API: one version per registration.
+        [versions] = [v for (_, key), v in running.fake.scorer_versions.items() if v[0]["display_name"] == settings.judge_name]
+        assert [v["scorer_version"] for v in versions] == [1, 2]
 
         idle = tick(instance, fired.cursor)
         assert not idle.run_requests and idle.skip_message.startswith("0 new SME label(s)")

@@ -78,6 +78,17 @@ def test_databricks_names_come_from_unity_catalog(dbx):
     assert place.dataset_table() == "main.judgeloop.answer_quality_eval"
 
 
+def test_databricks_trace_search_falls_back_from_the_v4_endpoint(dbx):
+    from judgeloop import traces
+
+    settings = load_settings()
+    experiment_id = connect(settings)
+    trace_ids = seed(settings, experiment_id, count=2)
+    asked_v4 = sum(n for key, n in dbx.fake.requests.items() if key.startswith("POST /api/4.0/"))
+    assert sorted(t.info.trace_id for t in traces.search_all(experiment_id)) == sorted(trace_ids)
+    assert sum(n for key, n in dbx.fake.requests.items() if key.startswith("POST /api/4.0/")) > asked_v4
+
+
 def test_databricks_queue_holds_each_trace_once_with_the_judge_question(dbx):
     settings = load_settings()
     experiment_id = connect(settings)
@@ -194,11 +205,32 @@ def test_databricks_label_files_and_status(dbx, tmp_path, capsys, monkeypatch):
 # Bad input: each a clear error naming the setting, raised before anything is written -------
 
 
-def test_databricks_missing_credentials_name_the_variables(dbx, monkeypatch):
+@pytest.mark.parametrize("unset", [["DATABRICKS_HOST"], ["DATABRICKS_TOKEN"], ["DATABRICKS_HOST", "DATABRICKS_TOKEN"]])
+def test_databricks_missing_credentials_name_the_variables(dbx, monkeypatch, unset):
+    for key in unset:
+        monkeypatch.delenv(key)
+    before = writes(dbx)
+    with pytest.raises(WorkspaceNotReadyError, match="DATABRICKS_HOST and DATABRICKS_TOKEN") as caught:
+        connect(load_settings())
+    assert "dapi-fake-engineer" not in str(caught.value)
+    assert writes(dbx) == before
+
+
+def test_databricks_profile_in_databrickscfg_signs_in(dbx, home, monkeypatch):
+    from tests.fake_databricks.running import ENGINEER_TOKEN
+
+    config = home.parent / "databrickscfg"
+    config.write_text(f"[judgeloop]\nhost = {dbx.url}\ntoken = {ENGINEER_TOKEN}\n")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
     monkeypatch.delenv("DATABRICKS_HOST")
     monkeypatch.delenv("DATABRICKS_TOKEN")
-    with pytest.raises(WorkspaceNotReadyError, match="DATABRICKS_HOST and DATABRICKS_TOKEN"):
+    monkeypatch.setenv("DATABRICKS_CONFIG_PROFILE", "missing")
+    with pytest.raises(WorkspaceNotReadyError, match="DATABRICKS_CONFIG_PROFILE"):
         connect(load_settings())
+    monkeypatch.setenv("DATABRICKS_CONFIG_PROFILE", "judgeloop")
+    settings = load_settings()
+    assert connect(settings) == connect(settings)  # MLflow signs in with the same profile
+    assert workspace.for_settings(settings).check_credentials() == "engineer@example.com"
 
 
 def test_databricks_rejected_token_is_named_and_never_printed(dbx, monkeypatch):
@@ -218,6 +250,14 @@ def test_databricks_unity_catalog_names_must_have_their_parts(dbx, monkeypatch, 
     monkeypatch.setenv(setting, value)
     before = writes(dbx)
     with pytest.raises(WorkspaceNotReadyError, match=f"{setting}={value!r} is not a"):
+        connect(load_settings())
+    assert writes(dbx) == before
+
+
+def test_databricks_unity_catalog_schema_is_required(dbx, monkeypatch):
+    monkeypatch.delenv("JUDGELOOP_UC_SCHEMA")
+    before = writes(dbx)
+    with pytest.raises(WorkspaceNotReadyError, match="JUDGELOOP_UC_SCHEMA is not set"):
         connect(load_settings())
     assert writes(dbx) == before
 
