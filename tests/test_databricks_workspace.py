@@ -242,6 +242,17 @@ def test_databricks_rejected_token_is_named_and_never_printed(dbx, monkeypatch):
     assert writes(dbx) == before
 
 
+@pytest.mark.parametrize("command", [["status"], ["labels", "export", "-"]])
+def test_databricks_commands_name_a_rejected_token_in_one_line(dbx, monkeypatch, capsys, command):
+    from judgeloop.cli import main
+
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-expired-secret")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("judgeloop: The workspace at") and "renew DATABRICKS_TOKEN" in err
+    assert "Traceback" not in err and "dapi-expired-secret" not in err
+
+
 @pytest.mark.parametrize(
     "setting, value",
     [("JUDGELOOP_UC_SCHEMA", "main"), ("JUDGELOOP_DATASET_TABLE", "main.eval"), ("JUDGELOOP_PROMPT_NAME", "main.p")],

@@ -61,8 +61,10 @@ def _open_experiment(settings: Settings) -> str | None:
     # Only the environment switches, not store.prepare_environment: status calls no model, and
     # registering fake:/ providers would import litellm for nothing.
     from judgeloop.store import configure_libraries
+    from judgeloop.workspace import for_settings
 
     configure_libraries(settings)
+    for_settings(settings).check_ready()  # a missing credential is named, not a stack trace
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is None or experiment.lifecycle_stage != "active":
