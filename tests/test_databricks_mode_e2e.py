@@ -2,6 +2,8 @@
 the review queue, one sensor-triggered re-alignment, promotion, prompt optimization, status.
 Every model role is a databricks:/ serving endpoint answered by the fake."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -94,3 +96,10 @@ def test_the_loop_on_a_databricks_workspace(home, instance, monkeypatch, tmp_pat
         status = collect(load_settings())
         assert status["judge"]["promoted_version"] == 2 and status["labels"]["usable"] == 40
         assert status["prompt"]["name"] == "main.judgeloop.judgeloop_agent_system_prompt"
+
+    # The token is never stored: not in the MLflow store, the Unity Catalog tables, the state folder or Dagster.
+    from tests.fake_databricks.running import ENGINEER_TOKEN
+
+    for root in (tmp_path, Path(instance.root_directory)):  # home is inside tmp_path
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            assert ENGINEER_TOKEN.encode() not in path.read_bytes(), path
