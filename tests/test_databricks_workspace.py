@@ -199,6 +199,8 @@ def test_databricks_label_files_and_status(dbx, tmp_path, capsys, monkeypatch):
     text = capsys.readouterr().out
     report = json.loads(text)
     assert report["labels"]["usable"] == 2 and report["prompt"]["name"] == place.prompt_name()
+    queue = report["review"]["queue"]
+    assert (queue["complete"], queue["pending"]) == (2, 1) and queue["url"].startswith(dbx.url)
     assert ENGINEER_TOKEN not in text
 
 

@@ -37,6 +37,18 @@ class LabelingReport:
 
 
 @dataclass(frozen=True)
+class QueueState:
+    """Where the judge's review queue stands (``judgeloop status``)."""
+
+    name: str
+    queue_id: str
+    url: str
+    trace_ids: list[str]
+    complete: int
+    pending: int
+
+
+@dataclass(frozen=True)
 class LabelNameCheck:
     """Whether the labels SMEs give are named like the judge (MemAlign ignores any other name)."""
 
@@ -62,6 +74,10 @@ class Workspace(ABC):
     @abstractmethod
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         """Whether the schema, and the labels that arrived so far, carry the judge's name."""
+
+    @abstractmethod
+    def review_queue(self, experiment_id: str, mlflow_ui_url: str) -> QueueState | None:
+        """The judge's review queue and its items, or None before ``open_labeling`` created it."""
 
     @abstractmethod
     def complete_labelled_items(self, experiment_id: str, current: list | None = None) -> int:

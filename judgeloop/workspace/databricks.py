@@ -17,7 +17,7 @@ import json
 import re
 
 from judgeloop.settings import FeedbackType, Settings
-from judgeloop.workspace import LabelingReport, LabelNameCheck, Workspace, WorkspaceNotReadyError
+from judgeloop.workspace import LabelingReport, LabelNameCheck, QueueState, Workspace, WorkspaceNotReadyError
 
 QUEUE_TAG = "judgeloop.review_queue_id"
 _UC_PART = re.compile(r"^[A-Za-z0-9_]+$")
@@ -214,6 +214,17 @@ class DatabricksWorkspace(Workspace):
             pending=sum(1 for i in items if str(i.status) == "PENDING"),
             complete=sum(1 for i in items if str(i.status) == "COMPLETE"),
             reviewers=sorted(members),
+        )
+
+    def review_queue(self, experiment_id: str, mlflow_ui_url: str) -> QueueState | None:
+        queue_id = self._queue_id(experiment_id)
+        if queue_id is None:
+            return None
+        items = self._items(experiment_id, queue_id)
+        statuses = [str(i.status) for i in items]
+        return QueueState(
+            name=self.queue_name(), queue_id=queue_id, url=self.review_url(experiment_id, queue_id),
+            trace_ids=[i.trace_id for i in items], complete=statuses.count("COMPLETE"), pending=statuses.count("PENDING"),
         )
 
     def complete_labelled_items(self, experiment_id: str, current: list | None = None) -> int:
