@@ -219,6 +219,7 @@ def test_databricks_missing_credentials_name_the_variables(dbx, monkeypatch, uns
 
 
 def test_databricks_profile_in_databrickscfg_signs_in(dbx, home, monkeypatch):
+    from judgeloop import providers
     from tests.fake_databricks.running import ENGINEER_TOKEN
 
     config = home.parent / "databrickscfg"
@@ -233,6 +234,8 @@ def test_databricks_profile_in_databrickscfg_signs_in(dbx, home, monkeypatch):
     settings = load_settings()
     assert connect(settings) == connect(settings)  # MLflow signs in with the same profile
     assert workspace.for_settings(settings).check_credentials() == "engineer@example.com"
+    monkeypatch.setenv("JUDGELOOP_JUDGE_MODEL", "databricks:/judge-endpoint")
+    assert providers.require_model(load_settings(), "judge") == "databricks:/judge-endpoint"  # the profile counts
 
 
 def test_databricks_rejected_token_is_named_and_never_printed(dbx, monkeypatch):
