@@ -1,7 +1,8 @@
 """What differs between a local (or self-hosted) MLflow and a Databricks workspace, behind one interface.
 
 The assets, the sensor and the commands call a ``Workspace`` and never ask which kind it is:
-- where SMEs label (label schema + review queue, and the URL to send them to), and the check
+- where SMEs label (label schema + review queue, and the URL to send them to), the queue's
+  progress, completing the items of labels written outside the review form, and the check
   that the labels which actually arrive are named like the judge;
 - the evaluation dataset (looked up by id on open-source MLflow, by Unity Catalog name on
   Databricks);
