@@ -168,22 +168,23 @@ def test_databricks_label_files_and_status(dbx, tmp_path, capsys, monkeypatch):
     experiment_id = connect(settings)
     trace_ids = seed(settings, experiment_id, count=3)
     place = workspace.for_settings(settings)
-    place.open_labeling(experiment_id, trace_ids, "")
+    place.open_labeling(experiment_id, trace_ids[:2], "")
     before = labels.changed_since(settings, experiment_id)  # the sensor's first (full) read
 
+    # The third trace is not in the queue: its label must still count (the trace joins the queue).
     path = tmp_path / "labels.csv"
     path.write_text(
         "trace_id,value,comment,reviewer\n"
-        f"{trace_ids[0]},3,clear,ana@example.com\n{trace_ids[1]},1,wrong,ben@example.com\n"
+        f"{trace_ids[0]},3,clear,ana@example.com\n{trace_ids[2]},1,wrong,ben@example.com\n"
     )
     assert main(["labels", "import", str(path)]) == 0, capsys.readouterr().err
-    stored = [a for t in trace_ids[:2] for a in MlflowClient().get_trace(t).info.assessments or []]
+    stored = [a for t in trace_ids for a in MlflowClient().get_trace(t).info.assessments or []]
     assert {(a.name, a.source.source_type, a.source.source_id) for a in stored} == {
         (settings.judge_name, "HUMAN", "ana@example.com"), (settings.judge_name, "HUMAN", "ben@example.com"),
     }
     after = labels.changed_since(settings, experiment_id, before.cursor)
     assert sorted((l.trace_id, l.reviewer) for l in after.labels) == sorted(
-        [(trace_ids[0], "ana@example.com"), (trace_ids[1], "ben@example.com")]
+        [(trace_ids[0], "ana@example.com"), (trace_ids[2], "ben@example.com")]
     )
     assert after.rows_read == 2  # the import completed the two items: no need to re-read the queue
 
@@ -192,7 +193,7 @@ def test_databricks_label_files_and_status(dbx, tmp_path, capsys, monkeypatch):
     assert main(["labels", "export", str(out)]) == 0
     exported = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted((r["trace_id"], r["value"], r["reviewer"]) for r in exported) == sorted(
-        [(trace_ids[0], 3, "ana@example.com"), (trace_ids[1], 1, "ben@example.com")]
+        [(trace_ids[0], 3, "ana@example.com"), (trace_ids[2], 1, "ben@example.com")]
     )
 
     assert main(["status", "--json"]) == 0

@@ -189,5 +189,6 @@ def import_labels(
         return report
     apply(settings, experiment_id, report.actions, progress)
     report.applied = True
-    report.completed_items = workspace.for_settings(settings).complete_labelled_items(experiment_id)
+    written = [a.row.trace_id for a in report.actions if a.kind in (WRITE, EDIT)]
+    report.completed_items = workspace.for_settings(settings).complete_labelled_items(experiment_id, written=written)
     return report

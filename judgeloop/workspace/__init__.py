@@ -81,9 +81,11 @@ class Workspace(ABC):
         """The judge's review queue and its items, or None before ``open_labeling`` created it."""
 
     @abstractmethod
-    def complete_labelled_items(self, experiment_id: str, current: list | None = None) -> int:
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None, written=()) -> int:
         """Mark pending queue items complete when their trace has a label that counts (labels written
-        outside the review form: a label file, the demo's ratings); returns how many were completed."""
+        outside the review form: a label file, the demo's ratings); returns how many were completed.
+        ``written``: the traces just labelled, which join the queue first where labels are read from
+        the queue's traces only (Databricks)."""
 
     # Evaluation dataset -----------------------------------------------------------------
     @abstractmethod

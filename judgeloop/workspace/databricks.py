@@ -227,10 +227,11 @@ class DatabricksWorkspace(Workspace):
             trace_ids=[i.trace_id for i in items], complete=statuses.count("COMPLETE"), pending=statuses.count("PENDING"),
         )
 
-    def complete_labelled_items(self, experiment_id: str, current: list | None = None) -> int:
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None, written=()) -> int:
         """Complete the pending items of labelled traces, as the Review App does on submit: that
         moves the items, so the next label read finds these labels without waiting for a full
-        reconcile. The workspace records the caller (not the label's reviewer) as ``completed_by``."""
+        reconcile. The workspace records the caller (not the label's reviewer) as ``completed_by``.
+        Labels are read from the queue's traces only: a ``written`` trace outside it joins it first."""
         from mlflow.genai.databricks import review_queues as rq
 
         from judgeloop import labels
@@ -238,7 +239,14 @@ class DatabricksWorkspace(Workspace):
         queue_id = self._queue_id(experiment_id)
         if queue_id is None:
             return 0
-        pending = [i for i in self._items(experiment_id, queue_id) if str(i.status) == "PENDING"]
+        items = self._items(experiment_id, queue_id)
+        queued = {i.trace_id for i in items}
+        joining = [t for t in dict.fromkeys(written) if t not in queued]
+        for start in range(0, len(joining), 100):
+            rq.add_review_queue_items(experiment_id, queue_id, trace_ids=joining[start : start + 100])
+        if joining:
+            items = self._items(experiment_id, queue_id)
+        pending = [i for i in items if str(i.status) == "PENDING"]
         if not pending:
             return 0
         if current is None:

@@ -30,8 +30,10 @@ class LocalWorkspace(Workspace):
             trace_ids=[i.item_id for i in items], complete=statuses.count("complete"), pending=statuses.count("pending"),
         )
 
-    def complete_labelled_items(self, experiment_id: str, current: list | None = None) -> int:
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None, written=()) -> int:
         from judgeloop import labeling
+
+        # Labels are read from the whole store here: traces outside the queue need not join it.
 
         return labeling.complete_labelled_items(self.settings, experiment_id, current)
 
