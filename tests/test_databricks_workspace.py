@@ -37,6 +37,22 @@ def writes(fake) -> int:
     return sum(n for key, n in fake.fake.requests.items() if key.split(" ")[0] in {"POST", "PATCH", "DELETE", "PUT"})
 
 
+def test_assets_and_sensor_never_ask_which_workspace_they_talk_to():
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    asks = re.compile(r"is_databricks|databricks|\.kind\b|LocalWorkspace")
+    offenders = [
+        f"{path.relative_to(repo)}:{number}"
+        for folder in ("judgeloop_assets", "sensors")
+        for path in sorted((repo / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if asks.search(line)
+    ]
+    assert offenders == []
+
+
 # Local ---------------------------------------------------------------------------------
 
 
