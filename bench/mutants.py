@@ -158,6 +158,34 @@ MUTATIONS = (
     ),
 )
 
+DATABRICKS_TESTS = "tests/test_databricks_workspace.py::"
+MUTATIONS += (
+    Mutation(
+        "Databricks label reader never reconciles",
+        "judgeloop/workspace/databricks.py",
+        (("queue_id or tick % max(1, self.settings.label_reconcile_ticks) == 0", "queue_id"),),
+        (DATABRICKS_TESTS + "test_databricks_labels_are_read_from_the_queue_incrementally",),
+    ),
+    Mutation(
+        "Databricks label reader re-reads every queued trace each tick",
+        "judgeloop/workspace/databricks.py",
+        (("changed = [i for i in items if full or", "changed = [i for i in items if True or"),),
+        (DATABRICKS_TESTS + "test_databricks_labels_are_read_from_the_queue_incrementally",),
+    ),
+    Mutation(
+        "Databricks label check trusts the question title only",
+        "judgeloop/workspace/databricks.py",
+        (("foreign = sorted(n for n in names if", "foreign = sorted(n for n in [] if"),),
+        (DATABRICKS_TESTS + "test_databricks_label_check_reads_the_labels_that_arrived",),
+    ),
+    Mutation(
+        "Databricks label import leaves queue items pending",
+        "judgeloop/workspace/databricks.py",
+        (("                rq.set_review_queue_item_status(experiment_id, queue_id, item.item_id, \"COMPLETE\")\n", ""),),
+        (DATABRICKS_TESTS + "test_databricks_label_files_and_status",),
+    ),
+)
+
 
 def apply(root: Path, mutation: Mutation) -> None:
     (root / mutation.file).write_text(patched(root, mutation))

@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from judgeloop import tracking_auth
+        from judgeloop.workspace import WorkspaceNotReadyError
+
+        if isinstance(exc, WorkspaceNotReadyError):  # its message names the setting to fix
+            print(f"judgeloop: {exc}", file=sys.stderr)
+            return 2
 
         status = tracking_auth.refusal_status(exc)
         if status is None:

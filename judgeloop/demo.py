@@ -6,7 +6,7 @@ Labels are released in batches so the sensor can be watched re-aligning the judg
 from dataclasses import dataclass
 from pathlib import Path
 
-from judgeloop import duplicate_labels, feedbackqa, labeling, labels, production
+from judgeloop import duplicate_labels, feedbackqa, labels, production, workspace
 from judgeloop.settings import Settings
 
 
@@ -55,7 +55,8 @@ def release_labels(settings: Settings, experiment_id: str, count: int) -> Releas
         # A label import or a reviewer may have labelled the same (trace, reviewer) meanwhile.
         duplicate_labels.repair(settings, experiment_id)
     # The ratings arrive outside the review form: complete their queue items as a Submit would.
-    completed = labeling.complete_labelled_items(settings, experiment_id) if pending[:count] else 0
+    written = [trace_id for trace_id, _ in pending[:count]]
+    completed = workspace.for_settings(settings).complete_labelled_items(experiment_id, written=written) if written else 0
     return Release(written=min(count, len(pending)), remaining=max(0, len(pending) - count), completed_items=completed)
 
 

@@ -6,7 +6,7 @@ learns from labels named like the judge, and a mismatch fails silently.
 
 import re
 
-from judgeloop.settings import FeedbackType, Settings, is_databricks
+from judgeloop.settings import FeedbackType, Settings
 from judgeloop.workspace import LabelingReport
 
 
@@ -162,8 +162,6 @@ def complete_labelled_items(settings: Settings, experiment_id: str, current: lis
 
     from judgeloop import labels
 
-    if is_databricks(settings):
-        return 0  # Databricks' review app tracks its own items (its queues are not this API)
     queue = find_queue(settings, experiment_id)
     if queue is None:
         return 0

@@ -78,9 +78,12 @@ def _configured_uri(settings: Settings, role: str) -> str:
         _require_reachable(os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"), env, "OLLAMA_HOST")
         return uri
     if provider == "databricks":
-        if not (os.environ.get("DATABRICKS_HOST") or os.path.exists(os.path.expanduser("~/.databrickscfg"))):
+        # databricks-sdk's unified auth: host + token, or a profile of its config file.
+        config_file = os.path.expanduser(os.environ.get("DATABRICKS_CONFIG_FILE", "~/.databrickscfg"))
+        if not (os.environ.get("DATABRICKS_HOST") or os.path.exists(config_file)):
             raise ModelNotConfiguredError(
-                f"{env}={uri} needs Databricks credentials: set DATABRICKS_HOST and DATABRICKS_TOKEN."
+                f"{env}={uri} needs Databricks credentials: set DATABRICKS_HOST and DATABRICKS_TOKEN, "
+                f"or DATABRICKS_CONFIG_PROFILE naming a profile in {config_file}."
             )
         return uri
     needed = _CREDENTIALS.get(provider)

@@ -38,6 +38,9 @@ DEFAULT_INSTRUCTIONS = (
     "and directly useful to the person who asked?"
 )
 
+# A workspace's built-in embedding endpoint: without it MemAlign would default to an external provider.
+DATABRICKS_EMBEDDING_MODEL = "databricks:/databricks-gte-large-en"
+
 DEFAULT_AGENT_PROMPT = (
     "You are a support assistant. Answer the user's question using the retrieved passage."
 )
@@ -156,6 +159,12 @@ class Settings(BaseSettings):
             raise ValueError(f"heldout_fraction must be between 0 and 1, got {self.heldout_fraction}")
         if self.feedback_type == FeedbackType.CATEGORICAL and len(self.categories) < 2:
             raise ValueError("categorical feedback needs at least two categories (JUDGELOOP_CATEGORIES)")
+        return self
+
+    @model_validator(mode="after")
+    def _databricks_embeddings(self):
+        if self.embedding_model is None and (self.tracking_uri or "").startswith("databricks"):
+            self.embedding_model = DATABRICKS_EMBEDDING_MODEL
         return self
 
     @property

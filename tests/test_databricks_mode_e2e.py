@@ -2,6 +2,8 @@
 the review queue, one sensor-triggered re-alignment, promotion, prompt optimization, status.
 Every model role is a databricks:/ serving endpoint answered by the fake."""
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -74,7 +76,17 @@ def test_the_loop_on_a_databricks_workspace(home, instance, monkeypatch, tmp_pat
         optimized = metadata(run, "optimized_prompt")
         assert optimized["judge_version"] == 2 and optimized["metric_calls_spent"] > 0
         assert prompts.latest(prompts.name(settings)).version >= 2
+        # Lineage: experiment tags for the judge, Unity Catalog version tags for the prompt.
+        assert judges.lineage(experiment_id, 2)["kind"] == "aligned" and judges.lineage(experiment_id, 2)["previous_version"] == 1
+        gepa = prompts.latest(prompts.name(settings), source="gepa")
+        assert prompts.version_tags(prompts.name(settings), gepa.version)["judgeloop.judge_version"] == "2"
         assert running.fake.requests.get("serving:embeddings", 0) > 0 and running.fake.requests["serving:chat"] > 0
+        # Every role reached its own serving endpoint (reflection through litellm's databricks/ provider).
+        for uri in ENDPOINTS.values():
+            assert running.fake.requests.get(f"endpoint:{uri.split(':/', 1)[1]}", 0) > 0, uri
+        # The judge was registered through the managed-evals scorer API: one version per registration.
+        [versions] = [v for (_, key), v in running.fake.scorer_versions.items() if v[0]["display_name"] == settings.judge_name]
+        assert [v["scorer_version"] for v in versions] == [1, 2]
 
         idle = tick(instance, fired.cursor)
         assert not idle.run_requests and idle.skip_message.startswith("0 new SME label(s)")
@@ -84,3 +96,10 @@ def test_the_loop_on_a_databricks_workspace(home, instance, monkeypatch, tmp_pat
         status = collect(load_settings())
         assert status["judge"]["promoted_version"] == 2 and status["labels"]["usable"] == 40
         assert status["prompt"]["name"] == "main.judgeloop.judgeloop_agent_system_prompt"
+
+    # The token is never stored: not in the MLflow store, the Unity Catalog tables, the state folder or Dagster.
+    from tests.fake_databricks.running import ENGINEER_TOKEN
+
+    for root in (tmp_path, Path(instance.root_directory)):  # home is inside tmp_path
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            assert ENGINEER_TOKEN.encode() not in path.read_bytes(), path

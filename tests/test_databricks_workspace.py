@@ -37,6 +37,22 @@ def writes(fake) -> int:
     return sum(n for key, n in fake.fake.requests.items() if key.split(" ")[0] in {"POST", "PATCH", "DELETE", "PUT"})
 
 
+def test_assets_and_sensor_never_ask_which_workspace_they_talk_to():
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    asks = re.compile(r"is_databricks|databricks|\.kind\b|LocalWorkspace")
+    offenders = [
+        f"{path.relative_to(repo)}:{number}"
+        for folder in ("judgeloop_assets", "sensors")
+        for path in sorted((repo / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if asks.search(line)
+    ]
+    assert offenders == []
+
+
 # Local ---------------------------------------------------------------------------------
 
 
@@ -58,11 +74,35 @@ def test_local_dataset_is_found_again_by_id(home):
 # Databricks ----------------------------------------------------------------------------
 
 
+def test_databricks_embeddings_default_to_the_workspace_endpoint(home, monkeypatch):
+    from judgeloop import providers
+
+    monkeypatch.delenv("JUDGELOOP_EMBEDDING_MODEL")
+    with pytest.raises(providers.ModelNotConfiguredError, match="JUDGELOOP_EMBEDDING_MODEL"):
+        providers.require_model(load_settings(), "embeddings")  # locally there is no default
+    monkeypatch.setenv("JUDGELOOP_TRACKING_URI", "databricks")
+    monkeypatch.setenv("DATABRICKS_HOST", "https://workspace.example.com")
+    assert providers.require_model(load_settings(), "embeddings") == "databricks:/databricks-gte-large-en"
+    monkeypatch.setenv("JUDGELOOP_EMBEDDING_MODEL", "databricks:/my-embeddings")
+    assert load_settings().embedding_model == "databricks:/my-embeddings"
+
+
 def test_databricks_names_come_from_unity_catalog(dbx):
     place = workspace.for_settings(load_settings())
     assert place.kind == "databricks"
     assert place.prompt_name() == "main.judgeloop.judgeloop_agent_system_prompt"
     assert place.dataset_table() == "main.judgeloop.answer_quality_eval"
+
+
+def test_databricks_trace_search_falls_back_from_the_v4_endpoint(dbx):
+    from judgeloop import traces
+
+    settings = load_settings()
+    experiment_id = connect(settings)
+    trace_ids = seed(settings, experiment_id, count=2)
+    asked_v4 = sum(n for key, n in dbx.fake.requests.items() if key.startswith("POST /api/4.0/"))
+    assert sorted(t.info.trace_id for t in traces.search_all(experiment_id)) == sorted(trace_ids)
+    assert sum(n for key, n in dbx.fake.requests.items() if key.startswith("POST /api/4.0/")) > asked_v4
 
 
 def test_databricks_queue_holds_each_trace_once_with_the_judge_question(dbx):
@@ -129,14 +169,90 @@ def test_databricks_label_check_reads_the_labels_that_arrived(dbx):
     assert not check.passed and check.metadata["labels_named_unlike_judge"] == "helpfulness"
 
 
+def test_databricks_label_files_and_status(dbx, tmp_path, capsys, monkeypatch):
+    """`labels import/export` and `status` in Databricks mode: imported labels are HUMAN feedback
+    with the reviewer's workspace identity, and the next label read finds them without a full reconcile."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from judgeloop.cli import main
+    from tests.fake_databricks.running import ENGINEER_TOKEN
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    settings = load_settings()
+    experiment_id = connect(settings)
+    trace_ids = seed(settings, experiment_id, count=3)
+    place = workspace.for_settings(settings)
+    place.open_labeling(experiment_id, trace_ids[:2], "")
+    before = labels.changed_since(settings, experiment_id)  # the sensor's first (full) read
+
+    # The third trace is not in the queue: its label must still count (the trace joins the queue).
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "trace_id,value,comment,reviewer\n"
+        f"{trace_ids[0]},3,clear,ana@example.com\n{trace_ids[2]},1,wrong,ben@example.com\n"
+    )
+    assert main(["labels", "import", str(path)]) == 0, capsys.readouterr().err
+    stored = [a for t in trace_ids for a in MlflowClient().get_trace(t).info.assessments or []]
+    assert {(a.name, a.source.source_type, a.source.source_id) for a in stored} == {
+        (settings.judge_name, "HUMAN", "ana@example.com"), (settings.judge_name, "HUMAN", "ben@example.com"),
+    }
+    after = labels.changed_since(settings, experiment_id, before.cursor)
+    assert sorted((l.trace_id, l.reviewer) for l in after.labels) == sorted(
+        [(trace_ids[0], "ana@example.com"), (trace_ids[2], "ben@example.com")]
+    )
+    assert after.rows_read == 2  # the import completed the two items: no need to re-read the queue
+
+    out = tmp_path / "out.jsonl"
+    capsys.readouterr()
+    assert main(["labels", "export", str(out)]) == 0
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["trace_id"], r["value"], r["reviewer"]) for r in exported) == sorted(
+        [(trace_ids[0], 3, "ana@example.com"), (trace_ids[2], 1, "ben@example.com")]
+    )
+
+    assert main(["status", "--json"]) == 0
+    text = capsys.readouterr().out
+    report = json.loads(text)
+    assert report["labels"]["usable"] == 2 and report["prompt"]["name"] == place.prompt_name()
+    queue = report["review"]["queue"]
+    assert (queue["complete"], queue["pending"]) == (2, 1) and queue["url"].startswith(dbx.url)
+    assert ENGINEER_TOKEN not in text
+
+
 # Bad input: each a clear error naming the setting, raised before anything is written -------
 
 
-def test_databricks_missing_credentials_name_the_variables(dbx, monkeypatch):
+@pytest.mark.parametrize("unset", [["DATABRICKS_HOST"], ["DATABRICKS_TOKEN"], ["DATABRICKS_HOST", "DATABRICKS_TOKEN"]])
+def test_databricks_missing_credentials_name_the_variables(dbx, monkeypatch, unset):
+    for key in unset:
+        monkeypatch.delenv(key)
+    before = writes(dbx)
+    with pytest.raises(WorkspaceNotReadyError, match="DATABRICKS_HOST and DATABRICKS_TOKEN") as caught:
+        connect(load_settings())
+    assert "dapi-fake-engineer" not in str(caught.value)
+    assert writes(dbx) == before
+
+
+def test_databricks_profile_in_databrickscfg_signs_in(dbx, home, monkeypatch):
+    from judgeloop import providers
+    from tests.fake_databricks.running import ENGINEER_TOKEN
+
+    config = home.parent / "databrickscfg"
+    config.write_text(f"[judgeloop]\nhost = {dbx.url}\ntoken = {ENGINEER_TOKEN}\n")
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(config))
     monkeypatch.delenv("DATABRICKS_HOST")
     monkeypatch.delenv("DATABRICKS_TOKEN")
-    with pytest.raises(WorkspaceNotReadyError, match="DATABRICKS_HOST and DATABRICKS_TOKEN"):
+    monkeypatch.setenv("DATABRICKS_CONFIG_PROFILE", "missing")
+    with pytest.raises(WorkspaceNotReadyError, match="DATABRICKS_CONFIG_PROFILE"):
         connect(load_settings())
+    monkeypatch.setenv("DATABRICKS_CONFIG_PROFILE", "judgeloop")
+    settings = load_settings()
+    assert connect(settings) == connect(settings)  # MLflow signs in with the same profile
+    assert workspace.for_settings(settings).check_credentials() == "engineer@example.com"
+    monkeypatch.setenv("JUDGELOOP_JUDGE_MODEL", "databricks:/judge-endpoint")
+    assert providers.require_model(load_settings(), "judge") == "databricks:/judge-endpoint"  # the profile counts
 
 
 def test_databricks_rejected_token_is_named_and_never_printed(dbx, monkeypatch):
@@ -148,6 +264,17 @@ def test_databricks_rejected_token_is_named_and_never_printed(dbx, monkeypatch):
     assert writes(dbx) == before
 
 
+@pytest.mark.parametrize("command", [["status"], ["labels", "export", "-"]])
+def test_databricks_commands_name_a_rejected_token_in_one_line(dbx, monkeypatch, capsys, command):
+    from judgeloop.cli import main
+
+    monkeypatch.setenv("DATABRICKS_TOKEN", "dapi-expired-secret")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("judgeloop: The workspace at") and "renew DATABRICKS_TOKEN" in err
+    assert "Traceback" not in err and "dapi-expired-secret" not in err
+
+
 @pytest.mark.parametrize(
     "setting, value",
     [("JUDGELOOP_UC_SCHEMA", "main"), ("JUDGELOOP_DATASET_TABLE", "main.eval"), ("JUDGELOOP_PROMPT_NAME", "main.p")],
@@ -156,6 +283,14 @@ def test_databricks_unity_catalog_names_must_have_their_parts(dbx, monkeypatch, 
     monkeypatch.setenv(setting, value)
     before = writes(dbx)
     with pytest.raises(WorkspaceNotReadyError, match=f"{setting}={value!r} is not a"):
+        connect(load_settings())
+    assert writes(dbx) == before
+
+
+def test_databricks_unity_catalog_schema_is_required(dbx, monkeypatch):
+    monkeypatch.delenv("JUDGELOOP_UC_SCHEMA")
+    before = writes(dbx)
+    with pytest.raises(WorkspaceNotReadyError, match="JUDGELOOP_UC_SCHEMA is not set"):
         connect(load_settings())
     assert writes(dbx) == before
 

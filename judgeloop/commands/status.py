@@ -61,8 +61,10 @@ def _open_experiment(settings: Settings) -> str | None:
     # Only the environment switches, not store.prepare_environment: status calls no model, and
     # registering fake:/ providers would import litellm for nothing.
     from judgeloop.store import configure_libraries
+    from judgeloop.workspace import for_settings
 
     configure_libraries(settings)
+    for_settings(settings).check_ready()  # a missing credential is named, not a stack trace
     mlflow.set_tracking_uri(uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is None or experiment.lifecycle_stage != "active":
@@ -109,19 +111,14 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
 
 def review_status(settings: Settings, experiment_id: str) -> dict:
     """The review queue's progress, per reviewer, and how much reviewers agree with each other."""
-    from judgeloop import labeling, labels, review_progress
+    from judgeloop import labels, review_progress, workspace
 
     used, rejected = labels.current_labels(settings, experiment_id)
 
-    queue = labeling.find_queue(settings, experiment_id)
-    items = labeling.queue_items(queue.queue_id) if queue is not None else []
-    result = review_progress.report(settings, used, rejected, [i.item_id for i in items] if queue else None).as_dict()
+    queue = workspace.for_settings(settings).review_queue(experiment_id, settings.resolved_mlflow_ui_url)
+    result = review_progress.report(settings, used, rejected, queue.trace_ids if queue else None).as_dict()
     result["queue"] = None if queue is None else {
-        "name": queue.name,
-        "id": queue.queue_id,
-        "url": labeling.review_url(settings.resolved_mlflow_ui_url, experiment_id, queue.queue_id),
-        "complete": sum(1 for i in items if str(getattr(i.status, "value", i.status)) == "complete"),
-        "pending": sum(1 for i in items if str(getattr(i.status, "value", i.status)) == "pending"),
+        "name": queue.name, "id": queue.queue_id, "url": queue.url, "complete": queue.complete, "pending": queue.pending,
     }
     return result
 

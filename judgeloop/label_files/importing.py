@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from judgeloop import duplicate_labels, labeling
+from judgeloop import duplicate_labels, workspace
 from judgeloop import labels as labels_core
 from judgeloop.label_files.formats import BadRow, read_file
 from judgeloop.label_files.rows import LabelRow, check_rows
@@ -189,5 +189,6 @@ def import_labels(
         return report
     apply(settings, experiment_id, report.actions, progress)
     report.applied = True
-    report.completed_items = labeling.complete_labelled_items(settings, experiment_id)
+    written = [a.row.trace_id for a in report.actions if a.kind in (WRITE, EDIT)]
+    report.completed_items = workspace.for_settings(settings).complete_labelled_items(experiment_id, written=written)
     return report

@@ -1,7 +1,8 @@
 """What differs between a local (or self-hosted) MLflow and a Databricks workspace, behind one interface.
 
 The assets, the sensor and the commands call a ``Workspace`` and never ask which kind it is:
-- where SMEs label (label schema + review queue, and the URL to send them to), and the check
+- where SMEs label (label schema + review queue, and the URL to send them to), the queue's
+  progress, completing the items of labels written outside the review form, and the check
   that the labels which actually arrive are named like the judge;
 - the evaluation dataset (looked up by id on open-source MLflow, by Unity Catalog name on
   Databricks);
@@ -37,6 +38,18 @@ class LabelingReport:
 
 
 @dataclass(frozen=True)
+class QueueState:
+    """Where the judge's review queue stands (``judgeloop status``)."""
+
+    name: str
+    queue_id: str
+    url: str
+    trace_ids: list[str]
+    complete: int
+    pending: int
+
+
+@dataclass(frozen=True)
 class LabelNameCheck:
     """Whether the labels SMEs give are named like the judge (MemAlign ignores any other name)."""
 
@@ -62,6 +75,17 @@ class Workspace(ABC):
     @abstractmethod
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         """Whether the schema, and the labels that arrived so far, carry the judge's name."""
+
+    @abstractmethod
+    def review_queue(self, experiment_id: str, mlflow_ui_url: str) -> QueueState | None:
+        """The judge's review queue and its items, or None before ``open_labeling`` created it."""
+
+    @abstractmethod
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None, written=()) -> int:
+        """Mark pending queue items complete when their trace has a label that counts (labels written
+        outside the review form: a label file, the demo's ratings); returns how many were completed.
+        ``written``: the traces just labelled, which join the queue first where labels are read from
+        the queue's traces only (Databricks)."""
 
     # Evaluation dataset -----------------------------------------------------------------
     @abstractmethod

@@ -17,7 +17,7 @@ import json
 import re
 
 from judgeloop.settings import FeedbackType, Settings
-from judgeloop.workspace import LabelingReport, LabelNameCheck, Workspace, WorkspaceNotReadyError
+from judgeloop.workspace import LabelingReport, LabelNameCheck, QueueState, Workspace, WorkspaceNotReadyError
 
 QUEUE_TAG = "judgeloop.review_queue_id"
 _UC_PART = re.compile(r"^[A-Za-z0-9_]+$")
@@ -215,6 +215,49 @@ class DatabricksWorkspace(Workspace):
             complete=sum(1 for i in items if str(i.status) == "COMPLETE"),
             reviewers=sorted(members),
         )
+
+    def review_queue(self, experiment_id: str, mlflow_ui_url: str) -> QueueState | None:
+        queue_id = self._queue_id(experiment_id)
+        if queue_id is None:
+            return None
+        items = self._items(experiment_id, queue_id)
+        statuses = [str(i.status) for i in items]
+        return QueueState(
+            name=self.queue_name(), queue_id=queue_id, url=self.review_url(experiment_id, queue_id),
+            trace_ids=[i.trace_id for i in items], complete=statuses.count("COMPLETE"), pending=statuses.count("PENDING"),
+        )
+
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None, written=()) -> int:
+        """Complete the pending items of labelled traces, as the Review App does on submit: that
+        moves the items, so the next label read finds these labels without waiting for a full
+        reconcile. The workspace records the caller (not the label's reviewer) as ``completed_by``.
+        Labels are read from the queue's traces only: a ``written`` trace outside it joins it first."""
+        from mlflow.genai.databricks import review_queues as rq
+
+        from judgeloop import labels
+
+        queue_id = self._queue_id(experiment_id)
+        if queue_id is None:
+            return 0
+        items = self._items(experiment_id, queue_id)
+        queued = {i.trace_id for i in items}
+        joining = [t for t in dict.fromkeys(written) if t not in queued]
+        for start in range(0, len(joining), 100):
+            rq.add_review_queue_items(experiment_id, queue_id, trace_ids=joining[start : start + 100])
+        if joining:
+            items = self._items(experiment_id, queue_id)
+        pending = [i for i in items if str(i.status) == "PENDING"]
+        if not pending:
+            return 0
+        if current is None:
+            current, _ = labels.current_labels(self.settings, experiment_id)
+        labelled = {label.trace_id for label in current}
+        done = 0
+        for item in pending:
+            if item.trace_id in labelled:
+                rq.set_review_queue_item_status(experiment_id, queue_id, item.item_id, "COMPLETE")
+                done += 1
+        return done
 
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         """Checked on the labels that arrived, not only on the question just written: what name

@@ -1,6 +1,6 @@
 """A local or self-hosted MLflow store: open-source label schemas and review queues, datasets by id."""
 
-from judgeloop.workspace import LabelingReport, LabelNameCheck, Workspace
+from judgeloop.workspace import LabelingReport, LabelNameCheck, QueueState, Workspace
 
 # Dataset names are not unique on open-source MLflow: the id is remembered on the experiment.
 DATASET_TAG = "judgeloop.eval_dataset_id"
@@ -16,6 +16,26 @@ class LocalWorkspace(Workspace):
         from judgeloop import labeling
 
         return labeling.open_session(self.settings, experiment_id, trace_ids, mlflow_ui_url)
+
+    def review_queue(self, experiment_id: str, mlflow_ui_url: str) -> QueueState | None:
+        from judgeloop import labeling
+
+        queue = labeling.find_queue(self.settings, experiment_id)
+        if queue is None:
+            return None
+        items = labeling.queue_items(queue.queue_id)
+        statuses = [str(getattr(i.status, "value", i.status)) for i in items]
+        return QueueState(
+            name=queue.name, queue_id=queue.queue_id, url=labeling.review_url(mlflow_ui_url, experiment_id, queue.queue_id),
+            trace_ids=[i.item_id for i in items], complete=statuses.count("complete"), pending=statuses.count("pending"),
+        )
+
+    def complete_labelled_items(self, experiment_id: str, current: list | None = None, written=()) -> int:
+        from judgeloop import labeling
+
+        # Labels are read from the whole store here: traces outside the queue need not join it.
+
+        return labeling.complete_labelled_items(self.settings, experiment_id, current)
 
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         from mlflow.genai import label_schemas

@@ -357,6 +357,7 @@ class FakeDatabricks:
     def serve_model(self, path: str, body: dict) -> dict:
         self.count("serving:" + ("embeddings" if "embeddings" in path else "chat"))
         model = body.get("model") or path.split("/serving-endpoints/", 1)[-1].split("/")[0]
+        self.count(f"endpoint:{model}")  # which serving endpoint each model role reached
         if "embeddings" in path:
             inputs = body.get("input")
             inputs = [inputs] if isinstance(inputs, str) else inputs
