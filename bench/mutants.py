@@ -116,6 +116,12 @@ MUTATIONS = (
         ("tests/test_scores_and_gate.py::test_a_second_measurement_pays_only_for_new_traces",),
     ),
     Mutation(
+        "the evaluation's judge scores are not kept as the base version's",
+        "judgeloop/traces.py",
+        (("        if judge_version is not None:\n            scores.adopt(", "        if False:\n            scores.adopt("),),
+        ("tests/test_scores_and_gate.py::test_the_evaluations_scores_are_reused_by_the_version_that_made_them",),
+    ),
+    Mutation(
         "prompt comparison counts unparseable answers",
         "judgeloop/optimization.py",
         (("        if reason:\n            log.warning(\"no score on", "        if False:\n            log.warning(\"no score on"),),
