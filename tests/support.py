@@ -78,3 +78,11 @@ def openai_judge_and_agent(monkeypatch, tmp_path, questions: list[str]) -> None:
     monkeypatch.setenv("JUDGELOOP_JUDGE_MODEL", "openai:/fake-judge")
     monkeypatch.setenv("JUDGELOOP_AGENT", "tests.agents:echo_agent")
     monkeypatch.setenv("JUDGELOOP_QUESTIONS_PATH", str(path))
+
+
+def accept_any_split(monkeypatch) -> None:
+    """Held-out minimums of 1 for tests about something else than the split: the demo's traces get
+    random ids, so 24 of them now and then hold out fewer than the default 3 (about 1 run in 250)
+    and alignment refuses to run. The minimums themselves are tested on their own."""
+    monkeypatch.setenv("JUDGELOOP_MIN_HELDOUT_LABELS", "1")
+    monkeypatch.setenv("JUDGELOOP_MIN_SCORED_HELDOUT", "1")

@@ -10,7 +10,7 @@ from judgeloop import demo, judges
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from tests.conftest import REPO
-from tests.support import materialize, metadata
+from tests.support import accept_any_split, materialize, metadata
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
 
@@ -40,6 +40,7 @@ print(json.dumps({"kappa": measured.kappa, "n": measured.n, "exact": measured.ex
 def test_promoted_judge_reloaded_in_a_new_process_reproduces_its_recorded_agreement(home, instance, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")  # the gate's decision is not what is tested here
+    accept_any_split(monkeypatch)
     settings = load_settings()
     experiment_id = connect(settings)
     demo.seed(settings, experiment_id)

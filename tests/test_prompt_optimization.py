@@ -7,7 +7,7 @@ from judgeloop import demo, gepa_budget, optimization, prompts
 from judgeloop.fake_llm import CALLS, QUOTE_INSTRUCTION, reset_calls
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
-from tests.support import materialize, metadata
+from tests.support import accept_any_split, materialize, metadata
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session", "agent_prompt"]
 
@@ -27,6 +27,7 @@ def aligned_store(home, instance, monkeypatch):
     # stand-in judge's generic rule (a better answer scores higher) instead of its memory.
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
     monkeypatch.setenv("JUDGELOOP_JUDGE_MODEL", "fake:/judge-generic")
+    accept_any_split(monkeypatch)
     settings = load_settings()
     experiment_id = connect(settings)
     demo.seed(settings, experiment_id)
@@ -161,6 +162,7 @@ def test_budget_sample_is_stable_and_order_free():
 def test_missing_expectations_named_before_any_llm_call(home, instance, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
+    accept_any_split(monkeypatch)
     settings = load_settings()
     experiment_id = connect(settings)
     demo.seed(settings, experiment_id)
