@@ -251,7 +251,7 @@ def summarize(latency_ms: float, scripts: list[dict], graphs: list[dict]) -> dic
         "judgeloop_s": graph_s,
         "heldout_s": heldout_s,
         "judgeloop_less_heldout_s": rest,
-        "ratio_less_heldout": round(rest / script_s, 3) if script_s and rest else None,
+        "ratio_less_heldout": ratio_of(rest, script_s),
         # Only the two Dagster runs (no demo seed/release processes), less the held-out measurement.
         "runs_only_ratio_less_heldout": ratio_of(
             median([sum(g["processes"].get(n, {}).get("wall_s", 0) for n in RUNS) - g["heldout_s"] for g in graphs]), script_s

@@ -263,8 +263,8 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             f"{len(sample_ids)} of {len(heldout_ids)} held-out traces"
         )
         before_scores = scores.measure(settings, previous, previous_version, sample, raw=raw)
-        # A freshly registered version has no stored scores; a rebuilt-from-the-same-labels one may.
-        after_scores = scores.measure(settings, registered, version, sample, raw=raw) if reused else scores.measure(settings, registered, None, sample)
+        # A new version has no stored scores yet (they are saved below); a reused one may have some.
+        after_scores = scores.measure(settings, registered, version if reused else None, sample, raw=raw)
     before = agreement_of(settings, before_scores, measured_against)
     after = agreement_of(settings, after_scores, measured_against)
     comparison = compare(settings, measured_against, sample_ids, before_scores, after_scores)

@@ -62,24 +62,22 @@ def assessments_table() -> sa.TableClause:
     return ASSESSMENTS
 
 
+def _chunks(values, size: int = 500):
+    ordered = sorted(values)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
 def known_trace_ids(engine: sa.Engine, experiment_id: str, trace_ids: set[str]) -> set[str]:
     """Which of ``trace_ids`` are traces of the experiment (call only when ``readable``)."""
     found: set[str] = set()
-    wanted = sorted(trace_ids)
     with engine.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for chunk in _chunks(trace_ids):
             query = sa.select(TRACE_INFO.c.request_id).where(
                 TRACE_INFO.c.experiment_id == int(experiment_id), TRACE_INFO.c.request_id.in_(chunk)
             )
             found.update(conn.execute(query).scalars())
     return found
-
-
-def _chunks(values, size: int = 500):
-    ordered = sorted(values)
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
 
 
 def trace_keys(engine: sa.Engine, experiment_id: str, trace_ids: set[str], tag: str) -> dict[str, str]:

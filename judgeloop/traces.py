@@ -138,11 +138,10 @@ def evaluate_and_tag(
     ``judge`` is), each score is kept as that version's stored score (see ``judgeloop.scores``).
     """
     import mlflow
-
-    from judgeloop import scores
-
     from mlflow import MlflowClient
     from mlflow.entities import Trace
+
+    from judgeloop import scores
 
     report = TaggingReport()
     done = {t.info.trace_id: t for t in search_all(experiment_id, f"tag.{EVAL_TAG} = '{EVAL_COMPLETE}'")}

@@ -34,7 +34,6 @@ class LocalWorkspace(Workspace):
         from judgeloop import labeling
 
         # Labels are read from the whole store here: traces outside the queue need not join it.
-
         return labeling.complete_labelled_items(self.settings, experiment_id, current)
 
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
