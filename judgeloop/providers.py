@@ -1,6 +1,7 @@
 """Checks that a model role is configured and its provider reachable, before any state is written."""
 
 import os
+import re
 import socket
 from urllib.parse import urlparse
 
@@ -20,6 +21,12 @@ _CREDENTIALS = {
     "gemini": ["GEMINI_API_KEY", "GOOGLE_API_KEY"],
     "mistral": ["MISTRAL_API_KEY"],
 }
+
+
+# provider:/model, e.g. openai:/gpt-4.1-mini, together_ai:/meta-llama/Llama-3-8b. Not a URL
+# (http://user:password@host has "://"), not a bare token: a value that does not match is never
+# repeated in a message, since a mistaken launch or variable may have put a credential there.
+MODEL_URI = re.compile(r"[a-z][a-z0-9_-]*:/(?!/)[\w.@:/+-]+")
 
 
 class ModelNotConfiguredError(RuntimeError):
@@ -57,8 +64,11 @@ def _configured_uri(settings: Settings, role: str) -> str:
     uri = getattr(settings, attr)
     if not uri:
         raise ModelNotConfiguredError(missing_model_message(role))
-    if ":/" not in uri:
-        raise ModelNotConfiguredError(f"{env}={uri!r} is not an MLflow model URI of the form provider:/model.")
+    if not MODEL_URI.fullmatch(uri):
+        raise ModelNotConfiguredError(
+            f"{env} (run config: {attr}) is not an MLflow model URI of the form provider:/model, e.g. "
+            f"{example_uri(role)} (the value is not shown: it may be a credential)."
+        )
     provider = uri.split(":/", 1)[0]
     if provider == "fake":
         return uri

@@ -4,8 +4,48 @@ from pydantic import Field, PrivateAttr, create_model
 from judgeloop.settings import RUN_CONFIG_FIELDS, Settings, load_settings
 
 
+RESOURCE_KEY = "judgeloop"
+
+
+class LaunchRefusedError(RuntimeError):
+    """A launch's run config asked for something a launch may not have; refused before any asset runs."""
+
+
+def env_sourced_fields(run_config: dict | None) -> list[str]:
+    """Fields of this resource a launch's run config sets as ``{env: NAME}``.
+
+    Dagster resolves ``{env: NAME}`` for every ``str`` field in the worker's environment, which
+    holds MLflow's and the providers' credentials: a launch (the GraphQL API needs no login)
+    could read any of them into a model URI or an experiment name, and from there into errors,
+    metadata and logs. The values a launch may choose are typed in, never read from there.
+    """
+    config = ((run_config or {}).get("resources", {}).get(RESOURCE_KEY) or {}).get("config") or {}
+    return sorted(name for name, value in config.items() if isinstance(value, dict) and "env" in value)
+
+
 class _JudgeloopConfigBase(dg.ConfigurableResource):
     _settings: Settings | None = PrivateAttr(None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Before any asset runs, so the resolved values are never used, shown or stored.
+        run = getattr(context, "dagster_run", None)
+        fields = env_sourced_fields(run.run_config if run is not None else None)
+        if fields:
+            raise LaunchRefusedError(
+                f"Run config of resource {RESOURCE_KEY!r} refused: {', '.join(fields)} read from an environment "
+                "variable ({env: ...}). A launch may give these values only as text; otherwise the deployment's "
+                "JUDGELOOP_* environment variables set them."
+            )
+        from judgeloop.providers import MODEL_URI
+
+        not_uris = [name for name in RUN_CONFIG_FIELDS if name.endswith("_model") and getattr(self, name)
+                    and not MODEL_URI.fullmatch(getattr(self, name))]
+        if not_uris:
+            # The value is not repeated: whatever was typed there may be a credential.
+            raise LaunchRefusedError(
+                f"Run config of resource {RESOURCE_KEY!r} refused: {', '.join(not_uris)} is not an MLflow model URI "
+                "of the form provider:/model, e.g. openai:/gpt-4.1-mini (the value is not shown)."
+            )
 
     def settings(self) -> Settings:
         """The run's settings: the deployment's (environment) with this run's overrides, built once."""
