@@ -45,9 +45,84 @@ def apply(settings: Settings) -> None:
 
 
 def _configure_litellm(litellm) -> None:
-    timeout, retries = _APPLIED["litellm"]
+    timeout, _ = _APPLIED["litellm"]
     litellm.request_timeout = timeout
-    litellm.num_retries = retries
+    # litellm reads a falsy num_retries argument as "use litellm.num_retries": keep that at 0 too.
+    litellm.num_retries = 0
+    # The OpenAI client's own retries: litellm's embedding reads ``max_retries or DEFAULT_MAX_RETRIES``,
+    # so an explicit 0 still meant 2 there. Retries happen in ``_bound_litellm_calls`` only.
+    litellm.DEFAULT_MAX_RETRIES = 0
+    _bound_litellm_calls(litellm)
+
+
+# litellm's module settings do not reach every call: ``embedding`` waits its own default of
+# 600 s whatever ``request_timeout`` says, dspy passes its own ``num_retries`` (3) on every
+# completion, litellm then retries twice over (``num_retries=2`` made 5 requests) and the
+# OpenAI client under it retries on its own (``max_retries``). So every call gets the timeout
+# as an argument, litellm and its client are told not to retry, and the retries happen here:
+# exactly ``llm_max_retries`` of them, with back-off, for errors worth retrying.
+_BOUNDED = ("completion", "acompletion", "embedding", "aembedding")
+_RETRYABLE = {
+    "RateLimitError", "InternalServerError", "ServiceUnavailableError", "Timeout", "APITimeoutError",
+    "APIConnectionError", "APIError",
+}
+
+
+def bounded_arguments(kwargs: dict) -> dict:
+    timeout, _ = _APPLIED["litellm"]
+    given = kwargs.get("timeout")
+    bounded = dict(kwargs)
+    bounded["timeout"] = min(float(given), timeout) if isinstance(given, (int, float)) else timeout
+    bounded["num_retries"] = 0
+    bounded["max_retries"] = 0
+    return bounded
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Wait before retry ``attempt + 1``: 1 s, 2 s, 4 s..."""
+    return float(2**attempt)
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    return type(exc).__name__ in _RETRYABLE
+
+
+def _bound_litellm_calls(litellm) -> None:
+    import asyncio
+    import functools
+    import time
+
+    for name in _BOUNDED:
+        original = getattr(litellm, name, None)
+        if original is None or getattr(original, "_judgeloop_bounded", False):
+            continue
+        if name.startswith("a"):
+
+            async def wrapper(*args, _original=original, **kwargs):
+                retries = _APPLIED["litellm"][1]
+                for attempt in range(retries + 1):
+                    try:
+                        return await _original(*args, **bounded_arguments(kwargs))
+                    except Exception as exc:
+                        if attempt == retries or not _worth_retrying(exc):
+                            raise
+                    await asyncio.sleep(backoff_seconds(attempt))
+
+        else:
+
+            def wrapper(*args, _original=original, **kwargs):
+                retries = _APPLIED["litellm"][1]
+                for attempt in range(retries + 1):
+                    try:
+                        return _original(*args, **bounded_arguments(kwargs))
+                    except Exception as exc:
+                        if attempt == retries or not _worth_retrying(exc):
+                            raise
+                    time.sleep(backoff_seconds(attempt))
+
+        wrapper = functools.wraps(original)(wrapper)
+        wrapper._judgeloop_bounded = True
+        setattr(litellm, name, wrapper)
 
 
 class _ConfigureLitellmOnImport(importlib.abc.MetaPathFinder):

@@ -94,10 +94,10 @@ def test_litellm_gets_the_limits_when_something_imports_it_later(tmp_path):
         "llm_limits.apply(load_settings())\n"
         "print('litellm' in sys.modules)\n"
         "import litellm\n"
-        "print(litellm.request_timeout, litellm.num_retries)\n"
+        "print(litellm.request_timeout, litellm.embedding._judgeloop_bounded)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUDGELOOP_")}
     env.update(JUDGELOOP_HOME=str(tmp_path / "state"), JUDGELOOP_LLM_TIMEOUT_SECONDS="7", JUDGELOOP_LLM_MAX_RETRIES="1")
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["False", "7.0 1"]
+    assert done.stdout.split("\n")[:2] == ["False", "7.0 True"]
