@@ -7,6 +7,7 @@ the production prompt by more than ``prompt_promotion_margin``.
 
 import difflib
 import logging
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -222,7 +223,12 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
             unscored[0] += 1
         return rescale(settings, value)
 
-    with store.logging_to(optimizer_experiment, then=experiment_id), count_litellm_calls() as calls:
+    newest_before = int(getattr(prompts.latest(prompts.name(settings)), "version", 0) or 0)
+    with (
+        store.logging_to(optimizer_experiment, then=experiment_id),
+        count_litellm_calls() as calls,
+        _no_copies_of_production(settings, production, newest_before),
+    ):
         optimized = mlflow.genai.optimize_prompts(
             predict_fn=counted_predict,
             train_data=[{"inputs": r["inputs"], "expectations": r["expectations"]} for r in train],
@@ -246,8 +252,8 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         result.new_template = new.template
         result.initial_score, result.final_score = optimized.initial_eval_score, optimized.final_eval_score
         if new.template.strip() == production.template.strip():
-            # optimize_prompts registers whatever GEPA returns; a copy of production is no new version.
-            prompts.delete_version(prompts.name(settings), new.version)
+            # optimize_prompts registers whatever GEPA returns; a copy of production is no new
+            # version (_no_copies_of_production removes it when the block ends).
             result.llm_calls = {"completion_calls": calls["completion"], "embedding_calls": calls["embedding"]}
             failed = calls["completion_failed"] + calls["embedding_failed"] + unscored[0]
             if failed:
@@ -304,6 +310,38 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         prompts.promote(settings, new.version)
     progress(result.decision)
     return result
+
+
+@contextmanager
+def _no_copies_of_production(settings: Settings, production, newest_before: int):
+    """Remove, when the block ends however it ends, every version registered since ``newest_before``
+    that is a copy of production no judgeloop step claimed (no ``judgeloop.`` tags).
+
+    ``optimize_prompts`` registers what GEPA returns before it returns, and GEPA hands production
+    back unchanged when its calls fail: such a copy is no result, whether the call then returns
+    (the unchanged case) or raises after registering (a failure while MLflow logs the run). The
+    removal is checked by reading the versions back: a copy left behind fails the run.
+    """
+    try:
+        yield
+    finally:
+        name = prompts.name(settings)
+
+        def copies():
+            return [
+                v for v in prompts.versions_after(name, newest_before)
+                if v.template.strip() == production.template.strip()
+                and not any(key.startswith("judgeloop.") for key in (v.tags or {}))
+            ]
+
+        for version in copies():
+            prompts.delete_version(name, version.version)
+        left = copies()
+        if left:
+            raise RuntimeError(
+                f"prompt {name!r}: version(s) {', '.join(str(v.version) for v in left)} copy production "
+                f"v{production.version} and could not be deleted; delete them in the MLflow UI"
+            )
 
 
 def already_optimized(settings: Settings, judge_version: int, dataset_id: str, production) -> str | None:

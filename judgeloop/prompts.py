@@ -37,6 +37,11 @@ def latest(name: str, source: str | None = None):
     return max(items, key=lambda v: int(v.version), default=None)
 
 
+def versions_after(name: str, version: int) -> list:
+    """Versions newer than ``version``, oldest first (read fresh, never from a cache)."""
+    return sorted((v for v in _versions(name) if int(v.version) > int(version)), key=lambda v: int(v.version))
+
+
 def production(settings: Settings):
     import mlflow
 
