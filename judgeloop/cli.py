@@ -28,9 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         from judgeloop import tracking_auth
+        from judgeloop.running_stack import StateFileError
         from judgeloop.workspace import WorkspaceNotReadyError
 
-        if isinstance(exc, WorkspaceNotReadyError):  # its message names the setting to fix
+        if isinstance(exc, (WorkspaceNotReadyError, StateFileError)):  # its message names what to fix
             print(f"judgeloop: {exc}", file=sys.stderr)
             return 2
 

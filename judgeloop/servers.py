@@ -36,7 +36,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def check_state_folder(home: Path) -> None:
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        # Created owner-only: it holds MLflow's store (and in team mode the passwords); never
+        # world-readable first and narrowed later.
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
         marker = home / ".write-test"
         marker.write_text("ok")
         marker.unlink()

@@ -7,7 +7,6 @@ and the gate's thresholds belong to the deployment, not to whoever can launch a 
 read them from their own environment variables, so they never reach metadata or logs.
 """
 
-import os
 from enum import Enum
 from pathlib import Path
 
@@ -178,15 +177,9 @@ class Settings(BaseSettings):
         While it runs, commands in other shells go through its MLflow server instead of
         writing the sqlite file beside it (several writers on one sqlite file lock it).
         """
-        import json
+        from judgeloop.running_stack import read_state
 
-        path = self.resolved_home / "running.json"
-        try:
-            info = json.loads(path.read_text())
-            os.kill(int(info["pid"]), 0)
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
-        return info
+        return read_state(self.resolved_home)  # a file it cannot read is refused, never skipped
 
     @property
     def resolved_tracking_uri(self) -> str:

@@ -72,7 +72,7 @@ def test_team_mode_accounts_permissions_and_attributed_labels(tmp_path, monkeypa
         assert shell.returncode == 0, shell.stderr
 
         # A fresh start on the same state re-uses the accounts (no new passwords).
-        assert up.interrupt() == 0
+        assert up.interrupt() == 130
         assert json.loads(creds_path.read_text())["reviewers"] == creds["reviewers"]
         assert not up.leftovers()
     finally:

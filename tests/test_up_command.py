@@ -93,11 +93,11 @@ def _timed(label: str, since: float) -> float:
 
 
 def _stop_cleanly(up, timeout: float) -> None:
-    """Ctrl-C: exit code 0 within ``timeout``, both ports free, no process of this stack left."""
+    """Ctrl-C: exit code 130 within ``timeout``, both ports free, no process of this stack left."""
     started = time.monotonic()
     code = up.interrupt(timeout)
     _timed("SIGINT to exit", started)
-    assert code == 0, up.logs()
+    assert code == 130, up.logs()  # interrupted: the shell convention, as during start-up
     assert "judgeloop: stopped." in up.stdout
     assert ports_free(up.mlflow_port, up.dagster_port), f"ports {up.mlflow_port}/{up.dagster_port} still taken"
     # `judgeloop up` waits for its process groups before exiting; allow only for reaping.

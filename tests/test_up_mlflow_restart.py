@@ -60,7 +60,7 @@ def test_mlflow_killed_under_up_is_restarted_and_dagster_keeps_running(tmp_path)
         status = run_judgeloop(home, tmp_path / "shell", "status")  # finds the server through running.json
         assert status.returncode == 0, status.stderr
 
-        assert up.interrupt(120) == 0, up.logs()
+        assert up.interrupt(120) == 130, up.logs()
         assert "judgeloop: stopped." in up.stdout
         wait_until(lambda: up.leftovers() == [] or None, 15, interval=0.5, message="no leftovers",
                    on_timeout=lambda: "\n".join(up.leftovers()))

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import database_url, exposure, local_models, private_files, servers
+from judgeloop import database_url, exposure, local_models, private_files, running_stack, servers
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
@@ -143,14 +143,18 @@ def run(args) -> int:
     home = settings.resolved_home
     for warning in exposure.warnings(args.host, args.team):  # first, so it is seen even if start-up fails
         print(f"judgeloop up: {warning}", file=sys.stderr, flush=True)
+    stack_lock = running_stack.StackLock(home)
     try:
         servers.check_state_folder(home)
+        # Before anything reads or changes the folder's Dagster instance or running.json.
+        stack_lock.acquire()
         servers.check_ports(args.host, {"MLflow": args.mlflow_port, "Dagster": args.dagster_port})
         if args.llama_server_model:  # fail before anything starts
             local_models.find_llama_server()
             local_models.check_gguf(args.llama_server_model)
-    except (servers.StartupError, local_models.LocalModelError) as exc:
+    except (servers.StartupError, local_models.LocalModelError, running_stack.StackRunningError) as exc:
         print(f"judgeloop up: {exc}", file=sys.stderr)
+        stack_lock.release()
         return 2
 
     stand_ins = {}
@@ -220,11 +224,12 @@ def run(args) -> int:
               "the label sensor retries them", flush=True)
 
     stack = servers.Stack()
-    stopping = {"flag": False, "serving": False}
+    stopping = {"flag": False, "serving": False, "signal": 0}
 
     def _stop(signum, frame):
         first = not stopping["flag"]
         stopping["flag"] = True
+        stopping["signal"] = stopping["signal"] or signum
         # While starting (waiting for servers, seeding, ...) nothing polls the flag: interrupt
         # right away instead of finishing start-up and launching a run first. Only the first
         # signal raises, so a second Ctrl-C cannot cut the clean-up in `finally` short.
@@ -278,8 +283,9 @@ def run(args) -> int:
         _wait_for_code_location(dagster_client)
         stopping["serving"] = True  # from here on, Ctrl-C is seen by the loop below
 
-        running = home / "running.json"
-        running.write_text(
+        # Replaced whole (never half-written: other shells refuse a file they cannot read).
+        private_files.write_private(
+            home / running_stack.STATE_FILE,
             json.dumps({
                 "pid": os.getpid(), "tracking_uri": mlflow_url, "dagster_url": dagster_url,
                 # A database URL may carry a password: other shells read it from their own settings.
@@ -354,15 +360,17 @@ def run(args) -> int:
             if args.exit_after and time.monotonic() - started >= args.exit_after:
                 break
             time.sleep(0.5)
-        return 0
+        # Stopped by Ctrl-C (SIGINT) or SIGTERM: the shell convention 128 + signal (130, 143).
+        return 128 + stopping["signal"] if stopping["signal"] else 0
     except (servers.StartupError, local_models.LocalModelError) as exc:
         print(f"judgeloop up: {exc}", file=sys.stderr)
         return 1
     finally:
         stopping["flag"] = True  # a Ctrl-C from here on must not interrupt the clean-up
         print("judgeloop: stopping Dagster and MLflow...", flush=True)
-        (home / "running.json").unlink(missing_ok=True)
+        (home / running_stack.STATE_FILE).unlink(missing_ok=True)
         stack.stop()
+        stack_lock.release()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         print("judgeloop: stopped.", flush=True)
