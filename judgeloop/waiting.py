@@ -20,6 +20,9 @@ from judgeloop import labels
 from judgeloop.settings import Settings
 
 MAX_BACKOFF_SECONDS = 3600
+# How far ahead of the sensor's clock a stored position may be before it counts as set by hand
+# (the sensor never stores one past its own clock; this allows for a daemon moved between hosts).
+CLOCK_TOLERANCE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,30 @@ class RealignState:
             failures=int(data.get("failures", 0)),
             retry_at=float(data.get("retry_at", 0.0)),
         )
+
+    def repaired(self, now: float) -> tuple["RealignState", str | None]:
+        """This state with positions from the future undone, and what was repaired (None: nothing).
+
+        The sensor only ever stores positions up to its own clock (``labels._next_cursor``), so a
+        cursor ahead of it was set by hand (Dagster's ``setSensorCursor``): left alone, a base in
+        2100 hides every label "changed after 2100". Such a position is dropped and the labels
+        count from the start again (the next re-alignment reads them all anyway); a retry time
+        beyond the longest back-off is brought back to it.
+        """
+        limit_ms = int((now + CLOCK_TOLERANCE_SECONDS) * 1000)
+        repaired, notes = self, []
+        if self.base.updated_ms > limit_ms:
+            repaired, notes = RealignState(inflight=self.inflight, failures=self.failures, retry_at=self.retry_at), [
+                f"base {self.base.updated_ms} ms"]
+        if repaired.inflight is not None and repaired.inflight.cursor.updated_ms > limit_ms:
+            notes.append(f"in-flight position {repaired.inflight.cursor.updated_ms} ms")
+            repaired = replace(repaired, inflight=Inflight(repaired.inflight.run_key, labels.Cursor(), repaired.inflight.label_count))
+        if repaired.retry_at > now + MAX_BACKOFF_SECONDS:
+            notes.append(f"retry time {repaired.retry_at:.0f}")
+            repaired = replace(repaired, retry_at=now + MAX_BACKOFF_SECONDS)
+        if not notes:
+            return self, None
+        return repaired, f"sensor cursor ahead of this machine's clock ({', '.join(notes)}): reset"
 
     def requested(self, run_key: str, cursor: labels.Cursor, label_count: int) -> "RealignState":
         return replace(self, inflight=Inflight(run_key, cursor, label_count))

@@ -23,6 +23,26 @@ def env_sourced_fields(run_config: dict | None) -> list[str]:
     return sorted(name for name, value in config.items() if isinstance(value, dict) and "env" in value)
 
 
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+
+
+def refuse_a_raised_time_limit(tags: dict, max_run_seconds: int) -> None:
+    """A launch may shorten its run's time limit (tag ``dagster/max_runtime``), never lengthen or drop it:
+    run monitoring would otherwise let a run tagged 999999999 hold the run slot for ever."""
+    given = tags.get(MAX_RUNTIME_TAG)
+    if given is None:
+        return
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = float("inf")
+    if not 0 < seconds <= max_run_seconds:
+        raise LaunchRefusedError(
+            f"Run refused: its tag {MAX_RUNTIME_TAG}={str(given)[:40]!r} exceeds the deployment's limit of "
+            f"{max_run_seconds} s (JUDGELOOP_MAX_RUN_SECONDS); a launch may only set a shorter one."
+        )
+
+
 class _JudgeloopConfigBase(dg.ConfigurableResource):
     _settings: Settings | None = PrivateAttr(None)
 
@@ -36,6 +56,8 @@ class _JudgeloopConfigBase(dg.ConfigurableResource):
                 "variable ({env: ...}). A launch may give these values only as text; otherwise the deployment's "
                 "JUDGELOOP_* environment variables set them."
             )
+        if run is not None:
+            refuse_a_raised_time_limit(run.tags or {}, self.settings().max_run_seconds)
         from judgeloop.providers import MODEL_URI
 
         not_uris = [name for name in RUN_CONFIG_FIELDS if name.endswith("_model") and getattr(self, name)

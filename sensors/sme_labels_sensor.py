@@ -106,7 +106,10 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
 
     settings, experiment_id = judgeloop.connect()
     now, interval = _now(), float(settings.sensor_interval_seconds)
-    state = settle(waiting.RealignState.decode(context.cursor), context.instance, interval, now)
+    state, repair = waiting.RealignState.decode(context.cursor).repaired(now)
+    if repair:
+        context.log.warning(repair)
+    state = settle(state, context.instance, interval, now)
     found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     threshold = settings.label_threshold
     counted = f"{found.count} new SME label(s) waiting, {threshold} needed to re-align" + (
