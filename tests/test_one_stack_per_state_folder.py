@@ -101,14 +101,16 @@ def test_two_stacks_on_one_folder(tmp_path):
         second = start_up(home, tmp_path / "second", name="second")
         try:
             code = second.popen.wait(timeout=120)
-        finally:
-            second.shutdown()
+        except BaseException:
+            second.shutdown()  # its clean-up kills whatever mentions the folder: only when it did not stop
+            raise
         assert code == 2, second.logs()
         assert f"another judgeloop up (pid {first.popen.pid}, MLflow {first.mlflow_url}" in second.stderr
         assert (home / "running.json").read_text() == announced
         assert first.popen.poll() is None
         assert "interrupted" not in first.logs()
-        assert first.interrupt(120) == 130, first.logs()
+        code = first.interrupt(120)
+        assert code == 130, (code, first.logs())
         wait_until(lambda: not (home / "running.json").exists() or None, 10, message="running.json removed by its own stack")
     finally:
         first.shutdown()

@@ -64,7 +64,7 @@ def import_command(args) -> int:
         return 2
     except importing.ImportInterrupted as exc:
         print(f"judgeloop labels import: {exc}", file=sys.stderr)
-        return 1
+        return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
     for bad in report.bad:
         print(f"{args.file}: {bad}", file=sys.stderr)
     name = f"{args.file}: {report.rows} row(s)"

@@ -1,6 +1,6 @@
 """CSV cells that a spreadsheet would run as formulas, made inert on export and restored on import.
 
-A cell starting with ``= + - @`` is a formula to Excel, LibreOffice and Google Sheets (a comment
+A cell starting with ``= + - @``, a tab or a carriage return is a formula to Excel, LibreOffice and Google Sheets (a comment
 like ``=HYPERLINK(...)`` or ``+cmd|...`` would run when the exported file is opened). Export puts
 a ``'`` in front of such a cell, which spreadsheets show as text; import removes exactly that one
 ``'``. A cell that already starts with ``'`` gets one too, so import can tell an added ``'`` from
@@ -10,7 +10,8 @@ left alone because it is no formula.
 
 import re
 
-_TRIGGERS = ("=", "+", "-", "@")
+# OWASP's list: tab and carriage return start a formula too ("\t=cmd|..." is run once trimmed).
+_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPE = "'"
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 

@@ -134,7 +134,7 @@ def apply(settings: Settings, experiment_id: str, actions: list[Action], progres
                     rationale=row.comment,
                     source=AssessmentSource(source_type="HUMAN", source_id=row.reviewer),
                 )
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt) as exc:  # Ctrl-C too: say how far the import got
             raise ImportInterrupted(done, len(changes), row, exc) from exc
     if len(changes) > BATCH_SIZE:
         _report_written(progress, len(changes), len(changes), started)

@@ -17,6 +17,9 @@ from judgeloop.settings import FeedbackType, Settings
 # characters is some 40 pages of text, far more than any reviewer's comment, and keeps a label
 # (and a whole label file) a size the store, the review UI and a spreadsheet handle comfortably.
 MAX_COMMENT_CHARS = 100_000
+# MLflow keeps an assessment's source id in a 250-character column: a longer reviewer name is a
+# bad row (named by its length, not printed whole), never a failed write halfway through a file.
+MAX_REVIEWER_CHARS = 250
 
 
 class LabelRow(BaseModel):
@@ -40,7 +43,9 @@ class LabelRow(BaseModel):
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             raise ValueError(f"missing {info.field_name.replace('_', ' ')}")
         if not isinstance(raw, str):
-            raise ValueError(f"{info.field_name} must be text, got {type(raw).__name__} {raw!r}")
+            raise ValueError(f"{info.field_name} must be text, got {type(raw).__name__} {str(raw)[:80]!r}")
+        if info.field_name == "reviewer" and len(raw.strip()) > MAX_REVIEWER_CHARS:
+            raise ValueError(f"reviewer is {len(raw.strip()):,} characters long, over the limit of {MAX_REVIEWER_CHARS}")
         return raw.strip()
 
     @field_validator("comment", mode="before")
@@ -157,7 +162,7 @@ def check_rows(
             reasons.extend(r for r in _reasons(exc) if not (found is None and reasons and r == "missing trace id"))
         trace_id = found or _trimmed_text(raw.fields.get("trace_id"))
         reviewer = _trimmed_text(raw.fields.get("reviewer"))
-        if reviewer and assigned and reviewer not in assigned:
+        if reviewer and assigned and reviewer not in assigned and len(reviewer) <= MAX_REVIEWER_CHARS:
             reasons.append(f"reviewer {reviewer!r} is not assigned ({', '.join(sorted(assigned))})")
         if trace_id and reviewer:
             key = (trace_id, reviewer)
