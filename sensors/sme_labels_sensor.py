@@ -109,6 +109,9 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     state, repair = waiting.RealignState.decode(context.cursor).repaired(now)
     if repair:
         context.log.warning(repair)
+    # Active runs first, then settle: a run that ends in between is then seen still active (this
+    # tick waits) and settled (its failure counted, its labels waiting again), never neither.
+    active = active_realign_runs(context.instance)
     state = settle(state, context.instance, interval, now)
     found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     threshold = settings.label_threshold
@@ -120,7 +123,6 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
         # The cursor is saved with the skip: a settled run must not be settled twice.
         return dg.SensorResult(skip_reason=reason, cursor=state.encode())
 
-    active = active_realign_runs(context.instance)
     if active:
         run = active[0]
         return skip(f"re-alignment run {run.run_id[:8]} is {run.status.value.lower()}: {counted}; they count in the next run")
