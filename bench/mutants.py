@@ -162,6 +162,31 @@ MUTATIONS = (
         ),
         ("tests/test_split_and_agreement.py::test_split_is_pinned_to_known_values_across_processes",),
     ),
+    Mutation(
+        "run config may read the environment",
+        "judgeloop_assets/resources.py",
+        (("        if fields:\n            raise LaunchRefusedError(", "        if False:\n            raise LaunchRefusedError("),),
+        ("tests/test_run_config_secrets.py::test_a_run_config_value_read_from_the_environment_is_refused_unread",),
+    ),
+    Mutation(
+        "litellm calls keep litellm's own retries",
+        "judgeloop/llm_limits.py",
+        (('    bounded["num_retries"] = 0\n', '    bounded["num_retries"] = kwargs.get("num_retries", 2)\n'),),
+        ("tests/test_llm_bounds.py::test_a_completion_is_tried_once_plus_the_configured_retries",),
+    ),
+    Mutation(
+        "a second up takes the state folder",
+        "judgeloop/commands/up.py",
+        (("        stack_lock.acquire()\n", ""),),
+        ("tests/test_one_stack_per_state_folder.py::test_a_second_up_on_a_folder_in_use_refuses_and_touches_nothing",),
+    ),
+    Mutation(
+        "sensor keeps a cursor from the future",
+        "sensors/sme_labels_sensor.py",
+        (("    state, repair = waiting.RealignState.decode(context.cursor).repaired(now)\n",
+          "    state, repair = waiting.RealignState.decode(context.cursor), None\n"),),
+        ("tests/test_what_a_launcher_cannot_change.py::test_a_cursor_from_the_future_is_repaired_and_hides_no_label",),
+    ),
 )
 
 DATABRICKS_TESTS = "tests/test_databricks_workspace.py::"
