@@ -56,8 +56,8 @@ class _JudgeloopConfigBase(dg.ConfigurableResource):
                 "variable ({env: ...}). A launch may give these values only as text; otherwise the deployment's "
                 "JUDGELOOP_* environment variables set them."
             )
-        if run is not None:
-            refuse_a_raised_time_limit(run.tags or {}, self.settings().max_run_seconds)
+        if run is not None and MAX_RUNTIME_TAG in (run.tags or {}):
+            refuse_a_raised_time_limit(run.tags, self.settings().max_run_seconds)
         from judgeloop.providers import MODEL_URI
 
         not_uris = [name for name in RUN_CONFIG_FIELDS if name.endswith("_model") and getattr(self, name)
