@@ -78,12 +78,7 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
     from judgeloop.commands.display import finite
 
     promoted = judges.promoted_version(experiment_id)
-    try:
-        from mlflow.genai.scorers.registry import list_scorer_versions
-
-        numbers = sorted({v for _, v in list_scorer_versions(name=settings.judge_name, experiment_id=experiment_id)})
-    except Exception:  # MLflow raises when no scorer of that name exists yet
-        numbers = []
+    numbers = judges.version_numbers(settings, experiment_id)
     try:
         base = judges.base_version(experiment_id)
     except LookupError:
