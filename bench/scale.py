@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 BIN = Path(sys.executable).parent
+FLOOR_IMPORTS = "import mlflow, mlflow.store.tracking.sqlalchemy_store, judgeloop.cli"
 JUDGE_NAME = "answer_quality"
 REVIEWERS = ("sme-ana", "sme-bo", "sme-chen")
 FAKE_MODELS = {
@@ -110,7 +111,10 @@ def main(argv=None) -> int:
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUDGELOOP_", "DAGSTER_", "OPENAI_"))}
     env.update(FAKE_MODELS, JUDGELOOP_HOME=str(home), DAGSTER_HOME=str(dagster_home), JUDGELOOP_JUDGE_NAME=JUDGE_NAME,
-               JUDGELOOP_EXPERIMENT_NAME="judgeloop-bench", PYTHONUNBUFFERED="1")
+               JUDGELOOP_EXPERIMENT_NAME="judgeloop-bench", PYTHONUNBUFFERED="1",
+               # The stand-in judge's scores mean nothing: a gate blocking it would end the re-alignment
+               # run FAILURE by design. Let every judge through, as bench/overhead.py does.
+               JUDGELOOP_GATE_MARGIN="2.0", JUDGELOOP_MIN_SCORED_HELDOUT="1")
     steps: dict[str, dict] = {}
     try:
         t0 = time.perf_counter()
@@ -135,6 +139,9 @@ def main(argv=None) -> int:
         steps["labels export"] = run_step("labels export", [str(BIN / "judgeloop"), "labels", "export", str(workdir / "out.csv")], env, logs)
         exported = max(0, sum(1 for _ in (workdir / "out.csv").open(encoding="utf-8")) - 1) if (workdir / "out.csv").exists() else 0
         status_text = (logs / "status.log").read_text(errors="replace")
+        # What any command reading this store pays before its first query: starting Python and
+        # importing MLflow with its SQL store (2-4 s on an idle machine, more under load).
+        steps["import floor"] = run_step("import floor", [sys.executable, "-c", FLOOR_IMPORTS], env, logs)
     finally:
         if args.keep:
             log(f"work folder kept: {workdir}")
@@ -144,10 +151,13 @@ def main(argv=None) -> int:
     load_after = os.getloadavg()
     runs = ("foundation run", "labels import", "re-alignment run")
     peak = max(steps[name].get("peak_rss_mb", 0) for name in runs if name in steps)
+    floor = steps.get("import floor", {}).get("seconds", 0.0)
     goals = {
         "every step succeeds": all(step.get("exit") == 0 for step in steps.values()),
         f"status < {args.max_read_s:g} s": steps.get("status", {}).get("seconds", 1e9) < args.max_read_s,
         f"export < {args.max_read_s:g} s": steps.get("labels export", {}).get("seconds", 1e9) < args.max_read_s,
+        f"status beyond the import floor < {args.max_read_s:g} s": steps.get("status", {}).get("seconds", 1e9) - floor < args.max_read_s,
+        f"export beyond the import floor < {args.max_read_s:g} s": steps.get("labels export", {}).get("seconds", 1e9) - floor < args.max_read_s,
         "export holds every label": exported == args.labels,
         f"peak RSS <= {args.max_rss_mb} MB": peak <= args.max_rss_mb,
     }

@@ -40,6 +40,10 @@ def library_environment(settings: Settings) -> dict[str, str]:
     if sqlite_store.database_path(settings.resolved_backend_store_uri or settings.resolved_tracking_uri):
         # Each evaluate worker is a writer queueing for sqlite's one write lock (judgeloop.sqlite_store).
         environment["MLFLOW_GENAI_EVAL_MAX_WORKERS"] = str(sqlite_store.EVALUATE_WORKERS)
+    if (settings.judge_model or "").startswith("fake:/"):
+        # evaluate() paces calls at 10-20/s by default to spare a provider's rate limit; the
+        # in-process stand-in has none (765 traces took 40-80 s of waiting for nothing).
+        environment["MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT"] = "0"
     return environment
 
 
