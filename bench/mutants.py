@@ -199,7 +199,7 @@ MUTATIONS += (
     Mutation(
         "the sqlite store keeps its rollback journal",
         "judgeloop/store.py",
-        (("        sqlite_store.use_wal(settings.resolved_tracking_uri)", "        pass"),),
+        (("        if sqlite_store.use_wal(settings.resolved_tracking_uri):", "        if False:"),),
         ("tests/test_sqlite_store.py::test_connect_puts_the_store_in_wal_mode",),
     ),
 )

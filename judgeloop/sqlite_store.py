@@ -10,7 +10,8 @@ timeout. What this module does about it:
 - WAL journal: readers and the writer no longer block each other; only writers queue, and they
   wait (MLflow sets a 20 s busy timeout on its sessions; ``BUSY_TIMEOUT_MS`` on judgeloop's own
   connections). WAL is a property of the file, set once, kept across connections. It needs the
-  file on a local disk (not a network share).
+  file on a local disk (not a network share). judgeloop's processes then commit without an fsync
+  per transaction (``commit_without_fsync``).
 - Bounded writer threads in ``mlflow.genai.evaluate`` (``EVALUATE_WORKERS``): its default pools
   grow to 40 predict + 40 scoring threads, each a writer queueing for the one lock.
 - ``retry_locked``: a write of judgeloop's own that still finds the file locked (a long write
@@ -63,6 +64,30 @@ def use_wal(uri: str | None) -> bool:
         log.warning("sqlite store %s stays in %s journal mode (WAL unavailable)", path, mode)
         return False
     return True
+
+
+_TUNED = {"done": False}
+
+
+def commit_without_fsync() -> None:
+    """Every sqlite connection this process opens from now on (MLflow's engine included) commits
+    without waiting for the disk (``synchronous=NORMAL``). In WAL mode a commit stays atomic and
+    survives a crash of any process; only a power cut or OS crash can take back the commits since
+    the last checkpoint (a re-run of the import or the run writes them again). Profiled tagging of
+    5,000 traces on a loaded machine: waiting for those syncs was about half of each write."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if _TUNED["done"]:
+        return
+    _TUNED["done"] = True
+
+    @event.listens_for(Engine, "connect")
+    def _normal_sync(dbapi_connection, connection_record):
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def journal_mode(uri: str) -> str:

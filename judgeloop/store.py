@@ -83,7 +83,8 @@ def connect(settings: Settings, calls_models: bool = True) -> str:
     for_settings(settings).check_ready()  # names a missing setting, credential or package before any write
     if not is_databricks(settings):
         settings.resolved_home.mkdir(parents=True, exist_ok=True)
-        sqlite_store.use_wal(settings.resolved_tracking_uri)  # no-op unless the store is a sqlite file
+        if sqlite_store.use_wal(settings.resolved_tracking_uri):  # False unless the store is a sqlite file
+            sqlite_store.commit_without_fsync()
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
     experiment_id = ensure_experiment(settings, settings.experiment_name)
     mlflow.set_experiment(experiment_id=experiment_id)

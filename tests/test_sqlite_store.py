@@ -82,3 +82,16 @@ def test_locked_errors_are_recognised_through_wrapping():
     except RuntimeError as outer:
         assert sqlite_store.is_locked_error(outer)
     assert not sqlite_store.is_locked_error(RuntimeError("trace not found"))
+
+
+def test_judgeloops_connections_commit_without_an_fsync_each(home):
+    import sqlalchemy as sa
+
+    from judgeloop.store import connect
+
+    settings = load_settings()
+    connect(settings)
+    engine = sa.create_engine(settings.resolved_tracking_uri)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL (FULL is 2)
+    engine.dispose()
