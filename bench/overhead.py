@@ -93,6 +93,10 @@ def start_fake_server(workdir: Path, latency_ms: float):
 def base_env(api_base: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JUDGELOOP_", "DAGSTER_", "OPENAI_"))}
     env.update(OPENAI_API_BASE=api_base, OPENAI_API_KEY="sk-fake", PYTHONUNBUFFERED="1")
+    # The evaluate worker bound judgeloop sets on a sqlite store, for both sides: with MLflow's
+    # default pools (40 threads each) the script's evaluate left 28 of 400 traces unscored and some
+    # without expectations under load, and its labels step then failed.
+    env.setdefault("MLFLOW_GENAI_EVAL_MAX_WORKERS", "8")
     return env
 
 
