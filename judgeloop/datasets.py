@@ -12,14 +12,14 @@ class DatasetReport:
 
 def merge_traces(workspace, experiment_id: str, trace_ids: list[str], progress=print) -> DatasetReport:
     """Merge the traces into the workspace's evaluation dataset (``judgeloop.workspace``)."""
-    from mlflow import MlflowClient
+    from judgeloop.traces import read_many
 
     dataset = workspace.dataset(experiment_id)
     before = len(dataset.to_df())
-    client = MlflowClient()
     batch = 100
     for start in range(0, len(trace_ids), batch):
-        traces = [client.get_trace(tid) for tid in trace_ids[start : start + batch]]
+        # One search per batch, not one get_trace round trip per trace (800 traces: 29 s -> a few).
+        traces = list(read_many(experiment_id, trace_ids[start : start + batch]).values())
         dataset.merge_records(traces)
         progress(f"merged {min(start + batch, len(trace_ids))}/{len(trace_ids)} traces into dataset {dataset.name}")
     # Looked up again: a Unity Catalog dataset caches its records on the object it was read as.

@@ -222,3 +222,28 @@ def base_version(experiment_id: str) -> int:
     if not value:
         raise LookupError(f"No base judge registered in experiment {experiment_id}: materialize base_judge first.")
     return int(value)
+
+
+def version_numbers(settings, experiment_id: str) -> list[int]:
+    """The judge's registered version numbers.
+
+    MLflow's public ``list_scorer_versions`` rebuilds every version as a judge object, which
+    imports the MemAlign optimizer and dspy (about 10 s on a loaded 2-core machine) just to
+    read numbers. On a local store or tracking server this reads the versions' records from
+    the tracking store instead (MLflow's own store method; a contract test pins it to the public
+    call's answer). Databricks' scorer registry is another API: it keeps the public call.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from judgeloop.settings import is_databricks
+
+    try:
+        if is_databricks(settings):
+            from mlflow.genai.scorers.registry import list_scorer_versions
+
+            return sorted({v for _, v in list_scorer_versions(name=settings.judge_name, experiment_id=experiment_id)})
+        from mlflow.tracking._tracking_service.utils import _get_store
+
+        return sorted({v.scorer_version for v in _get_store().list_scorer_versions(experiment_id, settings.judge_name)})
+    except MlflowException:  # MLflow raises when no scorer of that name exists yet
+        return []

@@ -371,11 +371,16 @@ def log_label(trace_id: str, judge_name: str, value, reviewer: str, comment: str
     import mlflow
     from mlflow.entities import AssessmentSource
 
-    feedback = mlflow.log_feedback(
-        trace_id=trace_id,
-        name=judge_name,
-        value=value,
-        rationale=comment,
-        source=AssessmentSource(source_type="HUMAN", source_id=reviewer),
+    from judgeloop.sqlite_store import retry_locked
+
+    feedback = retry_locked(
+        lambda: mlflow.log_feedback(
+            trace_id=trace_id,
+            name=judge_name,
+            value=value,
+            rationale=comment,
+            source=AssessmentSource(source_type="HUMAN", source_id=reviewer),
+        ),
+        f"label on trace {trace_id}",
     )
     return feedback.assessment_id

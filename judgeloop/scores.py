@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from judgeloop import labels
+from judgeloop.sqlite_store import retry_locked
 from judgeloop.settings import FeedbackType, Settings
 
 log = logging.getLogger(__name__)
@@ -120,13 +121,16 @@ def save(settings: Settings, version: int, values: dict[str, object], rationale:
 
     source = AssessmentSource(source_type="LLM_JUDGE", source_id=f"{settings.judge_name}/v{version}")
     for trace_id, value in values.items():
-        mlflow.log_feedback(
-            trace_id=trace_id,
-            name=settings.judge_name,
-            value=value,
-            rationale=rationale or None,
-            source=source,
-            metadata={VERSION_KEY: str(version)},
+        retry_locked(
+            lambda: mlflow.log_feedback(
+                trace_id=trace_id,
+                name=settings.judge_name,
+                value=value,
+                rationale=rationale or None,
+                source=source,
+                metadata={VERSION_KEY: str(version)},
+            ),
+            f"score on trace {trace_id}",
         )
     return len(values)
 
@@ -140,7 +144,10 @@ def adopt(trace_id: str, assessment, version: int) -> None:
     import mlflow
 
     assessment.metadata = {**(assessment.metadata or {}), VERSION_KEY: str(version)}
-    mlflow.update_assessment(trace_id=trace_id, assessment_id=assessment.assessment_id, assessment=assessment)
+    retry_locked(
+        lambda: mlflow.update_assessment(trace_id=trace_id, assessment_id=assessment.assessment_id, assessment=assessment),
+        f"score on trace {trace_id}",
+    )
 
 
 def measure(settings: Settings, judge, version: int | None, traces: dict, raw: dict | None = None, store: bool = True) -> Scores:

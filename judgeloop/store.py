@@ -4,6 +4,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from judgeloop import sqlite_store
 from judgeloop.settings import Settings, is_databricks
 
 # Offline-friendly defaults; each is a no-op where the user already set the variable.
@@ -35,7 +36,15 @@ def configure_libraries(settings: Settings) -> None:
 
 def library_environment(settings: Settings) -> dict[str, str]:
     """The switches ``configure_libraries`` sets, for child processes (``judgeloop up``)."""
-    return {**_QUIET_DEFAULTS, "DSPY_CACHEDIR": str(settings.resolved_home / "dspy-cache")}
+    environment = {**_QUIET_DEFAULTS, "DSPY_CACHEDIR": str(settings.resolved_home / "dspy-cache")}
+    if sqlite_store.database_path(settings.resolved_backend_store_uri or settings.resolved_tracking_uri):
+        # Each evaluate worker is a writer queueing for sqlite's one write lock (judgeloop.sqlite_store).
+        environment["MLFLOW_GENAI_EVAL_MAX_WORKERS"] = str(sqlite_store.EVALUATE_WORKERS)
+    if (settings.judge_model or "").startswith("fake:/"):
+        # evaluate() paces calls at 10-20/s by default to spare a provider's rate limit; the
+        # in-process stand-in has none (765 traces took 40-80 s of waiting for nothing).
+        environment["MLFLOW_GENAI_EVAL_PREDICT_RATE_LIMIT"] = "0"
+    return environment
 
 
 def prepare_environment(settings: Settings) -> None:
@@ -55,20 +64,27 @@ def model_uris(settings: Settings) -> list[str | None]:
     return [settings.judge_model, settings.reflection_model, settings.embedding_model, settings.agent_model]
 
 
-def connect(settings: Settings) -> str:
+def connect(settings: Settings, calls_models: bool = True) -> str:
     """Point MLflow at the configured store and experiment; return the experiment id.
 
     Creates the state folder and the experiment (with an explicit artifact location, so
-    nothing lands in the current directory) on first use.
+    nothing lands in the current directory) on first use. ``calls_models=False`` (commands that
+    only read and write labels) skips registering the offline and local model providers, which
+    imports litellm: seconds per command for nothing.
     """
     import mlflow
 
-    prepare_environment(settings)
+    if calls_models:
+        prepare_environment(settings)
+    else:
+        configure_libraries(settings)
     from judgeloop.workspace import for_settings
 
     for_settings(settings).check_ready()  # names a missing setting, credential or package before any write
     if not is_databricks(settings):
         settings.resolved_home.mkdir(parents=True, exist_ok=True)
+        if sqlite_store.use_wal(settings.resolved_tracking_uri):  # False unless the store is a sqlite file
+            sqlite_store.commit_without_fsync()
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
     experiment_id = ensure_experiment(settings, settings.experiment_name)
     mlflow.set_experiment(experiment_id=experiment_id)

@@ -142,6 +142,7 @@ def evaluate_and_tag(
     from mlflow.entities import Trace
 
     from judgeloop import scores
+    from judgeloop.sqlite_store import retry_locked
 
     report = TaggingReport()
     done = {t.info.trace_id: t for t in search_all(experiment_id, f"tag.{EVAL_TAG} = '{EVAL_COMPLETE}'")}
@@ -194,8 +195,8 @@ def evaluate_and_tag(
             message = assessment.error.error_message if assessment is not None and assessment.error else "no score"
             _note(report, f"judge failed on {label!r} (trace {trace_id}): {message}")
             continue
-        client.set_trace_tag(trace_id, QUESTION_TAG, question_id(inputs))
-        client.set_trace_tag(trace_id, EVAL_TAG, EVAL_COMPLETE)
+        retry_locked(lambda: client.set_trace_tag(trace_id, QUESTION_TAG, question_id(inputs)), f"tag on trace {trace_id}")
+        retry_locked(lambda: client.set_trace_tag(trace_id, EVAL_TAG, EVAL_COMPLETE), f"tag on trace {trace_id}")
         if judge_version is not None:
             scores.adopt(trace_id, assessment, judge_version)
         report.tagged += 1

@@ -52,3 +52,19 @@ def test_long_guideline_lists_are_cut_to_fit_a_tag(home, template):
     judges.record_lineage(experiment_id, 7, {"kind": "aligned", "guidelines": ["x" * 300] * 100})
     text = _tags(experiment_id)["judgeloop.judge.v7.guidelines"]
     assert len(text) <= judges.TAG_VALUE_LIMIT and text.endswith("(cut; see the judge)")
+
+
+def test_version_numbers_match_mlflows_public_listing(home, template):
+    """Contract with the pinned MLflow: the store-level read that ``judgeloop status`` uses (no
+    judge objects rebuilt) lists the same versions as ``list_scorer_versions``."""
+    from mlflow.genai.scorers.registry import list_scorer_versions
+
+    state, experiment_id, _ = template
+    shutil.copytree(state, home)
+    settings = load_settings()
+    connect(settings)
+    assert judges.version_numbers(settings, experiment_id) == []
+    judges.ensure_base_judge(settings, experiment_id, settings.judge_model)
+    judges.register(judges.build_judge(settings, settings.judge_model), experiment_id)
+    public = sorted(v for _, v in list_scorer_versions(name=settings.judge_name, experiment_id=experiment_id))
+    assert judges.version_numbers(settings, experiment_id) == public == [1, 2]

@@ -46,7 +46,7 @@ def _connect():
     from judgeloop.store import connect
 
     settings = load_settings()
-    return settings, connect(settings)
+    return settings, connect(settings, calls_models=False)
 
 
 def import_command(args) -> int:

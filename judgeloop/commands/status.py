@@ -44,9 +44,12 @@ def collect(settings: Settings) -> dict:
     }
     if experiment_id is None:
         return report
+    from judgeloop import labels
+
+    current = labels.current_labels(settings, experiment_id)  # read once: both sections count them
     report["judge"] = judge_status(settings, experiment_id)
-    report["labels"] = label_status(settings, experiment_id, report["judge"], report["sensor"].get("cursor"))
-    report["review"] = review_status(settings, experiment_id)
+    report["labels"] = label_status(settings, experiment_id, report["judge"], report["sensor"].get("cursor"), current)
+    report["review"] = review_status(settings, experiment_id, current)
     report["prompt"]["production_version"] = _production_prompt_version(settings)
     return report
 
@@ -78,12 +81,7 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
     from judgeloop.commands.display import finite
 
     promoted = judges.promoted_version(experiment_id)
-    try:
-        from mlflow.genai.scorers.registry import list_scorer_versions
-
-        numbers = sorted({v for _, v in list_scorer_versions(name=settings.judge_name, experiment_id=experiment_id)})
-    except Exception:  # MLflow raises when no scorer of that name exists yet
-        numbers = []
+    numbers = judges.version_numbers(settings, experiment_id)
     try:
         base = judges.base_version(experiment_id)
     except LookupError:
@@ -109,11 +107,11 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
     return {"name": settings.judge_name, "promoted_version": promoted, "base_version": base, "versions": versions}
 
 
-def review_status(settings: Settings, experiment_id: str) -> dict:
+def review_status(settings: Settings, experiment_id: str, current=None) -> dict:
     """The review queue's progress, per reviewer, and how much reviewers agree with each other."""
     from judgeloop import labels, review_progress, workspace
 
-    used, rejected = labels.current_labels(settings, experiment_id)
+    used, rejected = current or labels.current_labels(settings, experiment_id)
 
     queue = workspace.for_settings(settings).review_queue(experiment_id, settings.resolved_mlflow_ui_url)
     result = review_progress.report(settings, used, rejected, queue.trace_ids if queue else None).as_dict()
@@ -123,18 +121,19 @@ def review_status(settings: Settings, experiment_id: str) -> dict:
     return result
 
 
-def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cursor: str | None = None) -> dict:
+def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cursor: str | None = None, current=None) -> dict:
     """Usable labels, and how many wait for a re-alignment: the sensor's own count (``judgeloop.waiting``),
     read from where its cursor stands (no cursor yet: every usable label waits, as on its first tick)."""
     from judgeloop import labels, waiting
 
-    current, rejected = labels.current_labels(settings, experiment_id)
+    current, rejected = current or labels.current_labels(settings, experiment_id)
     state = waiting.RealignState.decode(sensor_cursor)
-    found = waiting.waiting_labels(settings, experiment_id, state.consumed)
+    # No cursor yet: every current label waits, the very list just read (15,000 labels: ~2 s saved).
+    waiting_count = len(current) if state.consumed == labels.Cursor() else waiting.waiting_labels(settings, experiment_id, state.consumed).count
     return {
         "usable": len(current),
         "rejected": len(rejected),
-        "waiting": found.count,
+        "waiting": waiting_count,
         "threshold": settings.label_threshold,
         "traces": len({label.trace_id for label in current}),
         "reviewers": sorted({str(label.reviewer) for label in current}),

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import database_url, exposure, local_models, private_files, running_stack, servers
+from judgeloop import database_url, exposure, local_models, private_files, running_stack, servers, sqlite_store
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
@@ -246,6 +246,7 @@ def run(args) -> int:
             llama = local_models.start_llama_server(stack, args.llama_server_model, env, home / "logs")
             print(f"llama-server: {llama['base_url']}; use model URIs openai:/{llama['alias']}", flush=True)
             missing = configuration_report(settings)  # openai:/ URIs now resolve to llama-server
+        sqlite_store.use_wal(backend_uri)  # the server's workers and the runs share the file
         mlflow = stack.start(
             "mlflow", servers.mlflow_command(
                 args.host, args.mlflow_port, backend_uri, settings.artifacts_destination or home / "mlartifacts", args.team,

@@ -1,5 +1,6 @@
 """Importing a label file: check every row, plan write/edit/unchanged, then write."""
 
+import concurrent.futures
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,34 +114,88 @@ def _ignore(message: str) -> None:
     pass
 
 
-def apply(settings: Settings, experiment_id: str, actions: list[Action], progress: Progress = _ignore) -> None:
+# Labels written at once through a tracking server (``judgeloop up``'s, or a team's): each label
+# is one HTTP request whose time is mostly the round trip and the server's commit, so several in
+# flight keep the server's workers busy (14/s one at a time through ``up``'s server here). Into a
+# sqlite file directly, one: sqlite takes one writer at a time (judgeloop.sqlite_store).
+SERVER_WRITERS = 8
+
+
+def writers_for(settings: Settings) -> int:
+    return SERVER_WRITERS if settings.resolved_tracking_uri.startswith(("http://", "https://", "databricks")) else 1
+
+
+def _write(settings: Settings, action: Action) -> None:
     import mlflow
     from mlflow.entities import AssessmentSource
 
+    from judgeloop.sqlite_store import retry_locked
+
+    row = action.row
+    if action.kind == WRITE:
+        labels_core.log_label(row.trace_id, settings.judge_name, row.value, row.reviewer, row.comment)
+        return
+    retry_locked(
+        lambda: mlflow.override_feedback(
+            trace_id=row.trace_id,
+            assessment_id=action.existing_id,
+            value=row.value,
+            rationale=row.comment,
+            source=AssessmentSource(source_type="HUMAN", source_id=row.reviewer),
+        ),
+        f"label on trace {row.trace_id}",
+    )
+
+
+def apply(settings: Settings, experiment_id: str, actions: list[Action], progress: Progress = _ignore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     changes = [a for a in actions if a.kind in (WRITE, EDIT)]
     started = time.monotonic()
-    for done, action in enumerate(changes):
-        if done and done % BATCH_SIZE == 0:
-            _report_written(progress, done, len(changes), started)
-        row = action.row
-        try:
-            if action.kind == WRITE:
-                labels_core.log_label(row.trace_id, settings.judge_name, row.value, row.reviewer, row.comment)
-            else:
-                mlflow.override_feedback(
-                    trace_id=row.trace_id,
-                    assessment_id=action.existing_id,
-                    value=row.value,
-                    rationale=row.comment,
-                    source=AssessmentSource(source_type="HUMAN", source_id=row.reviewer),
-                )
-        except (Exception, KeyboardInterrupt) as exc:  # Ctrl-C too: say how far the import got
-            raise ImportInterrupted(done, len(changes), row, exc) from exc
+    done = 0
+    writers = writers_for(settings)
+    pool = ThreadPoolExecutor(max_workers=writers) if writers > 1 and len(changes) > 1 else None
+    try:
+        for start in range(0, len(changes), BATCH_SIZE):
+            if done:
+                _report_written(progress, done, len(changes), started)
+            written, failed = _write_batch(settings, changes[start : start + BATCH_SIZE], pool)
+            done += written
+            if failed is not None:
+                raise ImportInterrupted(done, len(changes), failed[0].row, failed[1]) from failed[1]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)  # Ctrl-C: rows not started yet are not written
     if len(changes) > BATCH_SIZE:
         _report_written(progress, len(changes), len(changes), started)
     if changes:
         # Another writer may have labelled the same (trace, reviewer) since the plan was made.
         duplicate_labels.repair(settings, experiment_id)
+
+
+def _write_batch(settings: Settings, batch: list[Action], pool) -> tuple[int, tuple[Action, Exception] | None]:
+    """(rows written, the first failed row and its error). Each row is its own transaction.
+    One writer stops at the first failure; several finish the batch's other rows first."""
+    if pool is None:
+        for written, action in enumerate(batch):
+            try:
+                _write(settings, action)
+            except (Exception, KeyboardInterrupt) as exc:  # Ctrl-C too: say how far the import got
+                return written, (action, exc)
+        return len(batch), None
+    futures = [pool.submit(_write, settings, action) for action in batch]
+    try:
+        errors = [(action, future.exception()) for action, future in zip(batch, futures)]
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: rows not started are dropped; rows already sent finish and are counted.
+        for future in futures:
+            future.cancel()
+        concurrent.futures.wait(futures)
+        written = sum(1 for f in futures if not f.cancelled() and f.exception() is None)
+        first_unwritten = next(a for a, f in zip(batch, futures) if f.cancelled() or f.exception() is not None)
+        return written, (first_unwritten, exc)
+    failed = [(action, error) for action, error in errors if error is not None]
+    return len(batch) - len(failed), (failed[0] if failed else None)
 
 
 def _report_written(progress: Progress, done: int, total: int, started: float) -> None:
