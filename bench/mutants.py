@@ -64,13 +64,13 @@ MUTATIONS = (
     Mutation(
         "gate margin doubled",
         "judgeloop/gate.py",
-        (("    if delta < -margin:", "    if delta < -2 * margin:"),),
+        (("    if after < before - margin:", "    if after < before - 2 * margin - 0.01:"),),
         ("tests/test_split_and_agreement.py::test_gate_margin_at_its_boundary",),
     ),
     Mutation(
         "default gate margin doubled",
         "judgeloop/settings.py",
-        (("    gate_margin: float = 0.05", "    gate_margin: float = 0.1"),),
+        (("        0.0, ge=0, description=\"Tolerance:", "        0.05, ge=0, description=\"Tolerance:"),),
         ("tests/test_split_and_agreement.py::test_default_gate_margin_is_the_documented_one",),
     ),
     Mutation(
