@@ -27,7 +27,7 @@ DETAIL_KEYS = {
 # Metadata a no-change run measures itself (on the current labels) instead of carrying it over.
 MEASURED_NOW = (
     "kappa_", "exact_agreement_", "heldout_pairs_", "mae_", "confusion_matrix_", "invalid_judge_answers_",
-    "human_ceiling", "labels_", "traces_", "label_rule", "agreement_chart", "warning", "measured_on",
+    "human_ceiling", "labels_", "traces_", "label_rule", "agreement_chart", "warning", "measured_on", "agreement_measured",
 )
 
 
@@ -100,6 +100,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     if result.current is not None:
         # The judge in use did not change; its agreement is measured again on the held-out
         # labels as they are now, so this block never mixes old and new labels.
+        metadata["agreement_measured"] = f"judge v{result.previous_version} re-measured on the current held-out labels"
         metadata.update(agreement_metadata("before", result.current))
         metadata.update(agreement_metadata("after", result.current))
         metadata["confusion_matrix_after"] = confusion_table(result.current)
@@ -136,8 +137,11 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
         # This run's decision and its measure of the judge in use on the current labels come
         # first and are its own; only the rest (the last change's details) is carried over.
-        metadata = {**decision_metadata(settings, result, decision, promoted), **measured_now,
-                    **{k: v for k, v in metadata.items() if k not in measured_now}}
+        # Whether the last change was promoted (and which version) is carried over; the gate's sentence is this run's.
+        now = decision_metadata(settings, result, decision, promoted)
+        carried = {k: metadata[k] for k in ("promoted", "judge_version") if k in metadata}
+        rest = {k: v for k, v in metadata.items() if k not in measured_now and k not in now}
+        metadata = {**now, **carried, **measured_now, **rest}
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,
@@ -177,9 +181,12 @@ def decision_metadata(settings, result, decision, promoted) -> dict:
         kappa = {"kappa_in_use": _number(result.before.kappa), "kappa_candidate": _number(result.after.kappa)}
     elif result.current is not None:
         kappa = {"kappa_in_use": _number(result.current.kappa)}
+    gate_text = decision.reason
+    if result.new_version is None:
+        gate_text = f"nothing to promote: {decision.reason}; v{promoted} stays in use"
     return {
         "promoted": bool(decision.passed and result.new_version is not None),
-        "gate": decision.reason,
+        "gate": gate_text,
         "gate_case": decision.case,
         "promoted_version": promoted,
         "judge_version": result.new_version or result.previous_version,
