@@ -262,3 +262,37 @@ def test_prompt_comparison_leaves_failed_calls_out_instead_of_counting_zero(stor
     assert all(s is not None for s in optimization.record_scores(settings, working, agent, "any", records))
     # Production failed on the first record (a 429), the candidate on the last: compared on the middle one.
     assert optimization.paired_means([None, 0.5, 1.0], [1.0, 0.5, None]) == (0.5, 0.5, 1)
+
+
+# --- the sample stands for the held-out split ---------------------------------------------------
+
+def test_the_samples_kappa_estimates_the_whole_heldout_kappa(home):
+    """600 held-out traces, 3 experts each, a judge whose errors depend on the rating: the kappa
+    on the 200-trace sample lies within the sample's own interval of the kappa on all 600."""
+    from judgeloop import experts
+    from judgeloop.labels import HumanLabel
+
+    settings = load_settings()
+    rng = random.Random(11)
+    grouped, judged = {}, {}
+    for i in range(600):
+        true = rng.choices([1, 2, 3, 4], weights=[5, 15, 35, 45])[0]
+        trace = f"tr-{i:05d}"
+        grouped[trace] = [
+            HumanLabel(f"a-{trace}-{r}", trace, "answer_quality", min(4, max(1, true + rng.choice([-1, 0, 0, 0, 1]))), None, f"rater-{r}", 0)
+            for r in range(3)
+        ]
+        # Harsh on low ratings, close on high ones: a sample that over-weighted a value would be biased.
+        judged[trace] = min(4, max(1, true + (rng.choice([0, 1, 2]) if true < 3 else rng.choice([-1, 0, 0, 0]))))
+    consensus = experts.consensus_by_trace(settings, grouped)
+
+    def kappa_on(ids, resamples=2000):
+        return intervals.single_bootstrap(
+            settings, [[consensus[t].value] for t in ids], [judged[t] for t in ids], resamples, 10
+        )["kappa"]
+
+    chosen = sampling.sample(settings, {t: [l.value for l in grouped[t]] for t in grouped}, 200)
+    assert len(chosen) == 200
+    whole, part = kappa_on(sorted(grouped), 0), kappa_on(chosen)
+    assert part.low <= whole.value <= part.high, (whole, part)
+    assert abs(part.value - whole.value) < 0.05, (whole, part)
