@@ -86,16 +86,16 @@ MUTATIONS = (
         ("tests/test_run_config_limits.py",),
     ),
     Mutation(
-        "the gate never blocks a judge worse with confidence",
+        "the gate never blocks a judge measured worse",
         "judgeloop/gate.py",
-        (("        if diff.high < -margin:", "        if False:"),),
+        (("    if after < before - margin:", "    if False:"),),
         ("tests/test_scores_and_gate.py::test_a_judge_worse_by_construction_is_blocked",),
     ),
     Mutation(
-        "the gate ignores intervals (point rule only)",
+        "the gate ignores intervals (never says better with confidence)",
         "judgeloop/gate.py",
-        (("    if comparison is not None and comparison.has_intervals:", "    if False:"),),
-        ("tests/test_scores_and_gate.py::test_a_judge_equal_within_noise_is_not_blocked",),
+        (("    if diff is not None and diff.low > 0:", "    if False:"),),
+        ("tests/test_scores_and_gate.py::test_a_judge_as_good_or_better_passes",),
     ),
     Mutation(
         "an unmeasured judge may be promoted",
@@ -189,6 +189,35 @@ MUTATIONS += (
         "judgeloop/workspace/databricks.py",
         (("                rq.set_review_queue_item_status(experiment_id, queue_id, item.item_id, \"COMPLETE\")\n", ""),),
         (DATABRICKS_TESTS + "test_databricks_label_files_and_status",),
+    ),
+)
+
+MUTATIONS += (
+    Mutation(
+        "gate blocks only a judge worse with confidence",
+        "judgeloop/gate.py",
+        (("    if after < before - margin:", "    if diff is not None and diff.high < -margin or diff is None and after < before - margin:"),),
+        ("tests/test_scores_and_gate.py::test_a_judge_measured_worse_within_the_noise_is_still_blocked",),
+    ),
+    Mutation(
+        "held-out sample biased toward the lowest ratings",
+        "judgeloop/sampling.py",
+        (("    for s, ids in strata.items():\n        chosen.extend(sorted(ids, key=rank)[: share[s]])\n    return sorted(chosen)",
+          "    for s, ids in sorted(strata.items()):\n        chosen.extend(sorted(ids, key=rank))\n    return sorted(chosen[:cap])"),),
+        ("tests/test_scores_and_gate.py::test_the_samples_kappa_estimates_the_whole_heldout_kappa",),
+    ),
+    Mutation(
+        "stored scores reused counted as calls",
+        "judgeloop/alignment.py",
+        (('        "measure_judge_calls": before_scores.paid + after_scores.paid,\n',
+          '        "measure_judge_calls": before_scores.paid + after_scores.paid,\n        "measure_judge_scores_reused": before_scores.reused,\n'),),
+        ("tests/test_reported_calls.py::test_reported_calls_equal_the_calls_the_server_received",),
+    ),
+    Mutation(
+        "corrected labels keep the guidelines learned from their old value",
+        "judgeloop/alignment.py",
+        (("            learner, withdrawn = withdraw(previous, changed)", "            learner, withdrawn = previous, []"),),
+        ("tests/test_corrected_labels.py::test_a_corrected_label_withdraws_the_guideline_learned_from_its_old_value",),
     ),
 )
 
