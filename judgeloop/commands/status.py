@@ -92,7 +92,7 @@ def _decision(entry: dict, number: int, promoted: int | None, ever_promoted: boo
         state = "in use"
     elif gate and not gate.get("passed"):
         state = "blocked"
-    elif ever_promoted:
+    elif ever_promoted or entry.get("kind") == "base":
         state = "promoted earlier"
     else:
         state = "not decided"
@@ -333,9 +333,9 @@ def render(report: dict) -> str:
             lines.append(f"  {mark} v{v['version']}: {detail}")
             lines.append(f"      why: {v['why']}")
             continue
-        detail += f": {v['state']}"
         if v["model"]:
             detail += f" ({v['model']})"
+        detail += f": {v['state']}"
         lines.append(f"  {mark} v{v['version']}: {detail}")
     lines.extend(_render_reference(report.get("reference")))
 
