@@ -183,11 +183,15 @@ def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cur
 
     current, rejected = current_labels if current_labels is not None else labels.current_labels(settings, experiment_id)
     state = waiting.RealignState.decode(sensor_cursor)
-    found = waiting.waiting_labels(settings, experiment_id, state.consumed)
+    if state.consumed == labels.Cursor() and current_labels is not None:
+        # No cursor yet: every usable label waits, exactly the labels already read (no second full read).
+        count = len(current)
+    else:
+        count = waiting.waiting_labels(settings, experiment_id, state.consumed).count
     return {
         "usable": len(current),
         "rejected": len(rejected),
-        "waiting": found.count,
+        "waiting": count,
         "threshold": settings.label_threshold,
         "traces": len({label.trace_id for label in current}),
         "reviewers": sorted({str(label.reviewer) for label in current}),
