@@ -22,7 +22,7 @@ DETAIL_KEYS = {
     "heldout_pairs_after", "exact_agreement_human_ceiling",
     "mae_before", "traces_alignment", "heldout_unscored_before", "heldout_unscored_after",
     "llm_align_embedding_calls", "llm_measure_judge_calls", "llm_measure_embedding_calls", "judge_scores_reused",
-    "human_ceiling_traces", "human_ceiling_reviewer_pairs", "human_ceiling_statistic", "previous_version", "judge_name",
+    "human_ceiling_traces", "human_ceiling_reviewer_pairs", "human_ceiling_statistic",
 }
 # Metadata a no-change run measures itself (on the current labels) instead of carrying it over.
 MEASURED_NOW = (
