@@ -64,13 +64,13 @@ MUTATIONS = (
     Mutation(
         "gate margin doubled",
         "judgeloop/gate.py",
-        (("    if delta < -margin:", "    if delta < -2 * margin:"),),
+        (("    if after < before - margin:", "    if after < before - 2 * margin - 0.01:"),),
         ("tests/test_split_and_agreement.py::test_gate_margin_at_its_boundary",),
     ),
     Mutation(
         "default gate margin doubled",
         "judgeloop/settings.py",
-        (("    gate_margin: float = 0.05", "    gate_margin: float = 0.1"),),
+        (("        0.0, ge=0, description=\"Tolerance:", "        0.05, ge=0, description=\"Tolerance:"),),
         ("tests/test_split_and_agreement.py::test_default_gate_margin_is_the_documented_one",),
     ),
     Mutation(
@@ -86,16 +86,16 @@ MUTATIONS = (
         ("tests/test_run_config_limits.py",),
     ),
     Mutation(
-        "the gate never blocks a judge worse with confidence",
+        "the gate never blocks a judge measured worse",
         "judgeloop/gate.py",
-        (("        if diff.high < -margin:", "        if False:"),),
+        (("    if after < before - margin:", "    if False:"),),
         ("tests/test_scores_and_gate.py::test_a_judge_worse_by_construction_is_blocked",),
     ),
     Mutation(
-        "the gate ignores intervals (point rule only)",
+        "the gate ignores intervals (never says better with confidence)",
         "judgeloop/gate.py",
-        (("    if comparison is not None and comparison.has_intervals:", "    if False:"),),
-        ("tests/test_scores_and_gate.py::test_a_judge_equal_within_noise_is_not_blocked",),
+        (("    if diff is not None and diff.low > 0:", "    if False:"),),
+        ("tests/test_scores_and_gate.py::test_a_judge_as_good_or_better_passes",),
     ),
     Mutation(
         "an unmeasured judge may be promoted",
@@ -226,6 +226,35 @@ MUTATIONS += (
         "judgeloop/store.py",
         (("        if sqlite_store.use_wal(settings.resolved_tracking_uri):", "        if False:"),),
         ("tests/test_sqlite_store.py::test_connect_puts_the_store_in_wal_mode",),
+    ),
+)
+
+MUTATIONS += (
+    Mutation(
+        "gate blocks only a judge worse with confidence",
+        "judgeloop/gate.py",
+        (("    if after < before - margin:", "    if diff is not None and diff.high < -margin or diff is None and after < before - margin:"),),
+        ("tests/test_scores_and_gate.py::test_a_judge_measured_worse_within_the_noise_is_still_blocked",),
+    ),
+    Mutation(
+        "held-out sample biased toward the lowest ratings",
+        "judgeloop/sampling.py",
+        (("    for s, ids in strata.items():\n        chosen.extend(sorted(ids, key=rank)[: share[s]])\n    return sorted(chosen)",
+          "    for s, ids in sorted(strata.items()):\n        chosen.extend(sorted(ids, key=rank))\n    return sorted(chosen[:cap])"),),
+        ("tests/test_scores_and_gate.py::test_the_samples_kappa_estimates_the_whole_heldout_kappa",),
+    ),
+    Mutation(
+        "stored scores reused counted as calls",
+        "judgeloop/alignment.py",
+        (('        "measure_judge_calls": before_scores.paid + after_scores.paid,\n',
+          '        "measure_judge_calls": before_scores.paid + after_scores.paid,\n        "measure_judge_scores_reused": before_scores.reused,\n'),),
+        ("tests/test_reported_calls.py::test_reported_calls_equal_the_calls_the_server_received",),
+    ),
+    Mutation(
+        "corrected labels keep the guidelines learned from their old value",
+        "judgeloop/alignment.py",
+        (("            learner, withdrawn = withdraw(previous, changed)", "            learner, withdrawn = previous, []"),),
+        ("tests/test_corrected_labels.py::test_a_corrected_label_withdraws_the_guideline_learned_from_its_old_value",),
     ),
 )
 

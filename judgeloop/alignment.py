@@ -14,13 +14,12 @@ number describes the judge that gets promoted, not an in-memory twin of it.
 """
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from judgeloop import agreement, experts, gate, intervals, judges, labels, providers, sampling, scores, split
+from judgeloop import agreement, experts, intervals, judges, labels, providers, sampling, scores, split
 from judgeloop.calls import count_litellm_calls
-from judgeloop.memalign_memory import guidelines_of, hydrate_memory, remembered_trace_ids
+from judgeloop.memalign_memory import guideline_sources, guidelines_of, hydrate_memory, remembered_trace_ids, withdraw
 from judgeloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,12 @@ class AlignmentResult:
     after: agreement.Agreement | None
     human_ceiling: "experts.Ceiling | None"
     rejected: list[labels.Rejection]
+    # Model calls made by this run, per kind (never the stored scores reused: they cost nothing).
     llm_calls: dict = field(default_factory=dict)
+    scores_reused: int = 0  # judge scores read back from MLflow instead of paid for
+    # Guidelines of the previous judge drawn from traces whose labels changed since: not carried over.
+    guidelines_withdrawn: list[str] = field(default_factory=list)
+    used_labels: list = field(default_factory=list, repr=False)  # the labels this run read (for the reference chart)
     label_fingerprint: str = ""
     judge: object = field(default=None, repr=False)  # the judge as loaded back from the registry
     heldout_sample: int = 0  # held-out traces measured (at most settings.heldout_max)
@@ -130,53 +134,6 @@ def load_judge(settings: Settings, experiment_id: str, version: int, used: list[
     return judge
 
 
-def score(judge, traces: list, workers: int = 4) -> list:
-    """The judge's value for each trace (None where it failed), in order."""
-
-    def one(trace):
-        try:
-            feedback = judge(trace=trace)
-        except Exception as exc:  # a provider error on one trace must not sink the whole measurement
-            log.warning("judge failed on trace %s: %s", trace.info.trace_id, exc)
-            return None
-        return None if feedback.error else feedback.value
-
-    if not traces:
-        return []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, traces))
-
-
-def on_scale(settings: Settings, value):
-    """A judge's answer in the scale's own type, or None when it is not on the scale (a 9 on 1-4)."""
-    if isinstance(value, str) and settings.feedback_type.value == "likert":
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    return None if labels.check_value(settings, value) else labels.normalize(settings, value)
-
-
-def measure_on(settings: Settings, judge, heldout_traces: list, consensus: dict) -> tuple[agreement.Agreement, int]:
-    """(agreement with the consensus label of each held-out trace, judge answers off the scale).
-
-    Failed calls and answers off the scale are left out of the agreement, never scored.
-    """
-    judged = score(judge, heldout_traces)
-    human, machine, invalid = [], [], 0
-    for trace, value in zip(heldout_traces, judged):
-        if value is None:
-            continue
-        answer = on_scale(settings, value)
-        if answer is None:
-            invalid += 1
-            log.warning("judge answered %r on trace %s, outside the scale: not counted", value, trace.info.trace_id)
-            continue
-        human.append(labels.normalize(settings, consensus[trace.info.trace_id].value))
-        machine.append(answer)
-    return agreement.measure(settings, human, machine), invalid
-
-
 def align(settings: Settings, experiment_id: str, progress=log.info, force: bool = False) -> AlignmentResult:
     """Align the promoted judge on the alignment split; measure old and new on the held-out split.
 
@@ -217,7 +174,6 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     raw: dict = {}
     cleaned = cleaned_traces(settings, experiment_id, grouped, used, raw_out=raw)
     previous = load_judge(settings, experiment_id, previous_version, used, cleaned)
-    ceiling = experts.human_ceiling(settings, {t: grouped[t] for t in heldout_ids})
     # Judges are measured against each held-out trace's consensus label (the same rule MemAlign learns from).
     measured_against = {t: [consensus[t]] for t in heldout_ids}
     base = dict(
@@ -225,8 +181,8 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         alignment_traces=len(align_ids), heldout_traces=len(heldout_ids),
         alignment_labels=sum(len(grouped[t]) for t in align_ids),
         heldout_labels=sum(len(grouped[t]) for t in heldout_ids),
-        newest_label_ms=newest, rejected=rejected, label_fingerprint=fingerprint, human_ceiling=ceiling,
-        heldout_sample=len(sample_ids),
+        newest_label_ms=newest, rejected=rejected, label_fingerprint=fingerprint,
+        heldout_sample=len(sample_ids), used_labels=used,
     )
     if not force and previous_lineage.get("label_fingerprint") == fingerprint:
         # Nothing new to learn, but held-out labels may have changed: numbers from the last
@@ -238,12 +194,13 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         return AlignmentResult(
             **base, new_version=None, skipped_reason=f"judge v{previous_version} is already aligned on these labels",
             guidelines=guidelines_of(previous), before=None, after=None, current=current,
-            invalid_answers={"current": invalid}, judge=previous,
-            llm_calls={"measure_judge_calls": current_scores.paid, "measure_judge_scores_reused": current_scores.reused,
-                       "measure_embedding_calls": measure_calls["embedding"]},
+            human_ceiling=experts.ceiling(settings, {t: grouped[t] for t in sorted(current_scores.values)}),
+            invalid_answers={"current": invalid}, judge=previous, scores_reused=current_scores.reused,
+            llm_calls={"measure_judge_calls": current_scores.paid, "measure_embedding_calls": measure_calls["embedding"]},
         )
 
     sample = {tid: cleaned[tid] for tid in sample_ids}
+    withdrawn: list[str] = []
     # A run after a blocked gate often sees the same alignment labels (new ones fell on the
     # held-out side): the version already built from them is measured again, not registered twice.
     version = None if force else judges.aligned_version_for(experiment_id, previous_version, fingerprint)
@@ -252,9 +209,16 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         if reused:
             progress(f"judge v{version} was built from v{previous_version} on these labels and not promoted: measuring it again")
         else:
+            changed = changed_since_alignment(previous, previous_lineage, grouped)
+            learner, withdrawn = withdraw(previous, changed)
+            if changed:
+                progress(
+                    f"{len(changed)} trace(s) judge v{previous_version} learned from have changed labels since: "
+                    f"{len(withdrawn)} guideline(s) drawn from them withdrawn, their current labels learned again"
+                )
             progress(f"aligning judge v{previous_version} with MemAlign on {len(align_ids)} traces")
             optimizer = MemAlignOptimizer(reflection_lm=uris["reflection"], embedding_model=uris["embeddings"])
-            version = judges.register(optimizer.align(previous, [cleaned[tid] for tid in align_ids]), experiment_id)
+            version = judges.register(optimizer.align(learner, [cleaned[tid] for tid in align_ids]), experiment_id)
     with count_litellm_calls() as measure_calls:
         # The new version as every later user gets it: loaded back from the registry.
         registered = load_judge(settings, experiment_id, version, used, cleaned)
@@ -268,6 +232,9 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     before = agreement_of(settings, before_scores, measured_against)
     after = agreement_of(settings, after_scores, measured_against)
     comparison = compare(settings, measured_against, sample_ids, before_scores, after_scores)
+    # The experts' own agreement on exactly the traces the two judges are compared on.
+    common = [t for t in sample_ids if t in before_scores.values and t in after_scores.values]
+    ceiling = experts.ceiling(settings, {t: grouped[t] for t in common})
     if not reused:
         # The new judge's scores become data now that it has a version: if it is promoted, the
         # next re-alignment reuses them instead of paying for them again.
@@ -280,12 +247,18 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
             "previous_version": previous_version,
             "label_count": base["alignment_labels"],
             "heldout_label_count": base["heldout_labels"],
+            "heldout_traces": len(heldout_ids),
             "heldout_sample": len(sample_ids),
+            "measured_traces": comparison.traces,
             "newest_label_ms": newest,
             "label_fingerprint": fingerprint,
             "kappa_before": before.kappa,
             "kappa_after": after.kappa,
+            "kappa_after_interval": [comparison.after["kappa"].low, comparison.after["kappa"].high],
+            "kappa_difference_interval": [comparison.difference["kappa"].low, comparison.difference["kappa"].high],
+            "ceiling_kappa": ceiling.kappa if ceiling else None,
             "guidelines": guidelines_of(registered),
+            **({"guidelines_withdrawn": len(withdrawn)} if withdrawn else {}),
         },
     )
     # Alignment itself (MemAlign's reflection and embeddings) grows with the new labels only;
@@ -295,29 +268,55 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
         "align_reflection_calls": align_calls["completion"],
         "align_embedding_calls": align_calls["embedding"],
         "measure_judge_calls": before_scores.paid + after_scores.paid,
-        "measure_judge_scores_reused": before_scores.reused,
         "measure_embedding_calls": measure_calls["embedding"],
     }
     progress(
-        f"{'measured' if reused else 'registered'} judge v{version}: kappa {before.kappa:.3f} -> {after.kappa:.3f}; "
+        f"{'measured' if reused else 'registered'} judge v{version}: kappa {kappa_text(before)} -> {kappa_text(after)} "
+        f"on {len(sample_ids)} of {len(heldout_ids)} held-out traces; "
         f"v{previous_version}: {before_scores.summary()}; v{version}: {after_scores.summary()}; calls {calls}"
     )
     return AlignmentResult(
         **base, new_version=version, skipped_reason=None, guidelines=guidelines_of(registered),
-        before=before, after=after, llm_calls=calls, judge=registered,
+        before=before, after=after, llm_calls=calls, judge=registered, human_ceiling=ceiling,
+        scores_reused=before_scores.reused + after_scores.reused, guidelines_withdrawn=withdrawn,
         before_scores=before_scores, after_scores=after_scores, comparison=comparison,
         invalid_answers={"before": len(before_scores.invalid_answers), "after": len(after_scores.invalid_answers)},
     )
 
 
+def changed_since_alignment(judge, lineage: dict, grouped: dict) -> set[str]:
+    """Traces ``judge`` learned from whose labels changed after it was aligned: a label edited,
+    added (a consensus may move) or deleted since the newest label its alignment took."""
+    aligned_up_to = lineage.get("newest_label_ms")
+    if aligned_up_to is None:  # the base judge learned nothing
+        return set()
+    learned = set(remembered_trace_ids(judge)) | {t for ids in guideline_sources(judge).values() for t in ids}
+    return {
+        t for t in learned
+        if t not in grouped or any(label.updated_ms > aligned_up_to for label in grouped[t])
+    }
+
+
 def agreement_of(settings: Settings, judged: scores.Scores, grouped: dict) -> agreement.Agreement:
-    """A judge's agreement with every SME label on the traces it scored (unscored traces left out)."""
+    """A judge's agreement with the given SME labels on the traces it scored (unscored traces left out).
+
+    A judge scored on no trace is unmeasured: its kappa and exact agreement are None, not 0.
+    """
     human, machine = [], []
     for trace_id, value in judged.values.items():
         for label in grouped[trace_id]:
             human.append(labels.normalize(settings, label.value))
             machine.append(value)
-    return agreement.measure(settings, human, machine)
+    measured = agreement.measure(settings, human, machine)
+    if measured.n == 0:
+        return replace(measured, kappa=None, exact=None)
+    return measured
+
+
+def kappa_text(measured: agreement.Agreement | None) -> str:
+    if measured is None or measured.kappa is None:
+        return "unmeasured (no held-out trace scored)"
+    return f"{measured.kappa:.3f}"
 
 
 def compare(settings: Settings, grouped: dict, sample_ids: list[str], before: scores.Scores, after: scores.Scores) -> intervals.Paired:
@@ -331,9 +330,3 @@ def compare(settings: Settings, grouped: dict, sample_ids: list[str], before: sc
         resamples=settings.bootstrap_resamples,
         min_traces=settings.interval_min_traces,
     )
-
-
-def passes_gate(result: AlignmentResult, margin: float, min_scored: int = 1) -> tuple[bool, str]:
-    """(passed, the sentence why); the rule is in ``judgeloop.gate``."""
-    decision = gate.decide(result, margin, min_scored)
-    return decision.passed, decision.reason

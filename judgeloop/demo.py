@@ -1,6 +1,8 @@
 """The demo on real expert labels: FeedbackQA traffic as traces, its raters as the SMEs.
 
-Labels are released in batches so the sensor can be watched re-aligning the judge.
+Labels are released in batches so the sensor can be watched re-aligning the judge. The
+simulated raters may leave the last few traces to a person (``left_for_review``): those stay
+"needs review" in the queue, so a new user's own labels are the ones that move the judge next.
 """
 
 from dataclasses import dataclass
@@ -26,13 +28,21 @@ def seed(settings: Settings, experiment_id: str) -> dict[str, str]:
     return production.seed_traces(experiment_id, items(settings))
 
 
-def pending_labels(settings: Settings, experiment_id: str) -> list[tuple[str, feedbackqa.Rating]]:
-    """(trace id, rating) for every expert rating not yet written, in a fixed order."""
+def left_for_a_person(settings: Settings, experiment_id: str, count: int) -> list[str]:
+    """The trace ids of the last ``count`` demo items: the simulated raters never label them."""
+    trace_ids = seed(settings, experiment_id)
+    return [trace_ids[item.key] for item in items(settings)[len(items(settings)) - count:]] if count > 0 else []
+
+
+def pending_labels(settings: Settings, experiment_id: str, left_for_review: int = 0) -> list[tuple[str, feedbackqa.Rating]]:
+    """(trace id, rating) for every expert rating not yet written, in a fixed order (none on the
+    last ``left_for_review`` items, which are a person's to label)."""
     trace_ids = seed(settings, experiment_id)
     batch = labels.changed_since(settings, experiment_id)
     written = {(label.trace_id, label.reviewer) for label in batch.labels}
     pending = []
-    for item in items(settings):
+    every = items(settings)
+    for item in every[: len(every) - max(0, left_for_review)]:
         trace_id = trace_ids[item.key]
         for rating in item.ratings:
             if (trace_id, rating.reviewer) not in written:
@@ -40,9 +50,9 @@ def pending_labels(settings: Settings, experiment_id: str) -> list[tuple[str, fe
     return pending
 
 
-def release_labels(settings: Settings, experiment_id: str, count: int) -> Release:
+def release_labels(settings: Settings, experiment_id: str, count: int, left_for_review: int = 0) -> Release:
     """Write the next ``count`` expert ratings as HUMAN labels named like the judge."""
-    pending = pending_labels(settings, experiment_id)
+    pending = pending_labels(settings, experiment_id, left_for_review)
     for trace_id, rating in pending[:count]:
         labels.log_label(
             trace_id,
@@ -58,6 +68,18 @@ def release_labels(settings: Settings, experiment_id: str, count: int) -> Releas
     written = [trace_id for trace_id, _ in pending[:count]]
     completed = workspace.for_settings(settings).complete_labelled_items(experiment_id, written=written) if written else 0
     return Release(written=min(count, len(pending)), remaining=max(0, len(pending) - count), completed_items=completed)
+
+
+def review_invitation(settings: Settings, experiment_id: str, left_for_review: int) -> str:
+    """The sentence that hands the rest of the queue to a person, with the link that opens it."""
+    if left_for_review <= 0:
+        return "every demo trace is labelled"
+    queue = workspace.for_settings(settings).review_queue(experiment_id, settings.resolved_mlflow_ui_url)
+    where = f"{queue.url}&startReview=true" if queue is not None and queue.url else "the MLflow UI's review queue"
+    return (
+        f"{left_for_review} demo trace(s) were left for you: label them ({queue.pending if queue else left_for_review} "
+        f"need review) at {where}; your labels count toward the next re-alignment"
+    )
 
 
 def write_expectations(settings: Settings) -> Path:

@@ -8,9 +8,8 @@ experts' values on the scale's order, the lower middle value when their number i
 pass/fail that is the majority, with a tie counted as a fail.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import combinations
-from statistics import fmean
 
 from judgeloop import agreement
 from judgeloop.labels import HumanLabel, normalize
@@ -21,8 +20,9 @@ CONSENSUS_RULE = (
     "(the lower middle value when the number of experts is even)"
 )
 CEILING_STATISTIC = (
-    "mean of Cohen's kappa over every pair of experts, each pair on the traces both labelled "
-    "(quadratic weights on ordinal scales); exact agreement and MAE pooled over all pairs"
+    "experts vs experts: Cohen's kappa (quadratic weights on ordinal scales) pooled over every pair of "
+    "experts on each trace, each trace weighing one, on the same held-out traces the judge was measured "
+    "on; 95% bootstrap interval over traces"
 )
 
 
@@ -43,27 +43,48 @@ def consensus_by_trace(settings: Settings, grouped: dict[str, list[HumanLabel]])
 
 @dataclass(frozen=True)
 class Ceiling:
-    agreement: agreement.Agreement  # kappa: the pairwise mean; the rest pooled over all pairs
-    reviewer_pairs: int
-    pair_kappas: dict[str, float]  # "rater-a|rater-b" -> kappa
+    """How well the experts agree with each other on a set of traces: the most a judge can be
+    expected to reach against them. The one definition (``CEILING_STATISTIC``), used everywhere."""
+
+    estimates: dict  # metric -> intervals.Estimate (kappa, exact, mae on likert)
+    traces: int  # traces with at least two experts (the ones the statistic stands on)
+    reviewer_pairs: int  # distinct pairs of experts seen together on a trace
+    pair_count: int  # (trace, pair of experts) combinations pooled
+
+    @property
+    def kappa(self) -> float | None:
+        return self.estimates["kappa"].value
+
+    def as_dict(self) -> dict:
+        return {
+            "statistic": CEILING_STATISTIC, "traces": self.traces, "reviewer_pairs": self.reviewer_pairs,
+            **{metric: estimate.as_dict() for metric, estimate in self.estimates.items()},
+        }
 
 
-def human_ceiling(settings: Settings, labels_by_trace: dict[str, list[HumanLabel]]) -> Ceiling | None:
-    """How well the experts agree with each other: every pair of reviewers on the traces both labelled."""
-    pairs: dict[tuple[str, str], tuple[list, list]] = {}
+def ceiling(
+    settings: Settings, labels_by_trace: dict[str, list[HumanLabel]], resamples: int | None = None, min_traces: int | None = None
+) -> Ceiling | None:
+    """The experts' agreement with each other on ``labels_by_trace`` (pass the traces the judge
+    was measured on), or None when no trace has two experts."""
+    from judgeloop import intervals
+
+    pairs, reviewer_pairs, traces = [], set(), 0
     for group in labels_by_trace.values():
         # Values read back through a tracking server are floats (3.0); the scale holds ints.
         by_reviewer = {str(label.reviewer): normalize(settings, label.value) for label in group}
-        for a, b in combinations(sorted(by_reviewer), 2):
-            first, second = pairs.setdefault((a, b), ([], []))
-            first.append(by_reviewer[a])
-            second.append(by_reviewer[b])
+        combos = list(combinations(sorted(by_reviewer), 2))
+        if not combos:
+            continue
+        for a, b in combos:
+            pairs.append((traces, by_reviewer[a], by_reviewer[b], 1.0 / len(combos)))
+            reviewer_pairs.add((a, b))
+        traces += 1
     if not pairs:
         return None
-    kappas = {f"{a}|{b}": agreement.measure(settings, *values).kappa for (a, b), values in sorted(pairs.items())}
-    pooled = agreement.measure(
-        settings,
-        [v for first, _ in pairs.values() for v in first],
-        [v for _, second in pairs.values() for v in second],
+    estimates = intervals.pooled_bootstrap(
+        settings, pairs, traces,
+        resamples=settings.bootstrap_resamples if resamples is None else resamples,
+        min_traces=settings.interval_min_traces if min_traces is None else min_traces,
     )
-    return Ceiling(replace(pooled, kappa=fmean(kappas.values())), len(pairs), kappas)
+    return Ceiling(estimates, traces, len(reviewer_pairs), len(pairs))

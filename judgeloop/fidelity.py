@@ -4,15 +4,17 @@ Each labelled trace lands in one of k folds (by a stable hash of its id). For ea
 base judge is aligned on the labels of the other folds and both judges score the fold's
 traces; pooled over folds, every trace is scored once by the base judge and once by a judge
 that never saw its labels. Reported: base vs aligned agreement with 95% paired bootstrap
-intervals, and the SME-vs-SME ceiling (two reviewers on the same traces) the judge cannot be
-expected to beat. Runs with whatever models the settings name; nothing is registered.
+intervals, each judge against the experts' consensus label of a trace (as in ``aligned_judge``),
+and the experts' own agreement on the same traces (``experts.ceiling``, the one definition used
+everywhere) that a judge cannot be expected to beat. Runs with whatever models the settings
+name; nothing is registered.
 """
 
 import hashlib
 import logging
 from dataclasses import dataclass
 
-from judgeloop import alignment, intervals, judges, labels, providers, scores
+from judgeloop import alignment, experts, intervals, judges, labels, providers, scores
 from judgeloop.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -24,8 +26,7 @@ class Fidelity:
     traces: int
     labels: int
     comparison: intervals.Paired
-    ceiling: dict[str, intervals.Estimate] | None
-    ceiling_traces: int
+    ceiling: "experts.Ceiling | None"
     base_scores: scores.Scores
     aligned_scores: scores.Scores
 
@@ -38,7 +39,7 @@ class Fidelity:
                     "base": self.comparison.before[metric].text(),
                     "aligned": self.comparison.after[metric].text(),
                     "difference": self.comparison.difference[metric].text(),
-                    "sme_ceiling": self.ceiling[metric].text() if self.ceiling and metric in self.ceiling else "n/a",
+                    "sme_ceiling": self.ceiling.estimates[metric].text() if self.ceiling and metric in self.ceiling.estimates else "n/a",
                 }
             )
         return rows
@@ -75,25 +76,17 @@ def evaluate(settings: Settings, experiment_id: str, k: int = 5, progress=log.in
         aligned_scores.provider_errors.update(part.provider_errors)
         aligned_scores.invalid_answers.update(part.invalid_answers)
     common = [t for t in sorted(grouped) if t in base_scores.values and t in aligned_scores.values]
+    consensus = experts.consensus_by_trace(settings, grouped)
     comparison = intervals.paired_bootstrap(
         settings,
-        [[labels.normalize(settings, label.value) for label in grouped[t]] for t in common],
+        [[labels.normalize(settings, consensus[t].value)] for t in common],
         [base_scores.values[t] for t in common],
         [aligned_scores.values[t] for t in common],
         resamples=settings.bootstrap_resamples,
         min_traces=settings.interval_min_traces,
     )
-    first, second = [], []
-    for group in grouped.values():
-        ordered = sorted(group, key=lambda label: str(label.reviewer))
-        if len(ordered) >= 2:
-            first.append([labels.normalize(settings, ordered[0].value)])
-            second.append(labels.normalize(settings, ordered[1].value))
-    ceiling = (
-        intervals.single_bootstrap(settings, first, second, settings.bootstrap_resamples, settings.interval_min_traces)
-        if first else None
-    )
-    return Fidelity(k, len(common), len(used), comparison, ceiling, len(first), base_scores, aligned_scores)
+    ceiling = experts.ceiling(settings, {t: grouped[t] for t in common})
+    return Fidelity(k, len(common), len(used), comparison, ceiling, base_scores, aligned_scores)
 
 
 def render(result: Fidelity) -> str:
@@ -104,7 +97,8 @@ def render(result: Fidelity) -> str:
     lines += [" | ".join(str(r[h]).ljust(widths[h]) for h in header) for r in rows]
     lines.append(
         f"{result.traces} traces scored by both judges ({result.labels} labels, {result.folds} folds); "
-        f"SME ceiling from {result.ceiling_traces} traces with two reviewers; 95% bootstrap intervals."
+        f"SME ceiling ({experts.CEILING_STATISTIC}) from {result.ceiling.traces if result.ceiling else 0} of them "
+        f"with two or more reviewers; 95% bootstrap intervals."
     )
     for name, scored in (("base", result.base_scores), ("aligned", result.aligned_scores)):
         if scored.unscored:

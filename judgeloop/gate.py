@@ -5,25 +5,28 @@ The rule, in order:
 1. **Unmeasured judge, no promotion.** If either judge has fewer than ``min_scored_heldout``
    scored held-out traces (provider errors and off-scale answers are not scores), the gate
    fails and says which judge and why. A judge that answers nothing usable is never promoted.
-2. **Worse with confidence, blocked.** With at least ``interval_min_traces`` traces scored by
-   both judges, the 95% paired bootstrap interval of the kappa difference (new - old) decides:
-   the gate blocks only when the whole interval lies below ``-gate_margin``. Otherwise it
-   passes, and says whether the new judge is better with confidence (interval above 0) or not
-   distinguishable from the old one within the noise.
-3. **Too few traces for an interval: point rule.** Below ``interval_min_traces`` common traces
-   no interval is claimed; the gate falls back to the point estimates and blocks when the new
-   kappa is lower than the old one by more than ``gate_margin`` (the rule before intervals).
+2. **Measured worse, blocked.** Both judges are compared on the held-out traces both scored.
+   When the new judge's kappa there is lower than the old one's by more than ``gate_margin``
+   (a tolerance, default 0), it is blocked, whether or not the difference is "significant".
+   Blocking only differences that are worse with confidence let every re-alignment lose a
+   little, and a chain of them walked agreement down while no single step was clearly worse.
+3. Otherwise it passes. With enough common traces (``interval_min_traces``) the 95% paired
+   bootstrap interval of the difference is reported and names the case: better with
+   confidence (interval above 0), or not worse (the interval does not show a difference).
+
+Every reason says how many held-out traces the measure stands on ("on 200 of 238 held-out
+traces"), because the judges are measured on a capped sample of the held-out split.
 """
 
 from dataclasses import dataclass
 
 WORSE = "worse_with_confidence"
+MEASURED_WORSE = "measured_worse"
 BETTER = "better_with_confidence"
-NO_CLEAR_DIFFERENCE = "no_clear_difference"
-POINT_RULE_PASSED = "point_rule_passed"
-POINT_RULE_BLOCKED = "point_rule_blocked"
+NOT_WORSE = "not_worse"
 UNMEASURED = "unmeasured_judge"
 NOTHING_TO_PROMOTE = "nothing_to_promote"
+BLOCKING_CASES = (WORSE, MEASURED_WORSE, UNMEASURED)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class Decision:
     passed: bool
     case: str
     reason: str
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, "case": self.case, "reason": self.reason}
 
 
 def _scored(result, side: str) -> tuple[int, str]:
@@ -48,8 +54,15 @@ def _scored(result, side: str) -> tuple[int, str]:
     return len(scores.values), "; ".join(problems)
 
 
+def traces_text(measured: int, heldout: int | None) -> str:
+    """'on 200 of 238 held-out traces': what a number stands on, never the sample as the whole."""
+    if heldout is None or heldout == measured:
+        return f"on {measured} held-out traces" if heldout is None else f"on all {measured} held-out traces"
+    return f"on {measured} of {heldout} held-out traces"
+
+
 def decide(result, margin: float, min_scored: int = 1) -> Decision:
-    """The gate's decision on an ``alignment.AlignmentResult``."""
+    """The gate's decision on an ``alignment.AlignmentResult`` (``margin``: the tolerance)."""
     if result.new_version is None:
         return Decision(True, NOTHING_TO_PROMOTE, result.skipped_reason or "nothing to promote")
     for side, version in (("before", result.previous_version), ("after", result.new_version)):
@@ -62,37 +75,27 @@ def decide(result, margin: float, min_scored: int = 1) -> Decision:
                 + f"; at least {min_scored} are needed to compare judges, so v{result.new_version} is not promoted",
             )
     comparison = getattr(result, "comparison", None)
-    if comparison is not None and comparison.has_intervals:
-        diff = comparison.difference["kappa"]
-        before, after = comparison.before["kappa"], comparison.after["kappa"]
-        text = (
-            f"held-out kappa {before.text()} (v{result.previous_version}) -> {after.text()} (v{result.new_version}) "
-            f"on {comparison.traces} traces both judges scored; difference {diff.text()}, margin {margin:.3f}"
-        )
-        if diff.high < -margin:
-            return Decision(False, WORSE, f"{text}: the new judge is worse with confidence (kappa fell from {before.value:.3f} to {after.value:.3f})")
-        if diff.low > 0:
-            return Decision(True, BETTER, f"{text}: the new judge is better with confidence")
-        return Decision(True, NO_CLEAR_DIFFERENCE, f"{text}: no difference beyond the noise, the new judge is not worse with confidence")
-    before_kappa, after_kappa = _point(result, comparison)
-    delta = after_kappa - before_kappa
-    few = (
-        f"only {comparison.traces} held-out traces scored by both judges, too few for an interval; "
-        if comparison is not None else ""
-    )
-    if delta < -margin:
+    before, after, common = _point(result, comparison)
+    old, new = f"v{result.previous_version}", f"v{result.new_version}"
+    text = f"held-out kappa {before:.3f} ({old}) -> {after:.3f} ({new}) {traces_text(common, getattr(result, 'heldout_traces', None))} both judges scored"
+    diff = comparison.difference["kappa"] if comparison is not None and comparison.has_intervals else None
+    if diff is not None:
+        text += f"; difference {diff.text()} (95% interval)"
+    tolerance = f"tolerance {margin:.3f}"
+    if after < before - margin:
+        if diff is not None and diff.high < 0:
+            return Decision(False, WORSE, f"{text}: {new} is worse with confidence than {old} ({tolerance}); {old} stays in use")
         return Decision(
-            False, POINT_RULE_BLOCKED,
-            f"{few}held-out kappa fell from {before_kappa:.3f} (v{result.previous_version}) to "
-            f"{after_kappa:.3f} (v{result.new_version}), more than the margin {margin:.3f}",
+            False, MEASURED_WORSE,
+            f"{text}: {new} measured worse than {old}, in use, by more than the {tolerance}; {old} stays in use",
         )
-    return Decision(
-        True, POINT_RULE_PASSED,
-        f"{few}held-out kappa {before_kappa:.3f} -> {after_kappa:.3f} (change {delta:+.3f}, margin {margin:.3f})",
-    )
+    if diff is not None and diff.low > 0:
+        return Decision(True, BETTER, f"{text}: {new} is better with confidence; promoted")
+    return Decision(True, NOT_WORSE, f"{text}: {new} measured no worse than {old} ({tolerance}); promoted")
 
 
-def _point(result, comparison) -> tuple[float, float]:
+def _point(result, comparison) -> tuple[float, float, int]:
+    """(old kappa, new kappa, traces) on the held-out traces both judges scored."""
     if comparison is not None and comparison.before["kappa"].value is not None:
-        return comparison.before["kappa"].value, comparison.after["kappa"].value
-    return result.before.kappa, result.after.kappa
+        return comparison.before["kappa"].value, comparison.after["kappa"].value, comparison.traces
+    return result.before.kappa, result.after.kappa, min(result.before.n, result.after.n)

@@ -162,6 +162,37 @@ def paired_bootstrap(
     return Paired(n_traces, n_pairs, b, a, d, resamples)
 
 
+def pooled_bootstrap(
+    settings: Settings,
+    pairs: list[tuple[int, object, object, float]],
+    n_traces: int,
+    resamples: int = 2000,
+    min_traces: int = 10,
+    seed: int = 0,
+) -> dict[str, Estimate]:
+    """Agreement of value pairs pooled over traces, with a bootstrap interval over traces.
+
+    ``pairs`` holds (trace index, first value, second value, weight): several pairs may share
+    a trace (every pair of experts on it) and move with it in each resample; their weights let
+    a trace weigh one whatever its number of pairs.
+    """
+    scale = scale_values(settings)
+    names = [m for m in METRICS if m != "mae" or settings.feedback_type == FeedbackType.LIKERT]
+    if not pairs:
+        return {m: Estimate(None) for m in names}
+    trace_of_pair = np.array([p[0] for p in pairs], dtype=int)
+    first = _indices([p[1] for p in pairs], scale)
+    second = _indices([p[2] for p in pairs], scale)
+    weight = np.array([p[3] for p in pairs], dtype=float)
+    point = _weighted(settings, weight[None, :], first, second, len(scale))
+    if n_traces < min_traces or resamples <= 0:
+        return {m: Estimate(float(point[m][0])) for m in names}
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n_traces, np.full(n_traces, 1.0 / n_traces), size=resamples).astype(float)
+    boot = _weighted(settings, counts[:, trace_of_pair] * weight[None, :], first, second, len(scale))
+    return {m: Estimate(float(point[m][0]), *_percentiles(boot[m])) for m in names}
+
+
 def single_bootstrap(
     settings: Settings, human: list[list], judged: list, resamples: int = 2000, min_traces: int = 10, seed: int = 0
 ) -> dict[str, Estimate]:

@@ -173,16 +173,35 @@ def record_lineage(experiment_id: str, version: int, lineage: dict) -> None:
         set_experiment_tag(experiment_id, GUIDELINES_TAG.format(version=version), text)
 
 
+def record_decision(experiment_id: str, version: int, decision: dict) -> None:
+    """Add the gate's decision on ``version`` (passed, case, reason) to its lineage."""
+    record_lineage(experiment_id, version, {**lineage(experiment_id, version), "gate": decision})
+
+
+def measured_on(lineage: dict) -> str:
+    """'on 200 of 238 held-out traces': what an aligned version's numbers stand on."""
+    measured = lineage.get("measured_traces", lineage.get("heldout_sample"))
+    heldout = lineage.get("heldout_traces")
+    if measured is None:
+        return f"on {lineage.get('heldout_label_count')} held-out label(s)"
+    if heldout is None or heldout == measured:
+        return f"on {measured} held-out traces"
+    return f"on {measured} of {heldout} held-out traces"
+
+
 def summarize(lineage: dict) -> str:
     """One line a person reads in MLflow: what the version is and its held-out agreement."""
     if lineage.get("kind") == "aligned":
         text = (
             f"aligned from v{lineage.get('previous_version')} on {lineage.get('label_count')} expert label(s); "
             f"held-out kappa {_kappa(lineage.get('kappa_before'))} -> {_kappa(lineage.get('kappa_after'))} "
-            f"on {lineage.get('heldout_label_count')} label(s)"
+            f"{measured_on(lineage)}"
         )
         if lineage.get("guideline_count") is not None:
             text += f"; {lineage['guideline_count']} guideline(s)"
+        gate = lineage.get("gate")
+        if gate:
+            text += f"; gate {gate.get('case')}: {'passed' if gate.get('passed') else 'blocked'}"
         return text
     if lineage.get("kind") == "base":
         return f"base judge ({lineage.get('model')}), as configured"
@@ -190,7 +209,7 @@ def summarize(lineage: dict) -> str:
 
 
 def _kappa(value) -> str:
-    return "-" if value is None else f"{float(value):.3f}"
+    return "unmeasured" if value is None else f"{float(value):.3f}"
 
 
 def lineage(experiment_id: str, version: int) -> dict:
@@ -198,6 +217,18 @@ def lineage(experiment_id: str, version: int) -> dict:
 
     raw = get_experiment_tag(experiment_id, f"{LINEAGE_TAG_PREFIX}{version}")
     return json.loads(raw) if raw else {}
+
+
+def all_lineages(experiment_id: str) -> dict[int, dict]:
+    """Every version's lineage, from one read of the experiment's tags."""
+    import mlflow
+
+    found = {}
+    for key, raw in mlflow.get_experiment(experiment_id).tags.items():
+        number = key[len(LINEAGE_TAG_PREFIX):]
+        if key.startswith(LINEAGE_TAG_PREFIX) and number.isdigit():
+            found[int(number)] = json.loads(raw)
+    return found
 
 
 def aligned_version_for(experiment_id: str, previous_version: int, label_fingerprint: str) -> int | None:

@@ -37,3 +37,33 @@ def remembered_trace_ids(judge) -> list[str]:
 
 def guidelines_of(judge) -> list[str]:
     return [g.guideline_text for g in getattr(judge, "_semantic_memory", None) or []]
+
+
+def withdraw(judge, changed_trace_ids: set[str]):
+    """(a copy of ``judge`` that forgot what it learned from ``changed_trace_ids``, the texts of
+    the guidelines withdrawn).
+
+    MemAlign keeps a guideline while any one of its source traces remains, and a judge whose
+    memory was rebuilt from the current labels looks unchanged to its own refresh check. So a
+    corrected label would keep the lesson drawn from its old value. The copy drops every
+    guideline with a changed source trace, and the changed traces' examples, so ``align()``
+    on it treats those traces as new and distills guidelines from their current labels
+    (``align`` rebuilds the search index). ``judge`` itself, the judge in use, is untouched.
+    """
+    import copy
+
+    if not changed_trace_ids or not hasattr(judge, "_semantic_memory"):
+        return judge, []
+    stale = [g for g in judge._semantic_memory if set(g.source_trace_ids or ()) & changed_trace_ids]
+    forgetting = copy.copy(judge)
+    forgetting._semantic_memory = [g for g in judge._semantic_memory if g not in stale]
+    forgetting._episodic_memory = [
+        ex for ex in judge._episodic_memory if getattr(ex, "_trace_id", None) not in changed_trace_ids
+    ]
+    forgetting._episodic_trace_ids = [tid for tid in judge._episodic_trace_ids if tid not in changed_trace_ids]
+    return forgetting, [g.guideline_text for g in stale]
+
+
+def guideline_sources(judge) -> dict[str, list[str]]:
+    """{guideline text: the trace ids it was distilled from}."""
+    return {g.guideline_text: list(g.source_trace_ids or []) for g in getattr(judge, "_semantic_memory", None) or []}

@@ -139,12 +139,6 @@ def paired_means(first: list, second: list) -> tuple[float, float, int]:
     return sum(a for a, _ in both) / len(both), sum(b for _, b in both) / len(both), len(both)
 
 
-def mean_score(settings: Settings, judge, predict_fn, template: str, records: list[dict]) -> float:
-    """Mean 0-1 judge score of the agent run with ``template`` over the records it was scored on."""
-    found = [s for s in record_scores(settings, judge, predict_fn, template, records) if s is not None]
-    return sum(found) / len(found) if found else 0.0
-
-
 def optimize(settings: Settings, experiment_id: str, progress=log.info, force: bool = False) -> OptimizationResult:
     import mlflow
     from mlflow.genai.optimize.optimizers import GepaPromptOptimizer

@@ -92,13 +92,15 @@ class Settings(BaseSettings):
     heldout_fraction: float = 0.34
     min_alignment_labels: int = 4
     min_heldout_labels: int = 3
-    gate_margin: float = 0.05
+    gate_margin: float = Field(
+        0.0, ge=0, description="Tolerance: how much lower a new judge's held-out kappa may measure than the judge in use's and still replace it."
+    )
     heldout_max: int = Field(200, ge=1, description="Most held-out traces a judge is measured on (a stable, stratified sample).")
     min_scored_heldout: int = Field(
         3, ge=1, description="Fewer scored held-out traces than this for either judge fails the gate (never promotes)."
     )
     interval_min_traces: int = Field(
-        10, ge=2, description="Held-out traces both judges scored needed for bootstrap intervals; below, the gate's point rule."
+        10, ge=2, description="Held-out traces both judges scored needed for bootstrap intervals; below, the numbers carry none."
     )
     bootstrap_resamples: int = Field(2000, ge=0, description="Bootstrap resamples per interval.")
     live_agreement_window: int = Field(50, ge=1, description="Newest SME labels the rolling live agreement is measured on.")

@@ -7,9 +7,10 @@ from judgeloop.agreement import Agreement
 
 def agreement_metadata(prefix: str, result: Agreement) -> dict:
     # Plain floats, so Dagster plots each across materializations.
+    # A judge scored on no trace is unmeasured: null, never a kappa of 0.
     data = {
-        f"kappa_{prefix}": float(result.kappa),
-        f"exact_agreement_{prefix}": float(result.exact),
+        f"kappa_{prefix}": dg.MetadataValue.null() if result.kappa is None else float(result.kappa),
+        f"exact_agreement_{prefix}": dg.MetadataValue.null() if result.exact is None else float(result.exact),
         f"heldout_pairs_{prefix}": result.n,
     }
     if result.mae is not None:

@@ -71,7 +71,14 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
         assert isinstance(meta[key], float)
     assert meta["kappa_human_ceiling"] <= 1.0
     # One picture per version, intervals in a table, the gate's case and what the run cost.
-    assert "data:image/svg+xml;base64," in meta["agreement_chart"] and meta["agreement_chart_file"].endswith("-v2.svg")
+    assert "data:image/svg+xml;base64," in meta["agreement_chart"] and meta["agreement_chart_file"].endswith("-agreement.svg")
+    from pathlib import Path
+
+    chart = Path(meta["agreement_chart_file"]).read_text()
+    assert ">v1<" in chart and ">v2 (in use)<" in chart and "experts vs experts" in chart
+    # The decision comes first: what a person opening the asset looks for.
+    assert list(meta)[:3] == ["promoted", "gate", "gate_case"]
+    assert meta["measured_on"].startswith("on ") and "held-out traces" in meta["measured_on"]
     assert meta["gate_case"] and meta["traces_heldout_sample"] == meta["traces_heldout"]
     assert {row.data["role"] for row in meta["llm_usage"].records} >= {"judge", "reflection"}
     assert meta["llm_cost_usd"] == "unknown"  # the fake provider has no price
@@ -114,9 +121,12 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     # last real run's figures, carried over and marked as such (not "promoted: false").
     latest = md(again, "aligned_judge")
     assert latest["result_from_run"] == more.run_id
-    for key in ("promoted", "judge_version", "kappa_after", "gate", "guidelines"):
+    for key in ("promoted", "judge_version", "kappa_after", "guidelines"):
         assert latest[key] == md(more, "aligned_judge")[key], key
     assert latest["promoted"] is True
+    # The gate's sentence is this run's own, never the last change's text next to new numbers.
+    assert latest["gate_case"] == "nothing_to_promote" and "already aligned" in latest["gate"]
+    assert list(latest)[:3] == ["promoted", "gate", "gate_case"]
     # Its agreement is not carried over: the judge in use was measured again on the current
     # held-out labels (and reproduces the number recorded for it, since the labels did not change).
     assert "re-measured on the current held-out labels" in latest["agreement_measured"]
@@ -133,7 +143,7 @@ def test_too_few_labels_is_a_clear_error(demo_store, instance):
     assert judges.latest_version(experiment_id, settings.judge_name) == 1
 
 
-def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch):
+def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch, capsys):
     settings, experiment_id = demo_store
     # SMEs who agree with the base judge exactly: its held-out kappa is 1, so a judge that
     # learned "Always rate 1" is worse by construction, whatever traces land in held-out.
@@ -143,7 +153,8 @@ def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch):
     result = run(instance, ["aligned_judge", "agent_prompt", "optimized_prompt"])
     assert not result.success
     check = result.get_asset_check_evaluations()[0]
-    assert not check.passed and "fell from" in check.metadata["reason"].value
+    assert not check.passed and "measured worse" in check.metadata["reason"].value
+    assert check.description == check.metadata["reason"].value  # the sentence the UI shows for the check
     assert check.metadata["kappa_before"].value > check.metadata["kappa_after"].value + settings.gate_margin
     # Nothing downstream ran, though it could have: agent_prompt (same run) and the dataset's
     # expectations are in place, so only the blocking check stops optimized_prompt.
@@ -153,6 +164,21 @@ def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch):
     # Registered for the record, never promoted.
     assert judges.latest_version(experiment_id, settings.judge_name) == 2
     assert judges.promoted_version(experiment_id) == 1
+
+    # `judgeloop status --json` says why: the version, the gate's case, its sentence, what it stood on.
+    import json
+
+    from judgeloop import cli
+
+    capsys.readouterr()
+    assert cli.main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    v2 = next(v for v in report["judge"]["versions"] if v["version"] == 2)
+    assert v2["state"] == "blocked" and v2["gate_case"] in ("measured_worse", "worse_with_confidence")
+    assert "measured worse" in v2["why"] and "v1 stays in use" in v2["why"]
+    assert v2["measured_on"].startswith("on ") and v2["measured_traces"] >= 1
+    v1 = next(v for v in report["judge"]["versions"] if v["version"] == 1)
+    assert v1["state"] == "in use"
 
 
 def test_labels_stored_as_floats_like_the_mlflow_ui_writes_them(demo_store, instance, monkeypatch):

@@ -27,13 +27,16 @@ def test_promoted_version_and_each_versions_agreement_and_guidelines_are_tags(ho
     guidelines = ["Rate answers about another disease 1.", "Quoting the WHO earns a 4."]
     judges.record_lineage(
         experiment_id, v2,
-        {"kind": "aligned", "previous_version": 1, "label_count": 30, "heldout_label_count": 10,
+        {"kind": "aligned", "previous_version": 1, "label_count": 30, "heldout_label_count": 714,
+         "heldout_traces": 238, "heldout_sample": 200, "measured_traces": 200,
          "kappa_before": 0.118, "kappa_after": 0.45, "guidelines": guidelines},
     )
     tags = _tags(experiment_id)
     summary = tags[f"judgeloop.judge.v{v2}"]
     assert "aligned from v1 on 30 expert label(s)" in summary
-    assert "held-out kappa 0.118 -> 0.450 on 10 label(s)" in summary and "2 guideline(s)" in summary
+    # What the numbers stand on: the sample of the held-out split, never passed off as the whole.
+    assert "held-out kappa 0.118 -> 0.450 on 200 of 238 held-out traces" in summary and "2 guideline(s)" in summary
+    assert "714" not in summary
     assert tags[f"judgeloop.judge.v{v2}.guidelines"] == "- Rate answers about another disease 1.\n- Quoting the WHO earns a 4."
     # Registered but not promoted (e.g. the gate failed): the tag still names v1.
     assert tags["judgeloop.promoted_judge"].startswith("v1 is in use")

@@ -15,10 +15,12 @@ from tests.support import accept_any_split, materialize, metadata
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
 
 # What any later user of the promoted judge does (prompt optimization, the next alignment):
-# load it from the registry, build its memory from the current labels, score held-out traces.
+# load it from the registry, build its memory from the current labels, and measure it the way
+# the product does (scores.measure on the held-out sample, agreement_of against the consensus),
+# paying for every score again (no version given: nothing stored is read back).
 MEASURE_IN_A_FRESH_PROCESS = """
 import json
-from judgeloop import alignment, experts, judges, labels, split
+from judgeloop import alignment, experts, judges, labels, sampling, scores, split
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 
@@ -27,12 +29,13 @@ experiment_id = connect(settings)
 used, _ = labels.current_labels(settings, experiment_id)
 grouped = labels.by_trace(used)
 _, heldout = split.split(sorted(grouped), settings.heldout_fraction)
+sample = sampling.sample(settings, {t: [l.value for l in grouped[t]] for t in heldout}, settings.heldout_max)
 judge = alignment.load_judge(settings, experiment_id, judges.promoted_version(experiment_id), used)
-traces = alignment.cleaned_traces(settings, experiment_id, heldout, used)
-measured, invalid = alignment.measure_on(
-    settings, judge, [traces[t] for t in heldout], experts.consensus_by_trace(settings, grouped)
-)
-print(json.dumps({"kappa": measured.kappa, "n": measured.n, "exact": measured.exact,
+traces = alignment.cleaned_traces(settings, experiment_id, sample, used)
+scored = scores.measure(settings, judge, None, {t: traces[t] for t in sample}, store=False)
+consensus = experts.consensus_by_trace(settings, grouped)
+measured = alignment.agreement_of(settings, scored, {t: [consensus[t]] for t in sample})
+print(json.dumps({"kappa": measured.kappa, "n": measured.n, "exact": measured.exact, "paid": scored.paid,
                   "memory": len(judge._episodic_memory), "remembered": len(set(judge._episodic_trace_ids))}))
 """
 
@@ -51,7 +54,6 @@ def test_promoted_judge_reloaded_in_a_new_process_reproduces_its_recorded_agreem
     meta = metadata(result, "aligned_judge")
     assert meta["promoted_version"] == 2
     recorded = judges.lineage(experiment_id, 2)
-    assert recorded["kappa_after"] == meta["kappa_after"]
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run(
@@ -60,7 +62,8 @@ def test_promoted_judge_reloaded_in_a_new_process_reproduces_its_recorded_agreem
     )
     assert out.returncode == 0, out.stderr[-3000:]
     fresh = json.loads(out.stdout.strip().splitlines()[-1])
-    assert fresh["n"] == meta["heldout_pairs_after"]
+    assert fresh["paid"] == fresh["n"] > 0, "every score was paid for again, none read back"
+    assert fresh["n"] == recorded["measured_traces"]
     assert fresh["kappa"] == recorded["kappa_after"]
     assert fresh["exact"] == meta["exact_agreement_after"]
     # One remembered example per alignment trace (its consensus label), not one per expert squared.

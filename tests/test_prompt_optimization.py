@@ -62,6 +62,9 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     assert meta["train_records"] <= meta["train_records_available"]  # the demo dataset is small; sampling is tested below
     assert meta["gepa_rounds"] >= 1 and meta["gepa_rounds_accepted"] >= 1 and "budget_warning" not in meta
     assert QUOTE_INSTRUCTION in meta["new_prompt"] and f"+{QUOTE_INSTRUCTION}" in meta["diff_vs_production"]
+    # The page leads with the decision, the prompt in production and the candidate's diff to it.
+    assert list(meta)[:4] == ["promoted", "decision", "prompt_in_production", "diff_vs_production"]
+    assert meta["prompt_in_production"].startswith("v2:") and QUOTE_INSTRUCTION in meta["prompt_in_production"]
     assert result.get_asset_check_evaluations()[0].passed
 
     production = prompts.production(settings)
@@ -96,6 +99,7 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
     # The no-op still shows the prompt in use and its diff, carried from the run that made it.
     assert md(again, "optimized_prompt")["result_from_run"] == result.run_id
     assert md(again, "optimized_prompt")["diff_vs_production"] == meta["diff_vs_production"]
+    assert md(again, "optimized_prompt")["prompt_in_production"] == meta["prompt_in_production"]
     assert prompts.latest(settings.prompt_name).version == 2
 
 
@@ -106,6 +110,7 @@ def test_an_unchanged_prompt_registers_no_version(aligned_store, instance, monke
     assert result.success  # a warning, not a failure
     meta = md(result, "optimized_prompt")
     assert meta["promoted"] is False and "unchanged" in meta["decision"]
+    assert meta["prompt_in_production"].startswith("v1:") and "no change" in meta["diff_vs_production"]
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert int(prompts.production(settings).version) == 1

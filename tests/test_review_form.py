@@ -97,8 +97,8 @@ def test_dropdown_labels_count_everywhere(store):
     used, rejected = labels.current_labels(settings, experiment_id)
     assert [label.value for label in used] == ["3", 3]
     assert [r.value for r in rejected] == ["5"] and "outside 1-4" in rejected[0].reason
-    ceiling = experts.human_ceiling(settings, labels.by_trace(used)).agreement
-    assert ceiling.n == 1 and ceiling.exact == 1.0
+    ceiling = experts.ceiling(settings, labels.by_trace(used))
+    assert ceiling.traces == 1 and ceiling.estimates["exact"].value == 1.0
     assert [row["value"] for row in export_rows(settings, experiment_id)] == [3, 3]
     # MemAlign gets one consensus label per trace, as a number.
     cleaned = alignment.cleaned_traces(settings, experiment_id, [trace_ids[0]], used)[trace_ids[0]]

@@ -5,7 +5,6 @@ MLflow's password and the providers' keys; anyone who reaches Dagster's GraphQL 
 a run. Neither such a source nor a secret-like literal typed into a model field may come back
 in an error, an event log (``logsForRun``) or anything the run writes."""
 
-import dagster as dg
 import pytest
 
 from judgeloop.settings import RUN_CONFIG_FIELDS

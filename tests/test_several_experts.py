@@ -48,19 +48,29 @@ def test_pass_fail_consensus_is_the_majority_and_a_tie_fails(monkeypatch):
 #   r1|r3: observed (1+0+1)/3 = 2/3; expected: every a against every b,
 #          a=0: 1+9+0, a=3: 4+0+9, a=1: 0+4+1 -> 28/9;   1 - (2/3)/(28/9) = 11/14
 #   r2|r3: same ratings as r1|r3                  -> 11/14
-# Pairwise mean: (1 + 11/14 + 11/14) / 3 = 6/7. The first two experts alone would say 1.
+# Pooled over the 9 (trace, pair) combinations, each trace weighing one: observed 4/9, expected
+# 28/9 (both sides use 0, 1 and 3 three times each) -> 1 - 4/28 = 6/7. The first two experts alone would say 1.
 HELDOUT = {"t1": (1, 1, 2), "t2": (4, 4, 4), "t3": (2, 2, 1)}
 
 
-def test_human_ceiling_is_the_mean_over_every_pair_of_experts():
+def test_human_ceiling_pools_every_pair_of_experts():
     settings = load_settings()
     grouped = {t: [label(t, f"rater-{i + 1}", v) for i, v in enumerate(vs)] for t, vs in HELDOUT.items()}
-    ceiling = experts.human_ceiling(settings, grouped)
-    assert ceiling.reviewer_pairs == 3
-    assert ceiling.pair_kappas == pytest.approx({"rater-1|rater-2": 1.0, "rater-1|rater-3": 11 / 14, "rater-2|rater-3": 11 / 14})
-    assert ceiling.agreement.kappa == pytest.approx(float(Fraction(6, 7)))
-    assert ceiling.agreement.n == 9  # 3 pairs x 3 traces
-    assert ceiling.agreement.exact == pytest.approx(5 / 9)  # r1|r2 3 of 3, r1|r3 1 of 3, r2|r3 1 of 3
+    ceiling = experts.ceiling(settings, grouped)
+    assert ceiling.reviewer_pairs == 3 and ceiling.traces == 3
+    assert ceiling.kappa == pytest.approx(float(Fraction(6, 7)))
+    assert ceiling.pair_count == 9  # 3 pairs x 3 traces
+    assert ceiling.estimates["exact"].value == pytest.approx(5 / 9)  # r1|r2 3 of 3, r1|r3 1 of 3, r2|r3 1 of 3
+
+
+def test_a_trace_weighs_one_whatever_its_number_of_experts():
+    """Two experts disagreeing completely on t1 and three agreeing on t2: 1 of 2 traces agree, not 3 of 4 pairs."""
+    settings = load_settings()
+    grouped = {
+        "t1": [label("t1", "rater-1", 1), label("t1", "rater-2", 4)],
+        "t2": [label("t2", f"rater-{i}", 3) for i in (1, 2, 3)],
+    }
+    assert experts.ceiling(settings, grouped).estimates["exact"].value == pytest.approx(0.5)
 
 
 @pytest.fixture
@@ -101,7 +111,8 @@ def test_three_experts_become_one_consensus_label_per_trace_before_memalign(stor
     # Measured against one consensus label per held-out trace, not one pair per expert.
     assert result.after.n == result.before.n == 3
     assert result.human_ceiling.reviewer_pairs == 3
-    assert result.human_ceiling.agreement.kappa == pytest.approx(6 / 7)
+    assert result.human_ceiling.kappa == pytest.approx(6 / 7)
+    assert result.human_ceiling.traces == result.comparison.traces == 3  # on the traces the judges were compared on
 
 
 def test_held_out_edits_re_measure_the_judge_in_use(store):
@@ -135,7 +146,7 @@ def test_held_out_edits_re_measure_the_judge_in_use(store):
     assert again.new_version is None and "already aligned" in again.skipped_reason
     assert [sum(row) for row in again.current.confusion] == [2, 1, 0, 0]  # t2's consensus is now 1
     # The re-measured judge is the one in use, and the ceiling is on the same (current) labels.
-    assert again.human_ceiling.agreement.n == 9
+    assert again.human_ceiling.pair_count == 9
 
 
 def test_same_alignment_labels_reuse_the_unpromoted_version(store):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from judgeloop import agreement, alignment, experts, split
+from judgeloop import agreement, alignment, experts, gate, scores, split
 from judgeloop.labels import HumanLabel
 from judgeloop.settings import load_settings
 
@@ -52,23 +52,23 @@ def _result(before: float, after: float) -> alignment.AlignmentResult:
 @pytest.mark.parametrize(
     "before,after,margin,passes",
     [
-        (0.5, 0.25, 0.25, True),  # a fall of exactly the margin is allowed
+        (0.5, 0.25, 0.25, True),  # a fall of exactly the tolerance is allowed
         (0.5, 0.2421875, 0.25, False),  # a hair more is not
         (0.5, 0.5, 0.0, True),
-        (0.5, 0.4921875, 0.0, False),  # margin 0: any fall blocks
+        (0.5, 0.4921875, 0.0, False),  # tolerance 0 (the default): any fall blocks
         (0.5, 0.75, 0.05, True),
     ],
 )
 def test_gate_margin_at_its_boundary(before, after, margin, passes):
-    passed, reason = alignment.passes_gate(_result(before, after), margin)
-    assert passed is passes, reason
-    assert ("fell from" in reason) is (not passes)
+    decision = gate.decide(_result(before, after), margin)
+    assert decision.passed is passes, decision.reason
+    assert ("measured worse" in decision.reason) is (not passes)
 
 
 def test_default_gate_margin_is_the_documented_one():
     from judgeloop.settings import Settings
 
-    assert Settings.model_fields["gate_margin"].default == 0.05
+    assert Settings.model_fields["gate_margin"].default == 0.0
 
 
 def test_likert_metrics_against_hand_computed_values(monkeypatch):
@@ -104,12 +104,12 @@ def test_human_ceiling_of_two_reviewers():
         "t2": [label("t2", "rater-2", 1), label("t2", "rater-1", 2)],
         "t3": [label("t3", "rater-1", 3)],
     }
-    ceiling = experts.human_ceiling(settings, grouped).agreement
-    assert ceiling.n == 2 and ceiling.exact == 0.5
+    ceiling = experts.ceiling(settings, grouped)
+    assert ceiling.traces == 2 and ceiling.estimates["exact"].value == 0.5
 
     # Labels read back through a tracking server (or given in the MLflow UI) are floats.
     as_floats = {t: [label(t, l.reviewer, float(l.value)) for l in ls] for t, ls in grouped.items()}
-    assert experts.human_ceiling(settings, as_floats).agreement.exact == 0.5
+    assert experts.ceiling(settings, as_floats).estimates["exact"].value == 0.5
 
 
 @pytest.mark.parametrize("feedback_type", ["likert", "pass_fail"])
@@ -160,7 +160,8 @@ def test_a_judge_answer_off_the_scale_is_counted_as_invalid_never_scored():
         return Feedback(name="answer_quality", value=answers[trace.info.trace_id])
 
     traces = [SimpleNamespace(info=SimpleNamespace(trace_id=t)) for t in answers]
-    measured, invalid = alignment.measure_on(settings, judge, traces, experts_say)
-    assert invalid == 3  # 9, "very good" and 0
+    scored = scores.call_judge(settings, judge, traces)
+    assert len(scored.invalid_answers) == 3  # 9, "very good" and 0
+    measured = alignment.agreement_of(settings, scored, {t: [label] for t, label in experts_say.items()})
     assert measured.n == 3  # 3, "3" and 2 are on the scale
     assert measured.exact == pytest.approx(2 / 3)

@@ -3,7 +3,7 @@
 from mlflow import MlflowClient
 from mlflow.genai.judges.optimizers import MemAlignOptimizer
 
-from judgeloop import alignment, judges
+from judgeloop import judges, scores
 from judgeloop.labels import log_label
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
@@ -18,7 +18,11 @@ def test_aligned_stand_in_scores_follow_the_expert_labels(home, template):
     base = judges.build_judge(settings, settings.judge_model)
     client = MlflowClient()
     traces = [client.get_trace(trace_id) for trace_id in template[2]]
-    generic = alignment.score(base, traces)
+    def score(judge, traces):
+        scored = scores.call_judge(settings, judge, traces)
+        return [scored.values.get(trace.info.trace_id) for trace in traces]
+
+    generic = score(base, traces)
     # Labels the stand-in's generic judgement would never give: the far end of the scale.
     wanted = [1 if value >= 3 else 4 for value in generic]
     for trace_id, value in zip(template[2], wanted):
@@ -27,5 +31,5 @@ def test_aligned_stand_in_scores_follow_the_expert_labels(home, template):
     aligned = MemAlignOptimizer(reflection_lm=settings.reflection_model, embedding_model=settings.embedding_model).align(
         base, labelled
     )
-    assert alignment.score(aligned, traces) == wanted  # the experts' ratings, retrieved from memory
-    assert alignment.score(base, traces) == generic  # without memory: the generic judgement
+    assert score(aligned, traces) == wanted  # the experts' ratings, retrieved from memory
+    assert score(base, traces) == generic  # without memory: the generic judgement

@@ -125,7 +125,7 @@ def test_status_on_a_populated_store(home, template, tmp_path, capsys, monkeypat
     assert code == 0, out
     assert f"(id {experiment_id})" in out
     assert "2 version(s), promoted v2" in out
-    assert "    v1: base (fake:/judge)" in out
+    assert "    v1: base (fake:/judge): promoted earlier" in out
     assert "  * v2: aligned from v1 on 3 label(s)" in out and "held-out kappa 0.125 -> 0.500" in out
     assert "labels: 5 usable on 5 trace(s), 1 rejected; 2 waiting for alignment" in out
     assert "the newest label a re-alignment took" in out
@@ -194,3 +194,57 @@ def test_status_prints_no_litellm_cost_map_warnings(home, template, no_dagster):
     assert done.returncode == 0, done.stderr
     assert "1 version(s)" in done.stdout
     assert "cost map" not in (done.stdout + done.stderr).lower()
+
+
+def test_status_says_what_each_version_stood_on_and_warns_below_the_base_judge(home, template, no_dagster, capsys, monkeypatch):
+    """Per version: the gate's case, "on N of M held-out traces", the interval, blocked or in use and
+    why; every promoted version on today's held-out labels; a warning when the judge in use agrees
+    less with the experts than the base judge; the same as a chart."""
+    from judgeloop import scores, split
+
+    shutil.copytree(template[0], home)
+    _, experiment_id, trace_ids = template
+    monkeypatch.setenv("JUDGELOOP_HELDOUT_FRACTION", "0.99")  # every labelled trace held out
+    monkeypatch.setenv("JUDGELOOP_INTERVAL_MIN_TRACES", "2")
+    settings = load_settings()
+    connect(settings)
+    judges.ensure_base_judge(settings, experiment_id, settings.judge_model)  # v1
+    values = [1, 2, 3, 4, 4, 1]
+    for trace_id, value in zip(trace_ids, values):
+        log_label(trace_id, settings.judge_name, value, "rater-1")
+        log_label(trace_id, settings.judge_name, value, "rater-2")
+    heldout = split.split(sorted(trace_ids), settings.heldout_fraction)[1]
+    v2 = judges.register(judges.build_judge(settings, settings.judge_model), experiment_id)
+    v3 = judges.register(judges.build_judge(settings, settings.judge_model), experiment_id)
+    for version, passed, case in ((v2, True, "not_worse"), (v3, False, "measured_worse")):
+        judges.record_lineage(experiment_id, version, {
+            "kind": "aligned", "previous_version": version - 1, "label_count": 4, "newest_label_ms": 1,
+            "kappa_before": 0.4, "kappa_after": 0.3, "kappa_after_interval": [0.1, 0.5],
+            "measured_traces": 200, "heldout_traces": 238,
+            "gate": {"passed": passed, "case": case, "reason": f"v{version} {case}, because"},
+        })
+    judges.promote(experiment_id, v2)
+    truth = dict(zip(trace_ids, values))
+    scores.save(settings, 1, {t: truth[t] for t in heldout})  # the base judge agrees with the experts
+    scores.save(settings, v2, {t: 5 - truth[t] for t in heldout})  # the judge in use disagrees
+
+    code, out = status(capsys)
+    assert code == 0, out
+    assert f"  * v{v2}: aligned from v1" in out and "in use; gate not_worse" in out
+    assert "[0.100, 0.500] on 200 of 238 held-out traces of that day" in out
+    assert f"    v{v3}: aligned" in out and "blocked; gate measured_worse" in out and f"why: v{v3} measured_worse, because" in out
+    assert f"of {len(heldout)} held-out traces, stored scores" in out
+    assert f"    v1 (base): kappa 1.000" in out and f"v{v2} (aligned, in use): kappa" in out
+    assert "experts vs experts: kappa 1.000" in out
+    assert f"WARNING: the judge in use (v{v2}) agrees less with the experts than the base judge (v1)" in out
+
+    chart = home / "history.svg"
+    code, out = status(capsys, "--json", "--chart", str(chart))
+    report = json.loads(out)
+    versions = {v["version"]: v for v in report["judge"]["versions"]}
+    assert versions[v3]["state"] == "blocked" and versions[v3]["gate_case"] == "measured_worse"
+    assert versions[v2]["measured_on"] == "on 200 of 238 held-out traces"
+    assert [v["version"] for v in report["reference"]["versions"]] == [1, v2]  # v3 was never in use
+    assert report["reference"]["warning"]
+    svg = chart.read_text()
+    assert svg.startswith("<svg") and ">v1<" in svg and f">v{v2} (in use)<" in svg and "experts vs experts" in svg

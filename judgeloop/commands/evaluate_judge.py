@@ -46,7 +46,7 @@ def run(args) -> int:
     )
     series = [("base judge", result.comparison.before), ("aligned (k-fold)", result.comparison.after)]
     if result.ceiling:
-        series.append(("SME vs SME", result.ceiling))
+        series.append(("SME vs SME", result.ceiling.estimates))
     chart = charts.write(
         charts.agreement_svg(f"{settings.judge_name}: base vs aligned on {result.traces} traces (95% intervals)", series),
         out / "judge-fidelity.svg",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from judgeloop.settings import Settings, is_databricks, load_settings
@@ -12,12 +13,18 @@ SENSOR_NAME = "sme_labels_sensor"
 def register(commands) -> None:
     parser = commands.add_parser("status", help="Judge versions and agreement, labels waiting, last sensor tick, production prompt.")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument(
+        "--chart", metavar="FILE", help="write an SVG of every promoted version's agreement on the current held-out labels"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args) -> int:
     settings = load_settings()
     report = collect(settings)
+    if args.chart:
+        path = write_chart(report, Path(args.chart))
+        print(f"chart: {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True, default=str))
     else:
@@ -46,10 +53,12 @@ def collect(settings: Settings) -> dict:
         return report
     from judgeloop import labels
 
-    current = labels.current_labels(settings, experiment_id)  # read once: both sections count them
+    current = labels.current_labels(settings, experiment_id)  # read once, used by every section
     report["judge"] = judge_status(settings, experiment_id)
     report["labels"] = label_status(settings, experiment_id, report["judge"], report["sensor"].get("cursor"), current)
     report["review"] = review_status(settings, experiment_id, current)
+    lineages = report["judge"].pop("lineages")
+    report["reference"] = reference_status(settings, experiment_id, report["judge"], lineages, current[0])
     report["prompt"]["production_version"] = _production_prompt_version(settings)
     return report
 
@@ -76,6 +85,22 @@ def _open_experiment(settings: Settings) -> str | None:
     return experiment.experiment_id
 
 
+def _decision(entry: dict, number: int, promoted: int | None, ever_promoted: bool) -> tuple[str, str]:
+    """(state, why) of a version: in use, promoted earlier, blocked, or base."""
+    gate = entry.get("gate") or {}
+    if number == promoted:
+        state = "in use"
+    elif gate and not gate.get("passed"):
+        state = "blocked"
+    elif ever_promoted or entry.get("kind") == "base":
+        state = "promoted earlier"
+    else:
+        state = "not decided"
+    if entry.get("kind") == "base":
+        return state, "base judge, as configured"
+    return state, gate.get("reason") or "no gate decision recorded"
+
+
 def judge_status(settings: Settings, experiment_id: str) -> dict:
     from judgeloop import judges
     from judgeloop.commands.display import finite
@@ -86,9 +111,13 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
         base = judges.base_version(experiment_id)
     except LookupError:
         base = None
+    lineages = judges.all_lineages(experiment_id)
     versions = []
     for number in numbers:
-        entry = judges.lineage(experiment_id, number)
+        entry = lineages.get(number, {})
+        gate = entry.get("gate") or {}
+        state, why = _decision(entry, number, promoted, bool(gate.get("passed")))
+        interval = entry.get("kappa_after_interval") or [None, None]
         versions.append(
             {
                 "version": number,
@@ -101,17 +130,38 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
                 "newest_label_ms": entry.get("newest_label_ms"),
                 "kappa_before": finite(entry.get("kappa_before")),
                 "kappa_after": finite(entry.get("kappa_after")),
+                "kappa_after_interval": {"low": interval[0], "high": interval[1]},
+                # The numbers above stand on the held-out split of that day, not today's.
+                "measured_traces": entry.get("measured_traces"),
+                "heldout_traces": entry.get("heldout_traces"),
+                "measured_on": judges.measured_on(entry) if entry.get("kind") == "aligned" else None,
+                "gate_case": gate.get("case"),
+                "state": state,
+                "why": why,
                 "model": entry.get("model"),
             }
         )
-    return {"name": settings.judge_name, "promoted_version": promoted, "base_version": base, "versions": versions}
+    return {"name": settings.judge_name, "promoted_version": promoted, "base_version": base, "versions": versions,
+            "lineages": lineages}
+
+
+def reference_status(settings: Settings, experiment_id: str, judge: dict, lineages: dict, used) -> dict | None:
+    """Every promoted version on the current held-out labels, from stored scores (no judge call)."""
+    from judgeloop import reference
+
+    if not used:
+        return None
+    measured = reference.measure(
+        settings, experiment_id, used, lineages, judge["promoted_version"], judge["base_version"]
+    )
+    return measured.as_dict()
 
 
 def review_status(settings: Settings, experiment_id: str, current=None) -> dict:
     """The review queue's progress, per reviewer, and how much reviewers agree with each other."""
     from judgeloop import labels, review_progress, workspace
 
-    used, rejected = current or labels.current_labels(settings, experiment_id)
+    used, rejected = current if current is not None else labels.current_labels(settings, experiment_id)
 
     queue = workspace.for_settings(settings).review_queue(experiment_id, settings.resolved_mlflow_ui_url)
     result = review_progress.report(settings, used, rejected, queue.trace_ids if queue else None).as_dict()
@@ -121,19 +171,22 @@ def review_status(settings: Settings, experiment_id: str, current=None) -> dict:
     return result
 
 
-def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cursor: str | None = None, current=None) -> dict:
+def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cursor: str | None = None, current_labels=None) -> dict:
     """Usable labels, and how many wait for a re-alignment: the sensor's own count (``judgeloop.waiting``),
     read from where its cursor stands (no cursor yet: every usable label waits, as on its first tick)."""
     from judgeloop import labels, waiting
 
-    current, rejected = current or labels.current_labels(settings, experiment_id)
+    current, rejected = current_labels if current_labels is not None else labels.current_labels(settings, experiment_id)
     state = waiting.RealignState.decode(sensor_cursor)
-    # No cursor yet: every current label waits, the very list just read (15,000 labels: ~2 s saved).
-    waiting_count = len(current) if state.consumed == labels.Cursor() else waiting.waiting_labels(settings, experiment_id, state.consumed).count
+    if state.consumed == labels.Cursor() and current_labels is not None:
+        # No cursor yet: every usable label waits, exactly the labels already read (no second full read).
+        count = len(current)
+    else:
+        count = waiting.waiting_labels(settings, experiment_id, state.consumed).count
     return {
         "usable": len(current),
         "rejected": len(rejected),
-        "waiting": waiting_count,
+        "waiting": count,
         "threshold": settings.label_threshold,
         "traces": len({label.trace_id for label in current}),
         "reviewers": sorted({str(label.reviewer) for label in current}),
@@ -175,7 +228,54 @@ def sensor_status(settings: Settings, name: str = SENSOR_NAME) -> dict:
 
 
 def _kappa(value) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "unmeasured" if value is None else f"{value:.3f}"
+
+
+def _estimate(data: dict | None) -> str:
+    if not data or data.get("value") is None:
+        return "unmeasured"
+    if data.get("low") is None:
+        return f"{data['value']:.3f} (no interval)"
+    return f"{data['value']:.3f} [{data['low']:.3f}, {data['high']:.3f}]"
+
+
+def _render_reference(reference: dict | None) -> list[str]:
+    if not reference or not reference["versions"]:
+        return []
+    lines = [
+        f"agreement on today's held-out labels (one reference for every promoted version: {reference['traces']} of "
+        f"{reference['heldout_traces']} held-out traces, stored scores, 95% intervals):"
+    ]
+    for v in reference["versions"]:
+        lines.append(
+            f"    v{v['version']} ({v['kind']}{', in use' if v['in_use'] else ''}): kappa {_estimate(v['kappa'])} "
+            f"on {v['traces']} of {reference['traces']}"
+        )
+    if reference["ceiling"]:
+        ceiling = reference["ceiling"]
+        lines.append(f"    experts vs experts: kappa {_estimate(ceiling['kappa'])} on {ceiling['traces']} trace(s) with 2+ experts")
+    if reference["warning"]:
+        lines.append(f"  WARNING: {reference['warning']}")
+    return lines
+
+
+def write_chart(report: dict, path: Path) -> Path:
+    """The one chart to read first: each promoted version on today's held-out labels, the experts' band."""
+    from judgeloop import charts
+    from judgeloop.intervals import Estimate
+
+    reference = report.get("reference") or {"versions": [], "ceiling": None, "traces": 0, "heldout_traces": 0}
+    points = [
+        (f"v{v['version']}{' (in use)' if v['in_use'] else ''}", Estimate(**v["kappa"]))
+        for v in reference["versions"]
+    ]
+    ceiling = Estimate(**reference["ceiling"]["kappa"]) if reference["ceiling"] else None
+    title = (
+        f"{report['judge']['name']}: every promoted version on today's {reference['traces']} of "
+        f"{reference['heldout_traces']} held-out traces"
+    )
+    note = reference.get("warning") or "per-version numbers on the held-out split of their day: judgeloop status"
+    return charts.write(charts.history_svg(title, points, ceiling, note), path)
 
 
 def _render_review(review: dict | None) -> list[str]:
@@ -221,15 +321,22 @@ def render(report: dict) -> str:
         mark = "*" if v["promoted"] else " "
         detail = v["kind"]
         if v["kind"] == "aligned":
+            interval = v["kappa_after_interval"]
             detail += (
-                f" from v{v['previous_version']} on {v['label_count']} label(s) up to {format_ms(v['newest_label_ms'])}, "
-                f"held-out kappa {_kappa(v['kappa_before'])} -> {_kappa(v['kappa_after'])}"
+                f" from v{v['previous_version']} on {v['label_count']} label(s) up to {format_ms(v['newest_label_ms'])}: "
+                f"{v['state']}; gate {v['gate_case'] or '-'}; held-out kappa {_kappa(v['kappa_before'])} -> "
+                f"{_kappa(v['kappa_after'])}"
+                + (f" [{interval['low']:.3f}, {interval['high']:.3f}]" if interval["low"] is not None else "")
+                + f" {v['measured_on']} of that day"
             )
-            if not v["promoted"] and promoted is not None and v["version"] > promoted:
-                detail += " (not promoted)"
-        elif v["model"]:
+            lines.append(f"  {mark} v{v['version']}: {detail}")
+            lines.append(f"      why: {v['why']}")
+            continue
+        if v["model"]:
             detail += f" ({v['model']})"
+        detail += f": {v['state']}"
         lines.append(f"  {mark} v{v['version']}: {detail}")
+    lines.extend(_render_reference(report.get("reference")))
 
     labels = report["labels"]
     waiting = f"{labels['waiting']} waiting for alignment"

@@ -22,6 +22,8 @@ DEMO_RELEASE_EVERY = 60.0
 # The first alignment measures the judge on the held-out third of what is labelled: on three or
 # four traces one disagreement swings kappa from 0.5 to 0, so the first round of reviews is larger.
 DEMO_FIRST_BATCH = 40
+# The simulated raters leave the last few traces "needs review": a new user's own labels move the judge next.
+DEMO_LEFT_FOR_REVIEW = 6
 
 # MLflow exiting under a running `up` is restarted this many times per window; more means it
 # keeps crashing (full disk, broken store), and everything stops with the log to read.
@@ -348,7 +350,7 @@ def run(args) -> int:
                 last_release = time.monotonic()
                 try:
                     count = args.batch if released_once else max(args.batch, args.first_batch)
-                    release = demo_core.release_labels(settings, experiment_id, count)
+                    release = demo_core.release_labels(settings, experiment_id, count, DEMO_LEFT_FOR_REVIEW)
                     released_once = True
                 except Exception as exc:  # a busy store must not end the session: try again next time
                     print(f"releasing demo labels failed ({exc}); retrying in {release_every:.0f} s", file=sys.stderr)
@@ -357,6 +359,7 @@ def run(args) -> int:
                 if release.remaining == 0:
                     # Stop polling MLflow (and printing "released 0") once every rating is out.
                     print("all demo expert labels released", flush=True)
+                    print(demo_core.review_invitation(settings, experiment_id, DEMO_LEFT_FOR_REVIEW), flush=True)
                     releasing = False
             if args.exit_after and time.monotonic() - started >= args.exit_after:
                 break

@@ -19,14 +19,15 @@ sme_labels = dg.AssetSpec(
 
 GATE = "agreement_gate"
 DETAIL_KEYS = {
-    "heldout_pairs_after", "heldout_pairs_human_ceiling", "exact_agreement_human_ceiling",
-    "mae_before", "mae_human_ceiling", "traces_alignment", "heldout_unscored_before", "heldout_unscored_after",
-    "llm_align_embedding_calls", "llm_measure_judge_calls", "llm_measure_judge_scores_reused", "llm_measure_embedding_calls",
+    "heldout_pairs_after", "exact_agreement_human_ceiling",
+    "mae_before", "traces_alignment", "heldout_unscored_before", "heldout_unscored_after",
+    "llm_align_embedding_calls", "llm_measure_judge_calls", "llm_measure_embedding_calls", "judge_scores_reused",
+    "human_ceiling_traces", "human_ceiling_reviewer_pairs", "human_ceiling_statistic",
 }
 # Metadata a no-change run measures itself (on the current labels) instead of carrying it over.
 MEASURED_NOW = (
     "kappa_", "exact_agreement_", "heldout_pairs_", "mae_", "confusion_matrix_", "invalid_judge_answers_",
-    "human_ceiling", "agreement_measured", "labels_", "traces_", "label_rule",
+    "human_ceiling", "labels_", "traces_", "label_rule", "agreement_chart", "warning", "measured_on", "agreement_measured",
 )
 
 
@@ -43,8 +44,8 @@ MEASURED_NOW = (
             asset="aligned_judge",
             blocking=True,
             description=(
-                "Blocks a new judge that is worse with confidence (the 95% interval of its held-out kappa "
-                "difference lies below -gate_margin) or that was not measured; rules in judgeloop.gate."
+                "Blocks a new judge whose held-out kappa measures lower than the judge in use's (by more "
+                "than gate_margin, default 0) or that was not measured; rules in judgeloop.gate."
             ),
         )
     ],
@@ -58,37 +59,41 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         result = alignment.align(settings, experiment_id, progress=context.log.info)
     decision = gate.decide(result, settings.gate_margin, settings.min_scored_heldout)
     passed, reason = decision.passed, decision.reason
+    if result.new_version is not None:
+        # The decision is kept with the version, so `judgeloop status` can say why it is or is not in use.
+        judges.record_decision(experiment_id, result.new_version, decision.as_dict())
     # Promotion happens here, after the gate decided, never by "latest version".
     if passed and result.new_version is not None:
         judges.promote(experiment_id, result.new_version)
     promoted = judges.promoted_version(experiment_id)
     context.log.info(f"gate {'passed' if passed else 'FAILED'}: {reason}; judge in use: v{promoted}")
 
-    metadata = {
-        "models": providers.models_label(settings),
-        "judge_name": result.judge_name,
-        "judge_version": result.new_version or result.previous_version,
-        "previous_version": result.previous_version,
-        "promoted_version": promoted,
-        "promoted": passed and result.new_version is not None,
-        "gate": reason,
-        "gate_case": decision.case,
-        "traces_heldout_sample": result.heldout_sample,
-        "label_rule": result.label_rule,
-        "labels_alignment": result.alignment_labels,
-        # What MemAlign learned from: one consensus label per alignment trace, none discarded.
-        "labels_used_alignment": result.alignment_traces,
-        "labels_heldout": result.heldout_labels,
-        "labels_total": result.alignment_labels + result.heldout_labels,
-        "traces_alignment": result.alignment_traces,
-        "traces_heldout": result.heldout_traces,
-        "labels_rejected": len(result.rejected),
-        "guidelines": dg.MetadataValue.md("\n".join(f"- {g}" for g in result.guidelines) or "_none yet_"),
-        "guideline_count": len(result.guidelines),
-        "llm_calls": sum(result.llm_calls.values()),
-        **{f"llm_{k}": v for k, v in result.llm_calls.items()},
-        "mlflow_judges": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}/judges"),
-    }
+    metadata = decision_metadata(settings, result, decision, promoted)
+    metadata.update(reference_chart(settings, experiment_id, result, promoted))
+    metadata.update(
+        {
+            "models": providers.models_label(settings),
+            "judge_name": result.judge_name,
+            "previous_version": result.previous_version,
+            "label_rule": result.label_rule,
+            "labels_alignment": result.alignment_labels,
+            # What MemAlign learned from: one consensus label per alignment trace, none discarded.
+            "labels_used_alignment": result.alignment_traces,
+            "labels_heldout": result.heldout_labels,
+            "labels_total": result.alignment_labels + result.heldout_labels,
+            "traces_alignment": result.alignment_traces,
+            "traces_heldout": result.heldout_traces,
+            "traces_heldout_sample": result.heldout_sample,
+            "labels_rejected": len(result.rejected),
+            "guidelines": dg.MetadataValue.md("\n".join(f"- {g}" for g in result.guidelines) or "_none yet_"),
+            "guideline_count": len(result.guidelines),
+            # Calls this run made; stored scores it read back cost nothing and are counted apart.
+            "llm_calls": sum(result.llm_calls.values()),
+            **{f"llm_{k}": v for k, v in result.llm_calls.items()},
+            "judge_scores_reused": result.scores_reused,
+            "mlflow_judges": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}/judges"),
+        }
+    )
     metadata.update(usage_metadata(ledger))
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
@@ -100,9 +105,6 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         metadata.update(agreement_metadata("after", result.current))
         metadata["confusion_matrix_after"] = confusion_table(result.current)
     if result.before is not None:
-        metadata["agreement_measured"] = (
-            f"judge v{result.previous_version} and v{result.new_version} (as loaded from the registry) on the held-out labels"
-        )
         metadata.update(agreement_metadata("before", result.before))
         metadata.update(agreement_metadata("after", result.after))
         metadata["confusion_matrix_after"] = confusion_table(result.after)
@@ -111,13 +113,15 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         # Answers off the scale (a 9 on a 1-4 judge) are never scored; how many there were.
         metadata[f"invalid_judge_answers_{which}"] = count
     if result.human_ceiling is not None:
-        metadata.update(agreement_metadata("human_ceiling", result.human_ceiling.agreement))
+        ceiling = result.human_ceiling
+        metadata["kappa_human_ceiling"] = float(ceiling.kappa)
+        metadata["exact_agreement_human_ceiling"] = float(ceiling.estimates["exact"].value)
         metadata["human_ceiling_statistic"] = experts.CEILING_STATISTIC
-        metadata["human_ceiling_reviewer_pairs"] = result.human_ceiling.reviewer_pairs
+        metadata["human_ceiling_traces"] = ceiling.traces
+        metadata["human_ceiling_reviewer_pairs"] = ceiling.reviewer_pairs
     if result.rejected:
         metadata["rejected_labels"] = rejections_table(result.rejected)
     if result.comparison is not None:
-        metadata.update(agreement_chart(settings, result))
         metadata["agreement_intervals"] = interval_table(result.comparison, result.previous_version, result.new_version)
         diff = result.comparison.difference["kappa"]
         if diff.has_interval:
@@ -131,39 +135,92 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     if result.skipped_reason:
         measured_now = {k: v for k, v in metadata.items() if k.startswith(MEASURED_NOW)}
         metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
-        # The judge in use was measured again on the current labels: those numbers are this
-        # run's own, never the carried-over ones.
-        metadata.update(measured_now)
+        # This run's decision and its measure of the judge in use on the current labels come
+        # first and are its own; only the rest (the last change's details) is carried over.
+        # Whether the last change was promoted (and which version) is carried over; the gate's sentence is this run's.
+        now = decision_metadata(settings, result, decision, promoted)
+        carried = {k: metadata[k] for k in ("promoted", "judge_version") if k in metadata}
+        rest = {k: v for k, v in metadata.items() if k not in measured_now and k not in now}
+        metadata = {**now, **carried, **measured_now, **rest}
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
         check_name=GATE,
         passed=passed,
         severity=dg.AssetCheckSeverity.ERROR,
+        # The sentence is the check's description: the UI shows it where the check is listed.
+        description=reason,
         metadata={
             "reason": reason,
             "case": decision.case,
-            "kappa_before": result.before.kappa if result.before else float("nan"),
-            "kappa_after": result.after.kappa if result.after else float("nan"),
+            "kappa_before": _number(result.before.kappa if result.before else None),
+            "kappa_after": _number(result.after.kappa if result.after else None),
+            "measured_on": measured_on(result),
             "margin": settings.gate_margin,
         },
     )
 
 
-def agreement_chart(settings, result) -> dict:
-    """One picture for this judge version: agreement before/after with intervals, and the SME ceiling."""
-    from judgeloop import charts
-    from judgeloop.intervals import Estimate
+def _number(value):
+    """A kappa as metadata: a float, or null (said as such) when the judge was not measured."""
+    return dg.MetadataValue.null() if value is None else float(value)
 
+
+def measured_on(result) -> str:
+    """What the judges' numbers stand on, never the sample passed off as the whole split."""
     comparison = result.comparison
-    series = [(f"v{result.previous_version} (in use)", comparison.before), (f"v{result.new_version} (aligned)", comparison.after)]
-    if result.human_ceiling is not None:
-        ceiling = result.human_ceiling.agreement
-        series.append(("SME vs SME", {"kappa": Estimate(ceiling.kappa), "exact": Estimate(ceiling.exact)}))
-    svg = charts.agreement_svg(
-        f"{result.judge_name} v{result.new_version}: held-out agreement on {comparison.traces} traces (95% intervals)", series
-    )
-    path = charts.write(svg, settings.resolved_home / "charts" / f"{result.judge_name}-v{result.new_version}.svg")
+    measured = comparison.traces if comparison is not None else result.heldout_sample
+    if result.current is not None:
+        measured = result.current.n
+    return gate.traces_text(measured, result.heldout_traces)
+
+
+def decision_metadata(settings, result, decision, promoted) -> dict:
+    """What a person opening the asset looks for first: did the judge change, why, on what."""
+    kappa = {}
+    if result.before is not None:
+        kappa = {"kappa_in_use": _number(result.before.kappa), "kappa_candidate": _number(result.after.kappa)}
+    elif result.current is not None:
+        kappa = {"kappa_in_use": _number(result.current.kappa)}
+    gate_text = decision.reason
+    if result.new_version is None:
+        gate_text = f"nothing to promote: {decision.reason}; v{promoted} stays in use"
     return {
-        "agreement_chart": dg.MetadataValue.md(charts.markdown_image(svg, "agreement before and after")),
+        "promoted": bool(decision.passed and result.new_version is not None),
+        "gate": gate_text,
+        "gate_case": decision.case,
+        "promoted_version": promoted,
+        "judge_version": result.new_version or result.previous_version,
+        **kappa,
+        "measured_on": measured_on(result),
+    }
+
+
+def reference_chart(settings, experiment_id: str, result, promoted: int | None) -> dict:
+    """The one picture to read first: every promoted version on today's held-out labels (stored
+    scores, no judge call), with intervals and the experts' agreement as a band."""
+    from judgeloop import charts, reference
+
+    measured = reference.measure(
+        settings, experiment_id, result.used_labels, judges.all_lineages(experiment_id), promoted,
+        _base_version(experiment_id),
+    )
+    points = [(f"v{v.version}{' (in use)' if v.in_use else ''}", v.kappa) for v in measured.versions]
+    ceiling = measured.ceiling.estimates["kappa"] if measured.ceiling else None
+    title = f"{result.judge_name}: every promoted version on today's {measured.traces} of {measured.heldout_traces} held-out traces"
+    note = measured.warning or "per-version numbers on the held-out split of their day are in the details"
+    svg = charts.history_svg(title, points, ceiling, note)
+    path = charts.write(svg, settings.resolved_home / "charts" / f"{result.judge_name}-agreement.svg")
+    data = {
+        "agreement_chart": dg.MetadataValue.md(charts.markdown_image(svg, "agreement of every promoted version")),
         "agreement_chart_file": dg.MetadataValue.path(str(path)),
     }
+    if measured.warning:
+        data["warning"] = measured.warning
+    return data
+
+
+def _base_version(experiment_id: str) -> int | None:
+    try:
+        return judges.base_version(experiment_id)
+    except LookupError:
+        return None

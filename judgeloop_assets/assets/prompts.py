@@ -74,24 +74,37 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
     if result.skipped_reason:
         metadata["skipped"] = result.skipped_reason
         metadata = carry_last_result(context, f"this run changed nothing: {result.skipped_reason}", metadata)
+        # The prompt in production now leads the page, whatever run last changed it.
+        metadata = {"decision": result.skipped_reason, **production_metadata(settings),
+                    **{k: v for k, v in metadata.items() if k not in ("decision", "prompt_in_production")}}
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(check_name=PROMOTION_CHECK, passed=True, metadata={"decision": result.skipped_reason})
         return
     if result.optimization_traces_url:
         metadata["optimizer_traces"] = dg.MetadataValue.url(result.optimization_traces_url)
     if result.new_version is None:  # GEPA kept the production template: nothing was registered
-        metadata.update({"promoted": False, "decision": result.decision, "metric_calls_spent": result.metric_calls_spent})
+        metadata = {
+            "promoted": False, "decision": result.decision, **production_metadata(settings),
+            "diff_vs_production": dg.MetadataValue.md("_GEPA proposed no change to the prompt in production_"),
+            **metadata, "metric_calls_spent": result.metric_calls_spent,
+        }
         yield dg.MaterializeResult(metadata=metadata)
         yield dg.AssetCheckResult(
             check_name=PROMOTION_CHECK, passed=False, severity=dg.AssetCheckSeverity.WARN,
             metadata={"decision": result.decision},
         )
         return
+    # Decision first: promoted or not and why, the prompt in production, the candidate's diff to it.
+    metadata = {
+        "promoted": result.promoted,
+        "decision": result.decision,
+        **production_metadata(settings),
+        "diff_vs_production": dg.MetadataValue.md(f"```diff\n{result.diff or '(no change)'}\n```"),
+        **metadata,
+    }
     metadata.update(
         {
             "prompt_version": result.new_version,
-            "promoted": result.promoted,
-            "decision": result.decision,
             "initial_score": float(result.initial_score or 0.0),
             "final_score": float(result.final_score or 0.0),
             "heldout_score_production": float(result.heldout_production_score),
@@ -99,7 +112,6 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "llm_calls": sum(result.llm_calls.values()),
             "metric_calls_spent": result.metric_calls_spent,
             "new_prompt": dg.MetadataValue.md(f"```\n{result.new_template}\n```"),
-            "diff_vs_production": dg.MetadataValue.md(f"```diff\n{result.diff or '(no change)'}\n```"),
             "mlflow_prompts": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/prompts/{prompts.name(settings)}"),
         }
     )
@@ -111,3 +123,11 @@ def optimized_prompt(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"decision": result.decision},
     )
+
+
+def production_metadata(settings) -> dict:
+    """The prompt in production as this run leaves it (version and text)."""
+    prompt = prompts.production(settings)
+    if prompt is None:
+        return {"prompt_in_production": dg.MetadataValue.md("_no prompt in production yet_")}
+    return {"prompt_in_production": dg.MetadataValue.md(f"v{prompt.version}:\n```\n{prompt.template}\n```")}
