@@ -234,7 +234,7 @@ def test_status_says_what_each_version_stood_on_and_warns_below_the_base_judge(h
     assert "[0.100, 0.500] on 200 of 238 held-out traces of that day" in out
     assert f"    v{v3}: aligned" in out and "blocked; gate measured_worse" in out and f"why: v{v3} measured_worse, because" in out
     assert f"of {len(heldout)} held-out traces, stored scores" in out
-    assert f"    v1 (base): kappa 1.000" in out and f"v{v2} (aligned, in use): kappa" in out
+    assert "    v1 (base): kappa 1.000" in out and f"v{v2} (aligned, in use): kappa" in out
     assert "experts vs experts: kappa 1.000" in out
     assert f"WARNING: the judge in use (v{v2}) agrees less with the experts than the base judge (v1)" in out
 
