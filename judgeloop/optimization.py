@@ -100,6 +100,37 @@ def check_expectations(records: list[dict], skip: bool) -> tuple[list[dict], lis
     return [r for r in records if r.get("expectations")], missing
 
 
+def waiting_for_expectations(total: int, train: list[dict], heldout: list[dict]) -> str | None:
+    """Why optimization waits instead of running (too few records with expectations), or None.
+
+    Most teams start without reference answers. That is no failure of the loop: the judge is
+    still aligned and promoted, and the prompt is optimized once expectations arrive.
+    """
+    if len(train) >= 2 and len(heldout) >= 2:
+        return None
+    have = len(train) + len(heldout)
+    what = (
+        f"none of the {total} dataset records has expectations" if have == 0
+        else f"only {have} of {total} dataset records have expectations ({len(train)} for training, "
+        f"{len(heldout)} held out; GEPA needs 2 of each)"
+    )
+    return (
+        f"not optimized, waiting for expectations: {what}. Add reference answers (e.g. "
+        '{"expected_response": ...}) with JUDGELOOP_EXPECTATIONS_PATH (JSONL lines {"question": ..., '
+        '"expectations": {...}}) or an expectations column in `judgeloop traces import`; the next '
+        "re-alignment, or materializing optimized_prompt, then optimizes the prompt."
+    )
+
+
+def dataset_waits_for_expectations(settings: Settings, dataset) -> str | None:
+    """``waiting_for_expectations`` for the dataset as it stands (what the label sensor asks)."""
+    every = datasets.load_records(dataset)
+    records = [r for r in every if r.get("expectations")]
+    train = [r for r in records if not split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
+    heldout = [r for r in records if split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
+    return waiting_for_expectations(len(every), train, heldout)
+
+
 def load_promoted_judge(settings: Settings, experiment_id: str):
     """The promoted judge with its memory built from valid labels only, ready for threads."""
     version = judges.promoted_version(experiment_id)
@@ -153,14 +184,13 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     predict_fn = marked_as_optimizer(traces.load_agent(settings.agent) if settings.agent else agent.answer)
     dataset = workspace.for_settings(settings).dataset(experiment_id)
     dataset_id = dataset.dataset_id
-    records, skipped = check_expectations(datasets.load_records(dataset), settings.skip_records_without_expectations)
+    all_records = datasets.load_records(dataset)
+    with_expectations = [r for r in all_records if r.get("expectations")]
+    if with_expectations:  # none at all is waiting (below), not a failure
+        check_expectations(all_records, settings.skip_records_without_expectations)
+    records, skipped = with_expectations, [r for r in all_records if not r.get("expectations")]
     train = [r for r in records if not split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
     heldout = [r for r in records if split.is_heldout(str(r["inputs"]), settings.heldout_fraction)]
-    if len(train) < 2 or len(heldout) < 2:
-        raise ValueError(
-            f"Need at least 2 training and 2 held-out records with expectations; have {len(train)} and "
-            f"{len(heldout)} (dataset {dataset_id})."
-        )
     production = prompts.production(settings)
     if production is None:
         raise LookupError(f"Prompt {prompts.name(settings)!r} has no {settings.production_alias!r} alias: materialize agent_prompt first.")
@@ -172,6 +202,11 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
         train_records=len(train), heldout_records=len(heldout), skipped_records=len(skipped),
         metric_calls_budget=settings.gepa_max_metric_calls,
     )
+    waits = waiting_for_expectations(len(all_records), train, heldout)
+    if waits:
+        progress(waits)
+        result.skipped_reason = waits
+        return result
     done = None if force else already_optimized(settings, judge_version, dataset_id, production)
     if done:
         result.skipped_reason = done

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
 
     agent: str | None = Field(None, description="Agent callable 'module:function'; unset = evaluate existing traces.")
     questions_path: Path | None = Field(None, description="Questions (JSONL/JSON/txt) the agent answers.")
+    request_field: str | None = Field(
+        None, description="Dotted path to the question in a trace's root span inputs, e.g. messages.-1.content."
+    )
+    response_field: str | None = Field(
+        None, description="Dotted path to the answer in a trace's root span outputs, e.g. choices.0.message.content."
+    )
     feedbackqa_path: Path | None = Field(
         None, description="Folder of FeedbackQA <domain>/feedback_valid.json; default: the sample shipped in the package."
     )
@@ -112,6 +118,9 @@ class Settings(BaseSettings):
     # An idle tick is one index probe of MLflow's assessments table (bench/sensor_tick.py), so
     # polling every 5 s costs little and keeps label-to-promotion latency low (bench/latency.py).
     sensor_interval_seconds: int = 5
+    traffic_interval_seconds: int = Field(
+        60, ge=1, description="How often new_traffic_sensor looks for production traces logged since the foundation."
+    )
 
     # Limits on model calls and runs: a provider that rate-limits or never answers must fail a
     # run with a message, not hold the only run slot for ever.
@@ -124,7 +133,9 @@ class Settings(BaseSettings):
     production_alias: str = "production"
     gepa_max_metric_calls: int = 60
     prompt_promotion_margin: float = 0.0
-    skip_records_without_expectations: bool = False
+    # True: traffic keeps arriving without reference answers; optimization uses the records that
+    # have them (and waits while too few do). False fails optimized_prompt naming each record.
+    skip_records_without_expectations: bool = True
     expectations_path: Path | None = Field(
         None, description="JSONL of {question, expectations} attached to eval_dataset records (GEPA needs them)."
     )

@@ -20,7 +20,9 @@ def unfinished_optimization(settings: Settings, experiment_id: str) -> tuple[int
     if production is None:
         return None  # the foundation job has not finished: nothing to optimize yet
     # An aligned judge means the foundation ran, so the dataset already exists: this finds it.
-    dataset_id = workspace.for_settings(settings).dataset(experiment_id).dataset_id
-    if optimization.already_optimized(settings, promoted, dataset_id, production):
+    dataset = workspace.for_settings(settings).dataset(experiment_id)
+    if optimization.already_optimized(settings, promoted, dataset.dataset_id, production):
         return None
+    if optimization.dataset_waits_for_expectations(settings, dataset):
+        return None  # optimized_prompt would only skip again: it waits for expectations, not for a retry
     return promoted, f"judge v{promoted} is in use but the agent prompt was never optimized with it"

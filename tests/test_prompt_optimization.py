@@ -164,13 +164,19 @@ def test_budget_sample_is_stable_and_order_free():
     assert gepa_budget.stable_sample(records, 8)[:7] == first
 
 
-def test_missing_expectations_named_before_any_llm_call(home, instance, monkeypatch):
+def test_missing_expectations_named_before_any_llm_call_when_strict(home, instance, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "24")
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
+    monkeypatch.setenv("JUDGELOOP_SKIP_RECORDS_WITHOUT_EXPECTATIONS", "false")
     accept_any_split(monkeypatch)
     settings = load_settings()
     experiment_id = connect(settings)
     demo.seed(settings, experiment_id)
+    # Some records with expectations, some without: strict settings name every one without.
+    with_some = demo.write_expectations(settings)
+    lines = with_some.read_text().splitlines()
+    with_some.write_text("\n".join(lines[: len(lines) // 2 + 2]) + "\n")
+    monkeypatch.setenv("JUDGELOOP_EXPECTATIONS_PATH", str(with_some))
     assert run(instance, FOUNDATION).success
     demo.release_labels(settings, experiment_id, 48)
     assert run(instance, ["aligned_judge"]).success
@@ -182,13 +188,8 @@ def test_missing_expectations_named_before_any_llm_call(home, instance, monkeypa
     assert CALLS["total"] == 0
     assert prompts.latest(settings.prompt_name).version == 1
 
-    # With the skip setting, records without expectations are counted, not fatal.
-    with_some = demo.write_expectations(settings)
-    lines = with_some.read_text().splitlines()
-    with_some.write_text("\n".join(lines[: len(lines) // 2 + 2]) + "\n")
-    monkeypatch.setenv("JUDGELOOP_EXPECTATIONS_PATH", str(with_some))
-    monkeypatch.setenv("JUDGELOOP_SKIP_RECORDS_WITHOUT_EXPECTATIONS", "true")
-    assert run(instance, ["eval_dataset"]).success
+    # By default, records without expectations are counted and left out, not fatal.
+    monkeypatch.delenv("JUDGELOOP_SKIP_RECORDS_WITHOUT_EXPECTATIONS")
     skipped = run(instance, ["optimized_prompt"])
     assert skipped.success, skipped.failure_data_for_node("optimized_prompt")
     assert md(skipped, "optimized_prompt")["records_skipped_without_expectations"] > 0

@@ -126,7 +126,12 @@ def promoted_aligned_judge(store):
     re-alignment interrupted between promotion and prompt optimization leaves behind."""
     settings, experiment_id, trace_ids = store
     prompts.ensure_registered(settings)
-    dataset_id = workspace.for_settings(settings).dataset(experiment_id).dataset_id
+    dataset = workspace.for_settings(settings).dataset(experiment_id)
+    # Records with expectations: without them optimization waits and nothing is unfinished.
+    dataset.merge_records(
+        [{"inputs": {"question": f"question {i}?"}, "expectations": {"expected_response": f"answer {i}"}} for i in range(12)]
+    )
+    dataset_id = dataset.dataset_id
     judges.record_lineage(experiment_id, 2, {"kind": "aligned", "previous_version": 1})
     judges.promote(experiment_id, 2)
     return settings, experiment_id, dataset_id
