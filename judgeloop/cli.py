@@ -5,13 +5,14 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from judgeloop.commands import demo, evaluate_judge, labels_io, status, up
+    from judgeloop.commands import demo, evaluate_judge, labels_io, status, traces_io, up
 
     parser = argparse.ArgumentParser(prog="judgeloop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up.register(commands)
     demo.register(commands)
     labels_io.register(commands)
+    traces_io.register(commands)
     status.register(commands)
     evaluate_judge.register(commands)
     return parser
