@@ -91,7 +91,10 @@ def clean_trace(trace, judge_name: str, keep_ids: set[str], settings: Settings |
             assessment.feedback.value = labels.normalize(settings, assessment.feedback.value)
         kept.append(assessment)
     info.assessments = kept
-    return Trace(info=info, data=trace.data)
+    from judgeloop.trace_fields import view
+
+    # The question and answer as the settings pick them out of a nested (autologged) trace.
+    return view(settings, Trace(info=info, data=trace.data))
 
 
 def cleaned_traces(

@@ -10,18 +10,30 @@ class DatasetReport:
     added: int
 
 
-def merge_traces(workspace, experiment_id: str, trace_ids: list[str], progress=print) -> DatasetReport:
-    """Merge the traces into the workspace's evaluation dataset (``judgeloop.workspace``)."""
+def merge_traces(workspace, experiment_id: str, trace_ids: list[str], progress=print, settings=None) -> DatasetReport:
+    """Merge the traces into the workspace's evaluation dataset (``judgeloop.workspace``).
+
+    Only traces the dataset holds no record of are read and merged: new traffic joins the
+    dataset without re-reading everything it already holds. With ``settings``, each trace is
+    merged as the loop reads it (``trace_fields.view``: the question and answer picked out of a
+    nested trace).
+    """
+    from judgeloop.trace_fields import view
     from judgeloop.traces import read_many
 
     dataset = workspace.dataset(experiment_id)
-    before = len(dataset.to_df())
+    frame = dataset.to_df()
+    before = len(frame)
+    held = set(frame["source_id"].dropna()) if "source_id" in frame.columns else set()
+    todo = [tid for tid in trace_ids if tid not in held]
+    if len(todo) < len(trace_ids):
+        progress(f"{len(trace_ids) - len(todo)} of {len(trace_ids)} traces are already in dataset {dataset.name}")
     batch = 100
-    for start in range(0, len(trace_ids), batch):
+    for start in range(0, len(todo), batch):
         # One search per batch, not one get_trace round trip per trace (800 traces: 29 s -> a few).
-        traces = list(read_many(experiment_id, trace_ids[start : start + batch]).values())
+        traces = [view(settings, t) for t in read_many(experiment_id, todo[start : start + batch]).values()]
         dataset.merge_records(traces)
-        progress(f"merged {min(start + batch, len(trace_ids))}/{len(trace_ids)} traces into dataset {dataset.name}")
+        progress(f"merged {min(start + batch, len(todo))}/{len(todo)} traces into dataset {dataset.name}")
     # Looked up again: a Unity Catalog dataset caches its records on the object it was read as.
     dataset = workspace.dataset(experiment_id)
     after = len(dataset.to_df())

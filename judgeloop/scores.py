@@ -126,9 +126,11 @@ def call_judge(settings: Settings, judge, traces: list, workers: int = 4) -> Sco
     """Score ``traces`` with ``judge`` now (every trace is a paid call)."""
     result = Scores(paid=len(traces))
 
+    from judgeloop.trace_fields import view
+
     def one(trace):
         try:
-            return judge(trace=trace), None
+            return judge(trace=view(settings, trace)), None
         except Exception as exc:  # one trace's provider failure must not sink the whole measurement
             return None, f"{type(exc).__name__}: {exc}"
 

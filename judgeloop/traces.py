@@ -18,6 +18,7 @@ EVAL_TAG = "eval"
 EVAL_COMPLETE = "complete"
 QUESTION_TAG = "judgeloop.question_id"
 SOURCE_TAG = "judgeloop.source"  # also judgeloop.traffic.SOURCE_TAG
+JUDGE_SOURCES = ("LLM_JUDGE", "CODE")  # sources of the judge's own feedback (never an expert's)
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def evaluate_and_tag(
     agent: Callable | None = None,
     progress: Callable[[str], None] = log.info,
     judge_version: int | None = None,
+    settings=None,
 ) -> TaggingReport:
     """Score traces with ``judge`` and tag the complete ones.
 
@@ -136,37 +138,44 @@ def evaluate_and_tag(
     agent answers each record not answered before. Without an agent, the experiment's
     untagged traces are scored as they are. With ``judge_version`` (the registered version
     ``judge`` is), each score is kept as that version's stored score (see ``judgeloop.scores``).
+    With ``settings`` naming request/response fields, the judge reads the question and answer
+    picked out of each trace (``judgeloop.trace_fields``).
     """
     import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import Trace
 
-    from judgeloop import scores
-    from judgeloop.sqlite_store import retry_locked
-
     report = TaggingReport()
     done = {t.info.trace_id: t for t in search_all(experiment_id, f"tag.{EVAL_TAG} = '{EVAL_COMPLETE}'")}
     report.already_tagged = len(done)
+    from judgeloop.traffic import is_production
+
+    # Untagged production traces: new traffic, or traces a failed or interrupted run scored
+    # without getting to tag them. Those scores are kept (adopted), not paid for again.
+    untagged = [
+        t for t in search_all(experiment_id)
+        if t.info.trace_id not in done and t.info.tags.get(EVAL_TAG) is None and is_production(t)
+    ]
+    recovered = recover_scores(judge.name, untagged, judge_version, report)
+    if recovered:
+        progress(f"kept {len(recovered)} score(s) an earlier run wrote without tagging their traces")
+    answered_now = {question_id(_root_inputs(t)) for t in untagged if t.info.trace_id in recovered}
 
     if agent is not None:
-        answered = {t.info.tags.get(QUESTION_TAG) for t in done.values()}
+        answered = {t.info.tags.get(QUESTION_TAG) for t in done.values()} | answered_now
         todo = [r for r in records or [] if question_id(r) not in answered]
         progress(f"{len(todo)} of {len(records or [])} questions need an answer ({len(answered)} already complete)")
         if not todo:
             return report
         result = mlflow.genai.evaluate(data=[{"inputs": r} for r in todo], predict_fn=agent, scorers=[judge])
     else:
-        from judgeloop.traffic import is_production
-
         # Only production traffic: the optimizer's own agent runs are traced here too.
-        pending = [
-            t for t in search_all(experiment_id)
-            if t.info.trace_id not in done and t.info.tags.get(EVAL_TAG) is None and is_production(t)
-        ]
-        progress(f"{len(pending)} existing traces to score ({len(done)} already complete)")
-        if not pending:
+        pending = [t for t in untagged if t.info.trace_id not in recovered]
+        progress(f"{len(pending)} existing traces to score ({len(done) + len(recovered)} already complete)")
+        data = _as_read(settings, pending, report)
+        if not data:
             return report
-        result = mlflow.genai.evaluate(data=pending, scorers=[judge])
+        result = mlflow.genai.evaluate(data=data, scorers=[judge])
 
     report.run_id = result.run_id
     mlflow.flush_trace_async_logging()
@@ -194,14 +203,10 @@ def evaluate_and_tag(
             report.judge_errors += 1
             message = assessment.error.error_message if assessment is not None and assessment.error else "no score"
             _note(report, f"judge failed on {label!r} (trace {trace_id}): {message}")
+            if assessment is not None:  # a failure is not a score: nothing stays behind that no version owns
+                _delete(trace_id, assessment)
             continue
-        retry_locked(lambda: client.set_trace_tag(trace_id, QUESTION_TAG, question_id(inputs)), f"tag on trace {trace_id}")
-        retry_locked(lambda: client.set_trace_tag(trace_id, EVAL_TAG, EVAL_COMPLETE), f"tag on trace {trace_id}")
-        if judge_version is not None:
-            scores.adopt(trace_id, assessment, judge_version)
-        report.tagged += 1
-        report.tagged_trace_ids.append(trace_id)
-        report.scores[str(assessment.value)] += 1
+        _tag(client, trace_id, inputs, assessment, judge_version, report)
         if index % 25 == 0:
             progress(f"checked {index}/{len(trace_ids)} traces, {report.tagged} tagged")
     progress(
@@ -209,6 +214,103 @@ def evaluate_and_tag(
         f"judge errors {report.judge_errors}"
     )
     return report
+
+
+def _as_read(settings, pending: list, report: TaggingReport) -> list:
+    """What ``evaluate`` scores: the traces themselves, or, with request/response field settings,
+    each trace with the question and answer picked out of it (a trace without those fields is
+    reported and left untagged)."""
+    from judgeloop import trace_fields
+
+    if settings is None or not trace_fields.configured(settings):
+        return pending
+    rows = []
+    for trace in pending:
+        try:
+            inputs, outputs = trace_fields.question_and_answer(settings, trace)
+        except trace_fields.FieldNotFoundError as exc:
+            report.agent_errors += 1
+            _note(report, str(exc))
+            continue
+        rows.append({"trace": trace, "inputs": inputs, "outputs": outputs})
+    return rows
+
+
+def _tag(client, trace_id: str, inputs, assessment, judge_version: int | None, report: TaggingReport) -> None:
+    from judgeloop import scores
+    from judgeloop.sqlite_store import retry_locked
+
+    # The score is marked first: a run stopped between the two leaves a trace whose score a
+    # re-run adopts (``recover_scores``), never an unmarked one beside a complete tag.
+    if judge_version is not None:
+        scores.adopt(trace_id, assessment, judge_version)
+    retry_locked(lambda: client.set_trace_tag(trace_id, QUESTION_TAG, question_id(inputs)), f"tag on trace {trace_id}")
+    retry_locked(lambda: client.set_trace_tag(trace_id, EVAL_TAG, EVAL_COMPLETE), f"tag on trace {trace_id}")
+    report.tagged += 1
+    report.tagged_trace_ids.append(trace_id)
+    report.scores[str(assessment.value)] += 1
+
+
+def _delete(trace_id: str, assessment) -> None:
+    import mlflow
+
+    try:
+        mlflow.delete_assessment(trace_id=trace_id, assessment_id=assessment.assessment_id)
+    except Exception as exc:  # best effort: an unmarked failure is ignored by every reader anyway
+        log.info("could not delete failed judge feedback %s on %s: %s", assessment.assessment_id, trace_id, exc)
+
+
+def _own_score(assessment, judge_name: str, judge_version: int | None) -> bool:
+    """Judge feedback a tagging run wrote: unmarked (evaluate's own) or marked as this version."""
+    from judgeloop.scores import VERSION_KEY
+
+    # evaluate() writes a score as LLM_JUDGE feedback and a failed call as CODE feedback with an error.
+    if assessment.name != judge_name or assessment.source.source_type not in JUDGE_SOURCES:
+        return False
+    if getattr(assessment, "feedback", None) is None or assessment.valid is False:
+        return False
+    marked = (assessment.metadata or {}).get(VERSION_KEY)
+    return marked is None or (judge_version is not None and str(marked) == str(judge_version))
+
+
+def recover_scores(judge_name: str, untagged: list, judge_version: int | None, report: TaggingReport) -> set[str]:
+    """Tag the untagged traces that already carry a score of this judge; drop failed feedback.
+
+    A run that failed or was stopped after ``evaluate`` scored a trace and before it was tagged
+    leaves the score behind unmarked. Keeping it (marked as ``judge_version``) is what makes a
+    re-run pay only for what is missing and leaves no judge feedback that no version owns.
+    Returns the ids of the traces tagged here.
+    """
+    from mlflow import MlflowClient
+
+    client, recovered = MlflowClient(), set()
+    for trace in untagged:
+        own = [a for a in trace.info.assessments or [] if _own_score(a, judge_name, judge_version)]
+        failed = [a for a in own if a.feedback.error is not None or a.value is None]
+        for assessment in failed:
+            _delete(trace.info.trace_id, assessment)
+        good = [a for a in own if a not in failed]
+        if not good or trace.info.state != "OK":
+            continue
+        first, *extra = sorted(good, key=lambda a: (a.create_time_ms or 0, a.assessment_id))
+        for duplicate in extra:  # two interrupted runs scored it twice: one score is the version's
+            _delete(trace.info.trace_id, duplicate)
+        _tag(client, trace.info.trace_id, _root_inputs(trace), first, judge_version, report)
+        recovered.add(trace.info.trace_id)
+    return recovered
+
+
+def orphan_scores(experiment_id: str, judge_name: str) -> int:
+    """Judge feedback on the experiment's traces that no judge version owns (should be 0)."""
+    from judgeloop.scores import VERSION_KEY
+
+    return sum(
+        1
+        for trace in search_all(experiment_id)
+        for a in trace.info.assessments or []
+        if a.name == judge_name and a.source.source_type in JUDGE_SOURCES and a.valid is not False
+        and VERSION_KEY not in (a.metadata or {})
+    )
 
 
 def _span_error(trace) -> str:

@@ -17,7 +17,7 @@ def eval_dataset(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) 
     trace_ids = traces.tagged_trace_ids(experiment_id)
     context.log.info(f"{len(trace_ids)} tagged traces to merge")
     place = workspace.for_settings(settings)
-    report = datasets.merge_traces(place, experiment_id, trace_ids, progress=context.log.info)
+    report = datasets.merge_traces(place, experiment_id, trace_ids, progress=context.log.info, settings=settings)
     with_expectations = 0
     if settings.expectations_path:
         expected = datasets.load_expectations(settings.expectations_path)

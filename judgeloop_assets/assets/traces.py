@@ -26,7 +26,8 @@ def tagged_traces(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     base_version = judges.base_version(experiment_id)
     judge = judges.load(experiment_id, settings.judge_name, base_version)
     report = traces.evaluate_and_tag(
-        experiment_id, judge, records=records, agent=agent, progress=context.log.info, judge_version=base_version
+        experiment_id, judge, records=records, agent=agent, progress=context.log.info, judge_version=base_version,
+        settings=settings,
     )
     if report.evaluated and report.judge_errors == report.evaluated - report.agent_errors > 0:
         # Not one score: the provider is down, rate-limiting or answering nonsense. Say which.
