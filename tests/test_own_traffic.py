@@ -74,3 +74,16 @@ def test_autologged_traffic_runs_the_loop(home, instance, monkeypatch, shape):
     assert judges.promoted_version(experiment_id) == 2
     assert metadata(realigned, "aligned_judge")["labels_used_alignment"] > 0
     assert not any('"role"' in p or "chat.completion" in p for p in prompts_seen)
+
+
+def test_status_writes_nothing_in_the_current_directory(home, tmp_path, monkeypatch, capsys):
+    from judgeloop.cli import main
+
+    elsewhere = tmp_path / "app"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["status"]) == 0  # no store yet
+    connect(load_settings())  # the store and the experiment, as any judgeloop command makes them
+    autologged.langchain_chain("Is my router on?", "Its light is green.", "req-1")
+    assert main(["status"]) == 0
+    assert list(elsewhere.iterdir()) == []  # no ./mlruns, nothing at all
