@@ -258,6 +258,28 @@ MUTATIONS += (
     ),
 )
 
+OWN_TRAFFIC = (
+    Mutation(
+        "prompt optimization without expectations runs instead of waiting",
+        "judgeloop/optimization.py",
+        (("    if waits:\n", "    if False:\n"),),
+        ("tests/test_expectations_wait.py::test_a_realignment_without_expectations_succeeds_and_the_prompt_waits",),
+    ),
+    Mutation(
+        "a re-run of tagged_traces pays again for scores an interrupted run wrote",
+        "judgeloop/traces.py",
+        (("    recovered = recover_scores(judge.name, untagged, judge_version, report)", "    recovered = set()"),),
+        ("tests/test_new_traffic.py::test_an_interrupted_tagging_run_leaves_nothing_orphaned_and_a_rerun_pays_only_for_the_rest",),
+    ),
+    Mutation(
+        "traces import writes the good rows of a file with a bad one",
+        "judgeloop/trace_files.py",
+        (("    if bad:\n        return report\n", ""),),
+        ("tests/test_traces_import.py::test_bad_rows_are_reported_by_line_and_nothing_is_written",),
+    ),
+)
+MUTATIONS += OWN_TRAFFIC
+
 
 def apply(root: Path, mutation: Mutation) -> None:
     (root / mutation.file).write_text(patched(root, mutation))

@@ -6,7 +6,8 @@ a dataset record holds and what GEPA passes back to the agent (``agent(question=
 
 Autologged traces nest them: an OpenAI chat completion's root span has inputs
 ``{"messages": [...], "model": ..., ...}`` and a ``ChatCompletion`` as outputs. Two settings pick
-the text out (dotted paths; a number indexes a list, negative from the end):
+the text out (dotted paths; a number indexes a list, negative from the end; several paths separated
+by commas are tried in order, for an experiment holding traffic of several shapes):
 
 - ``JUDGELOOP_REQUEST_FIELD``, e.g. ``messages.-1.content`` (the last message: the user's turn);
 - ``JUDGELOOP_RESPONSE_FIELD``, e.g. ``choices.0.message.content``.
@@ -47,6 +48,18 @@ def lookup(value, path: str, what: str):
     return current
 
 
+def pick(value, paths: str, what: str):
+    """The first of the comma-separated ``paths`` that ``value`` has (traffic of several shapes in
+    one experiment: ``messages.-1.content,question`` reads autologged chat and imported traces)."""
+    errors = []
+    for path in [p.strip() for p in paths.split(",") if p.strip()]:
+        try:
+            return lookup(value, path, what)
+        except FieldNotFoundError as exc:
+            errors.append(str(exc))
+    raise FieldNotFoundError(errors[0] if len(errors) == 1 else f"{what} has none of the paths {paths!r}")
+
+
 def configured(settings: Settings) -> bool:
     return bool(settings.request_field or settings.response_field)
 
@@ -63,9 +76,9 @@ def question_and_answer(settings: Settings, trace) -> tuple[object, object]:
     outputs = root.outputs if root is not None else None
     where = f"trace {trace.info.trace_id}"
     if settings.request_field:
-        inputs = {"question": lookup(inputs, settings.request_field, f"{where}: the root span's inputs (JUDGELOOP_REQUEST_FIELD)")}
+        inputs = {"question": pick(inputs, settings.request_field, f"{where}: the root span's inputs (JUDGELOOP_REQUEST_FIELD)")}
     if settings.response_field:
-        outputs = lookup(outputs, settings.response_field, f"{where}: the root span's outputs (JUDGELOOP_RESPONSE_FIELD)")
+        outputs = pick(outputs, settings.response_field, f"{where}: the root span's outputs (JUDGELOOP_RESPONSE_FIELD)")
     return inputs, outputs
 
 
