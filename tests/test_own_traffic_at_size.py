@@ -5,6 +5,7 @@ imported by file through it, a re-alignment without expectations, traffic arrivi
 Every run succeeds, nothing waits afterwards, no judge feedback is left that no version owns."""
 
 import json
+import sys
 import time
 
 import dagster as dg
@@ -86,7 +87,8 @@ def test_own_traffic_at_size_runs_the_loop_without_expectations(home, server, tm
     def lap(what):
         nonlocal clock
         now = time.monotonic()
-        print(f"[at size] {what}: {now - clock:.1f} s", flush=True)
+        # Past pytest's capture (capsys reads the commands' output here): the phases' times show.
+        print(f"[at size] {what}: {now - clock:.1f} s", file=sys.__stderr__, flush=True)
         clock = now
 
     # Way 1: the application's autologged chat completions, keyed by its request ids.
