@@ -118,7 +118,7 @@ MUTATIONS = (
     Mutation(
         "the evaluation's judge scores are not kept as the base version's",
         "judgeloop/traces.py",
-        (("        if judge_version is not None:\n            scores.adopt(", "        if False:\n            scores.adopt("),),
+        (("    if judge_version is not None:\n        scores.adopt(", "    if False:\n        scores.adopt("),),
         ("tests/test_scores_and_gate.py::test_the_evaluations_scores_are_reused_by_the_version_that_made_them",),
     ),
     Mutation(
