@@ -13,6 +13,7 @@ from judgeloop_assets.assets.traces import tagged_traces
 from judgeloop_assets.names import FOUNDATION_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 from judgeloop.settings import load_settings
+from sensors.live_agreement_sensor import build_live_agreement_sensors, live_agreement_job
 from sensors.sme_labels_sensor import build_sme_labels_sensor, realign_job
 
 quick_exit.install()  # every process that loads the code location: run workers above all
@@ -30,8 +31,9 @@ defs = dg.Definitions(
             FOUNDATION_JOB, selection=dg.AssetSelection.assets(*FOUNDATION, agent_prompt), tags=run_limit_tags()
         ),
         realign_job,
+        live_agreement_job,
     ],
-    sensors=[build_sme_labels_sensor(load_settings())],
+    sensors=[build_sme_labels_sensor(load_settings()), *build_live_agreement_sensors(load_settings())],
     # In-process: the multiprocess executor was 3x slower here and its parallel steps raced
     # MLflow's schema creation on a fresh sqlite store.
     executor=dg.in_process_executor,

@@ -4,6 +4,7 @@ CODE_LOCATION = "judgeloop"  # also in pyproject.toml [tool.dagster] and workspa
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a Definitions object
 FOUNDATION_JOB = "judgeloop_foundation"
 REALIGN_JOB = "realign_judge"
+LIVE_AGREEMENT_JOB = "measure_live_agreement"
 # Dagster concurrency pool of the read-then-promote steps (aligned_judge, optimized_prompt).
 # The instance gives it one slot (`concurrency: pools: default_limit: 1`, written by
 # `judgeloop up` and in deploy/dagster.yaml), so two re-alignment runs never promote at once;

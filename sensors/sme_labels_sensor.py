@@ -21,7 +21,9 @@ from judgeloop_assets.resources import JudgeloopConfig
 
 realign_job = dg.define_asset_job(
     REALIGN_JOB,
-    selection=dg.AssetSelection.assets("live_agreement").downstream(),
+    # Only what decides the promotion, then what depends on the promoted judge: live_agreement
+    # is measured in its own run after this one (sensors/live_agreement_sensor.py).
+    selection=dg.AssetSelection.assets("aligned_judge").downstream(),
     description="Re-align the judge to the SMEs and refresh everything downstream of it.",
     tags=run_limit_tags(),
 )
