@@ -16,6 +16,7 @@ import time
 import dagster as dg
 
 from judgeloop.settings import Settings
+from judgeloop_assets.label_push import pushed_run_to_adopt
 from judgeloop_assets.names import REALIGN_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 
@@ -116,6 +117,11 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     active = active_realign_runs(context.instance)
     state = settle(state, context.instance, interval, now)
     found = waiting.waiting_labels(settings, experiment_id, state.consumed)
+    # A run the label path pushed for exactly these labels is this sensor's run too.
+    pushed = pushed_run_to_adopt(state, found.batch.cursor.updated_ms if found.count else 0, context.instance)
+    if pushed:
+        state = settle(state.requested(pushed, found.batch.cursor, found.count), context.instance, interval, now)
+        found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     threshold = settings.label_threshold
     counted = f"{found.count} new SME label(s) waiting, {threshold} needed to re-align" + (
         f" ({len(found.rejected)} unusable label(s) ignored)" if found.rejected else ""
