@@ -65,6 +65,12 @@ MUTATIONS = (
         ),
     ),
     Mutation(
+        "label sensor ignores a pushed re-alignment",
+        "sensors/sme_labels_sensor.py",
+        (("    if pushed:\n", "    if False:\n"),),
+        ("tests/test_label_push.py::test_the_sensor_takes_a_pushed_run_as_its_own",),
+    ),
+    Mutation(
         "agreement gate check non-blocking",
         "judgeloop_assets/assets/alignment.py",
         (("            blocking=True,\n            description=(\n                \"Blocks a new judge", "            blocking=False,\n            description=(\n                \"Blocks a new judge"),),
