@@ -11,9 +11,11 @@ own records of the re-alignment run:
 
   push            last label written -> run created (the label path's push, or the sensor's poll)
   launch          run created -> run worker process spawned (queue, daemon)
-  process start   worker spawned -> run started (interpreter, Dagster, code location)
-  step start      run started -> aligned_judge step started (Dagster's own step set-up)
-  label read      step started -> labels read (MLflow and model clients imported, labels read)
+  process start   worker spawned -> libraries loaded: what every fresh process pays once, shown
+                  in three rows: "spawn to run start" (interpreter, Dagster, code location),
+                  "step start" (Dagster's step set-up) and "imports" (MLflow, MemAlign, the model
+                  clients, imported by the step that needs them)
+  label read      libraries loaded -> labels read
   judge load      labels read -> MemAlign starts (traces read, judge in use loaded)
   alignment       MemAlign
   measurement     held-out agreement of the promoted and the new judge
@@ -54,10 +56,12 @@ FAKE_MODELS = {
     "JUDGELOOP_AGENT_MODEL": "fake:/agent",
 }
 # Log lines of aligned_judge that open each phase (judgeloop/alignment.py and the asset say them).
-MARKS = {"usable": "labels read", "aligning": "alignment starts", "judge v": "nothing new: measuring",
+MARKS = {"libraries loaded": "imports done", "usable": "labels read", "aligning": "alignment starts", "judge v": "nothing new: measuring",
          "measuring": "measurement starts", "gate": "promoted"}
-PHASES = ["push", "launch", "process start", "step start", "label read", "judge load", "alignment", "measurement", "register+gate"]
+PHASES = ["push", "launch", "process start", "label read", "judge load", "alignment", "measurement", "register+gate"]
 EXEMPT = {"process start"}
+# The rows "process start" is made of, printed under it.
+PROCESS_START = ["spawn to run start", "step start", "imports"]
 
 
 def free_port() -> int:
@@ -148,9 +152,13 @@ def phases_of(instance, record, written_at: float) -> dict:
                         gate_passed = message.startswith("gate passed")
     # A run with nothing new to align goes from the labels straight to measuring the judge in use.
     aligning = marks.get("aligning") or marks.get("judge v")
-    times = [written_at, created, marks.get("RUN_STARTING"), marks.get("RUN_START"), marks.get("step"), marks.get("usable"),
+    loaded = marks.get("libraries loaded")
+    times = [written_at, created, marks.get("RUN_STARTING"), loaded, marks.get("usable"),
              aligning, marks.get("measuring") or aligning, marks.get("gate")]
+    parts = [marks.get("RUN_STARTING"), marks.get("RUN_START"), marks.get("step"), loaded]
     out = {}
+    for name, start, end in zip(PROCESS_START, parts, parts[1:]):
+        out[name] = round(end - start, 2) if start is not None and end is not None else None
     for name, start, end in zip(PHASES, times, times[1:]):
         out[name] = round(end - start, 2) if start is not None and end is not None else None
     out["total"] = round(marks["gate"] - written_at, 2) if "gate" in marks else None
@@ -250,17 +258,19 @@ def main() -> int:
     promoted = [b for b in batches if b["total"] is not None and b["gate_passed"] is not False]
     blocked = [b for b in batches if b["gate_passed"] is False]
     after = os.getloadavg()
-    print(f"\n{'phase':15} " + " ".join(f"{'batch ' + str(i + 1):>9}" for i in range(len(batches))) + f" {'median':>9}")
+    print(f"\n{'phase':20} " + " ".join(f"{'batch ' + str(i + 1):>9}" for i in range(len(batches))) + f" {'median':>9}")
     medians = {}
-    for phase in [*PHASES, "total"]:
+    rows = [row for phase in PHASES for row in ([phase, *PROCESS_START] if phase == "process start" else [phase])]
+    for phase in [*rows, "total"]:
         values = [b.get(phase) for b in batches]
         medians[phase] = median([b.get(phase) for b in promoted])
-        print(f"{phase:15} " + " ".join(f"{v if v is not None else '-':>9}" for v in values) + f" {medians[phase] if medians[phase] is not None else '-':>9}")
+        name = f"  {phase}" if phase in PROCESS_START else phase
+        print(f"{name:20} " + " ".join(f"{v if v is not None else '-':>9}" for v in values) + f" {medians[phase] if medians[phase] is not None else '-':>9}")
     for step in sorted({step for b in batches for step in b["steps"]}):
         values = [b["steps"].get(step) for b in batches]
-        print(f"{'step ' + step:15} " + " ".join(f"{v if v is not None else '-':>9}" for v in values) + f" {median(values) or '-':>9}")
-    print(f"{'load (1 min)':15} " + " ".join(f"{b['load_1m']:>9}" for b in batches))
-    print(f"{'gate':15} " + " ".join(f"{'passed' if b['gate_passed'] else 'BLOCKED' if b['gate_passed'] is False else '-':>9}" for b in batches))
+        print(f"{'step ' + step:20} " + " ".join(f"{v if v is not None else '-':>9}" for v in values) + f" {median(values) or '-':>9}")
+    print(f"{'load (1 min)':20} " + " ".join(f"{b['load_1m']:>9}" for b in batches))
+    print(f"{'gate':20} " + " ".join(f"{'passed' if b['gate_passed'] else 'BLOCKED' if b['gate_passed'] is False else '-':>9}" for b in batches))
     print(f"medians over the {len(promoted)} batch(es) whose judge was promoted; {len(blocked)} blocked by the gate (apart)")
     print(f"live agreement, in its own run after each re-alignment: {live_s} s (not on the path)")
     print(f"load average before: {' '.join(f'{x:.1f}' for x in load)}; after: {' '.join(f'{x:.1f}' for x in after)}")
