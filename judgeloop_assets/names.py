@@ -12,8 +12,12 @@ LIVE_AGREEMENT_JOB = "measure_live_agreement"
 REALIGN_POOL = "judgeloop_realign"
 
 
-def run_limit_tags() -> dict[str, str]:
-    """Tags every job's runs carry: Dagster's run monitoring stops a run older than this."""
+QUEUE_TAG = "judgeloop/queue"  # `judgeloop up` runs one run per queue at a time (servers.dagster_yaml)
+
+
+def run_limit_tags(queue: str = "loop") -> dict[str, str]:
+    """Tags every job's runs carry: Dagster's run monitoring stops a run older than this, and the
+    queue it waits in under `judgeloop up` ("loop", or "after" for what follows a re-alignment)."""
     from judgeloop.settings import load_settings
 
-    return {"dagster/max_runtime": str(load_settings().max_run_seconds)}
+    return {"dagster/max_runtime": str(load_settings().max_run_seconds), QUEUE_TAG: queue}

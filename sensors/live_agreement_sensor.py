@@ -22,7 +22,7 @@ live_agreement_job = dg.define_asset_job(
     LIVE_AGREEMENT_JOB,
     selection=dg.AssetSelection.assets("live_agreement"),
     description="Measure the judge in use against the SME labels that arrived (after each re-alignment).",
-    tags=run_limit_tags(),
+    tags=run_limit_tags(queue="after"),
 )
 
 TRIGGER_TAG = "judgeloop/after_run"
