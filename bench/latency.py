@@ -57,7 +57,8 @@ FAKE_MODELS = {
 }
 # Log lines of aligned_judge that open each phase (judgeloop/alignment.py and the asset say them).
 MARKS = {"libraries loaded": "imports done", "usable": "labels read", "aligning": "alignment starts", "judge v": "nothing new: measuring",
-         "measuring": "measurement starts", "gate": "promoted"}
+         "measuring": "measurement starts", "registered": "measured, scores saved", "measured": "measured (reused version)",
+         "gate": "promoted"}
 PHASES = ["push", "launch", "process start", "label read", "judge load", "alignment", "measurement", "register+gate"]
 EXEMPT = {"process start"}
 # The rows "process start" is made of, printed under it.
@@ -153,8 +154,9 @@ def phases_of(instance, record, written_at: float) -> dict:
     # A run with nothing new to align goes from the labels straight to measuring the judge in use.
     aligning = marks.get("aligning") or marks.get("judge v")
     loaded = marks.get("libraries loaded")
+    measured = marks.get("registered") or marks.get("measured")
     times = [written_at, created, marks.get("RUN_STARTING"), loaded, marks.get("usable"),
-             aligning, marks.get("measuring") or aligning, marks.get("gate")]
+             aligning, marks.get("measuring") or aligning, measured or marks.get("gate"), marks.get("gate")]
     parts = [marks.get("RUN_STARTING"), marks.get("RUN_START"), marks.get("step"), loaded]
     out = {}
     for name, start, end in zip(PROCESS_START, parts, parts[1:]):
@@ -182,6 +184,13 @@ def other_runs_done(instance) -> bool:
     active = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
     return not instance.get_run_records(filters=dg.RunsFilter(statuses=active), limit=1)
+
+
+def live_agreement_done(instance, realign_run_id: str) -> bool:
+    import dagster as dg
+
+    runs = instance.get_run_records(filters=dg.RunsFilter(job_name="measure_live_agreement", tags={"judgeloop/after_run": realign_run_id}))
+    return bool(runs) and all(finished(r) for r in runs)
 
 
 def median(values):
@@ -239,6 +248,9 @@ def main() -> int:
                     push(settings, experiment_id)
                 record = wait_for(lambda: len(realign_runs(instance)) > seen and realign_runs(instance)[seen], stack, 300, "a re-alignment run")
                 record = wait_for(lambda: (r := realign_runs(instance)[seen]) and finished(r) and r, stack, 600, "the re-alignment to finish")
+                # Live agreement follows in its own run (requested at the sensor's next look): let it
+                # finish before the next batch, as it would between an expert's batches.
+                wait_for(lambda: live_agreement_done(instance, record.dagster_run.run_id), stack, 600, "the live agreement run", poll=0.5)
                 phases = phases_of(instance, record, written_at)
                 phases["load_1m"] = round(batch_load, 2)
                 label = "warm-up" if warmup else f"batch {number}"
