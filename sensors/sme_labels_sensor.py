@@ -119,7 +119,10 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     # A run the label path pushed for exactly these labels is this sensor's run too.
     pushed = pushed_run_to_adopt(state, found.batch.cursor.updated_ms if found.count else 0, context.instance)
+    events = []
     if pushed:
+        context.log.info(f"{found.count} new SME labels taken by the pushed run {pushed}")
+        events.append(_labels_event(found, state, experiment_id))
         state = settle(state.requested(pushed, found.batch.cursor, found.count), context.instance, interval, now)
         found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     threshold = settings.label_threshold
@@ -129,7 +132,7 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
 
     def skip(reason: str) -> dg.SensorResult:
         # The cursor is saved with the skip: a settled run must not be settled twice.
-        return dg.SensorResult(skip_reason=reason, cursor=state.encode())
+        return dg.SensorResult(skip_reason=reason, cursor=state.encode(), asset_events=events)
 
     if active:
         run = active[0]
@@ -140,14 +143,12 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
         if request is None:
             return skip(counted + (f"; {why}" if why else ""))
         context.log.info(f"{why}: requesting {request.run_key}")
-        return dg.SensorResult(run_requests=[request], cursor=state.encode())
+        return dg.SensorResult(run_requests=[request], cursor=state.encode(), asset_events=events)
     if state.failures and now < state.retry_at:
         return skip(
             f"{counted}; the last {state.failures} re-alignment(s) failed, retrying after "
             f"{time.strftime('%H:%M:%S', time.gmtime(state.retry_at))} UTC"
         )
-    from judgeloop_assets.metadata import rejections_table
-
     batch = found.batch
     run_key = f"sme-labels-{batch.cursor.updated_ms}-{batch.cursor.assessment_id}" + (
         f"-retry{state.failures}" if state.failures else ""
@@ -155,22 +156,27 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     context.log.info(f"{found.count} new SME labels (read {batch.rows_read} rows); requesting {run_key}")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=run_key, tags={"judgeloop/new_labels": str(found.count)})],
-        asset_events=[
-            dg.AssetMaterialization(
-                "sme_labels",
-                description="New or edited SME labels in MLflow",
-                metadata={
-                    "new_labels": found.count,
-                    "unusable_labels": len(found.rejected),
-                    "unusable_label_details": rejections_table(found.rejected),
-                    "reviewers": ", ".join(sorted({str(label.reviewer) for label in found.labels})),
-                    "newest_label_ms": batch.cursor.updated_ms,
-                    "retry_of_failed_runs": state.failures,
-                    "experiment_id": experiment_id,
-                },
-            )
-        ],
+        asset_events=[*events, _labels_event(found, state, experiment_id)],
         cursor=state.requested(run_key, batch.cursor, found.count).encode(),
+    )
+
+
+def _labels_event(found, state, experiment_id: str) -> dg.AssetMaterialization:
+    """sme_labels reported as changed (runless): the labels a re-alignment takes, requested or pushed."""
+    from judgeloop_assets.metadata import rejections_table
+
+    return dg.AssetMaterialization(
+        "sme_labels",
+        description="New or edited SME labels in MLflow",
+        metadata={
+            "new_labels": found.count,
+            "unusable_labels": len(found.rejected),
+            "unusable_label_details": rejections_table(found.rejected),
+            "reviewers": ", ".join(sorted({str(label.reviewer) for label in found.labels})),
+            "newest_label_ms": found.batch.cursor.updated_ms,
+            "retry_of_failed_runs": state.failures,
+            "experiment_id": experiment_id,
+        },
     )
 
 

@@ -46,6 +46,8 @@ def test_the_sensor_takes_a_pushed_run_as_its_own(store, instance, status):
 
     result = tick(instance, None)
     assert not result.run_requests, "a second run for the labels the pushed run took"
+    # Reported as the sensor reports a batch it requests a run for, once.
+    assert [event.metadata["new_labels"].value for event in result.asset_events] == [5]
     if status == dg.DagsterRunStatus.STARTED:
         assert f"re-alignment run {pushed.run_id[:8]} is started" in result.skip_message
         finish(instance, pushed)
