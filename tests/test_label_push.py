@@ -75,3 +75,23 @@ def test_labels_newer_than_the_push_leave_the_decision_to_the_sensor(store, inst
     write(trace_ids[5:6], reviewer="rater-2")  # after the push: the pushed run may not have read it
     result = tick(instance, None)
     assert len(result.run_requests) == 1 and result.run_requests[0].tags["judgeloop/new_labels"] == "6"
+
+
+def test_writing_a_whole_batch_pushes_a_run_and_less_does_not(store, monkeypatch):
+    from judgeloop_assets.label_push import push_after_writing
+    from tests.test_label_import_export import FakeDagster
+
+    settings, experiment_id, trace_ids = store
+    said = []
+    assert push_after_writing(settings, experiment_id, say=said.append) is None  # no Dagster known: the sensor's job
+    write(trace_ids[:4])
+    with FakeDagster() as dagster:
+        monkeypatch.setenv("JUDGELOOP_DAGSTER_URL", dagster.url)
+        assert push_after_writing(load_settings(), experiment_id, say=said.append) is None  # 4 of 5
+        assert dagster.launches() == []
+        write(trace_ids[4:5])
+        assert push_after_writing(load_settings(), experiment_id, say=said.append) == "run-1234"
+    (launch,) = dagster.launches()
+    tags = {t["key"]: t["value"] for t in launch["variables"]["executionParams"]["executionMetadata"]["tags"]}
+    assert tags["judgeloop/trigger"] == "notify" and tags["dagster/run_key"].startswith("pushed-")
+    assert said == ["launched realign_judge run run-1234: 5 usable label(s) newer than what judge v1 was aligned on"]
