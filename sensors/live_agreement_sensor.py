@@ -46,7 +46,9 @@ def build_live_agreement_sensors(settings: Settings) -> list[dg.SensorDefinition
                 monitored_jobs=[realign_job],
                 request_job=live_agreement_job,
                 default_status=dg.DefaultSensorStatus.RUNNING,
-                minimum_interval_seconds=settings.sensor_interval_seconds,
+                # Nothing waits on it: looking every 30 s keeps the daemon's loop free for the label
+                # sensor, whose ticks start re-alignments (each look is a call to the code server).
+                minimum_interval_seconds=max(30, settings.sensor_interval_seconds),
                 description=f"After a realign_judge run ends {status.value}, measure live agreement in its own run.",
             )(request_after)
         )
