@@ -50,10 +50,25 @@ MUTATIONS = (
     Mutation("latest_per_reviewer keeps invalid labels", "judgeloop/labels.py", (LATEST_FILTER,), VALIDITY_TESTS),
     Mutation("both validity filters removed", "judgeloop/labels.py", (USABLE_FILTER, LATEST_FILTER), VALIDITY_TESTS),
     Mutation(
-        "realign_judge selects live_agreement only",
+        "realign_judge selects aligned_judge only",
         "sensors/sme_labels_sensor.py",
-        (('dg.AssetSelection.assets("live_agreement").downstream()', 'dg.AssetSelection.assets("live_agreement")'),),
+        (('dg.AssetSelection.assets("aligned_judge").downstream()', 'dg.AssetSelection.assets("aligned_judge")'),),
         ("tests/test_sme_labels_sensor.py::test_sensor_targets_the_realign_job_with_everything_downstream",),
+    ),
+    Mutation(
+        "live_agreement back in the realign_judge run",
+        "sensors/sme_labels_sensor.py",
+        (('dg.AssetSelection.assets("aligned_judge").downstream()', 'dg.AssetSelection.assets("aligned_judge", "live_agreement").downstream()'),),
+        (
+            "tests/test_live_agreement_off_the_path.py::test_the_realign_job_runs_only_what_decides_the_promotion_and_what_follows_it",
+            "tests/test_live_agreement_off_the_path.py::test_a_hanging_or_failing_live_agreement_neither_delays_nor_blocks_promotion",
+        ),
+    ),
+    Mutation(
+        "label sensor ignores a pushed re-alignment",
+        "sensors/sme_labels_sensor.py",
+        (("    if pushed:\n", "    if False:\n"),),
+        ("tests/test_label_push.py::test_the_sensor_takes_a_pushed_run_as_its_own",),
     ),
     Mutation(
         "agreement gate check non-blocking",

@@ -147,6 +147,9 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     """
     from mlflow.genai.judges.optimizers import MemAlignOptimizer
 
+    # Everything before this line is the process's one-off start (MLflow, MemAlign, the model
+    # clients imported); from here on, the work this run was launched for.
+    progress("libraries loaded: reading labels")
     uris = providers.require_models(settings, "judge", "reflection", "embeddings")
     used, rejected = labels.current_labels(settings, experiment_id)
     grouped = labels.by_trace(used)

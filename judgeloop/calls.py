@@ -5,9 +5,16 @@ litellm's own callbacks do not fit: success events arrive from a background work
 call returned, and custom providers skip some hooks. dspy and MLflow look up
 ``litellm.completion`` / ``litellm.embedding`` at call time, so counting wrappers installed once
 on those module functions see every call, synchronously, from any thread.
+
+Counting never imports litellm (~3 s in a fresh process): a step whose models all go through
+MLflow's own clients would pay it for nothing. When litellm is not loaded yet, the wrappers are
+installed the moment something else imports it (``_WrapOnImport``), before any call can be made.
 """
 
 import functools
+import importlib.abc
+import importlib.util
+import sys
 import threading
 from collections import Counter
 from contextlib import contextmanager
@@ -35,9 +42,39 @@ def _finished(kind: str, args, kwargs, response) -> None:
             pass
 
 
-def _install() -> None:
-    import litellm
+class _WrapOnImport(importlib.abc.MetaPathFinder):
+    """Installs the counting wrappers right after ``litellm`` is imported, by whoever imports it."""
 
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "litellm":
+            return None
+        sys.meta_path.remove(self)  # once; the regular finders locate the package
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module):
+            execute(module)
+            _wrap(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+_HOOK = _WrapOnImport()
+
+
+def _install() -> None:
+    """Count litellm's calls from now on, without importing litellm."""
+    with _LOCK:
+        if "litellm" in sys.modules:
+            _wrap(sys.modules["litellm"])
+        elif _HOOK not in sys.meta_path:
+            sys.meta_path.insert(0, _HOOK)
+
+
+def _wrap(litellm) -> None:
     for name, kind in _KINDS.items():
         original = getattr(litellm, name)
         if getattr(original, "_judgeloop_counted", False):

@@ -3,8 +3,13 @@
 Each label that arrives is a free measurement of the promoted judge, often on a trace it has
 already scored (stored scores are reused, see ``judgeloop.scores``). Measured per batch (the
 labels written since the last measurement) and rolling (the newest ``live_agreement_window``
-labels), before any re-alignment changes the judge: a falling rolling kappa means the experts'
-standard and the judge drift apart, whatever the held-out split said when it was promoted.
+labels): a falling rolling kappa means the experts' standard and the judge drift apart, whatever
+the held-out split said when it was promoted.
+
+It runs after the re-alignment those labels triggered, never on the way to it, so it measures
+the judge that was in use when the batch arrived (``judge_in_use_before``): the newest promoted
+judge not aligned on any of the batch's labels. A judge measured on labels it learned from
+would look better than it is.
 
 Cost: at most one judge call per label in the batch or the window that the promoted judge
 never scored, so it is bounded by ``live_agreement_window`` and usually much smaller.
@@ -80,18 +85,39 @@ def _hydrate(settings: Settings, experiment_id: str, judge, used: list[labels.Hu
     memalign_memory.hydrate_memory(judge, alignment.cleaned_traces(settings, experiment_id, {label.trace_id for label in kept}, kept))
 
 
+def judge_in_use_before(experiment_id: str, since_ms: int) -> int:
+    """The version that was in use when labels changed at ``since_ms`` arrived: the promoted one,
+    or, if it was aligned on labels that new, the promoted version it was aligned from (and so on)."""
+    version = judges.promoted_version(experiment_id)
+    if version is None:
+        raise LookupError(f"No judge is promoted in experiment {experiment_id}: materialize base_judge first.")
+    seen = set()
+    while version not in seen:
+        seen.add(version)
+        entry = judges.lineage(experiment_id, version)
+        previous = entry.get("previous_version")
+        if entry.get("kind") != "aligned" or previous is None or int(entry.get("newest_label_ms") or 0) < since_ms:
+            return version
+        version = int(previous)
+    return version
+
+
 def measure(settings: Settings, experiment_id: str, advance: bool = True) -> LiveAgreement:
-    """The promoted judge against the newly arrived labels and the rolling window."""
+    """The judge in use when the newly arrived labels came, against them and the rolling window."""
     from judgeloop.traces import read_many
 
     used, _ = labels.current_labels(settings, experiment_id)
-    version, judge = judges.load_promoted(settings, experiment_id)
     mark = watermark(experiment_id)
     window = settings.live_agreement_window
     ordered = sorted(used, key=lambda label: label.key)
     # The batch is capped at the window too, so a first measurement on a big store stays bounded.
     batch_labels = [label for label in ordered if label.key > mark][-window:]
     rolling_labels = ordered[-window:]
+    since_ms = min((label.updated_ms for label in batch_labels), default=None)
+    version = judges.promoted_version(experiment_id) if since_ms is None else judge_in_use_before(experiment_id, since_ms)
+    if version is None:
+        raise LookupError(f"No judge is promoted in experiment {experiment_id}: materialize base_judge first.")
+    judge = judges.load(experiment_id, settings.judge_name, version)
     wanted = sorted({label.trace_id for label in batch_labels + rolling_labels})
 
     raw = read_many(experiment_id, wanted)

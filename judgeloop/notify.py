@@ -10,6 +10,7 @@ from judgeloop import labels as labels_core
 from judgeloop.settings import Settings
 
 TRIGGER_TAG = "judgeloop/trigger"
+PUSHED_RUN_KEY_TAG = "dagster/run_key"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,11 @@ def decide_notify(settings: Settings, experiment_id: str, force: bool = False) -
             f"(its gate failed); --force retries",
             **base,
         )
-    tags = {TRIGGER_TAG: "notify", "judgeloop/new_labels": str(len(fresh)), "judgeloop/newest_label_ms": str(newest)}
+    tags = {
+        TRIGGER_TAG: "notify", "judgeloop/new_labels": str(len(fresh)), "judgeloop/newest_label_ms": str(newest),
+        # A run key lets the label sensor settle this run like one it requested (judgeloop_assets.label_push).
+        PUSHED_RUN_KEY_TAG: f"pushed-{newest}-{len(fresh)}",
+    }
     return NotifyDecision(
         True,
         f"{len(fresh)} usable label(s) newer than what judge v{state.promoted_version} was aligned on",

@@ -182,16 +182,21 @@ DAGSTER_STORAGE_URL_VARIABLE = "DAGSTER_POSTGRES_URL"
 def dagster_yaml(database_url: str | None) -> str:
     """The instance config ``judgeloop up`` runs Dagster with.
 
-    Runs queue behind each other (one at a time): without it, the sensor's realign runs (one per
-    label batch) ran in parallel with each other and with the foundation run, and 2 cores gain
-    nothing from it. The realign pool gets one slot, so even where runs do overlap (another
+    Runs of the loop queue behind each other (one at a time, tag ``judgeloop/queue: loop``):
+    without it, the sensor's realign runs (one per label batch) ran in parallel with each other
+    and with the foundation run, and 2 cores gain nothing from it. Live agreement runs have a
+    queue of their own (``judgeloop/queue: after``), so one that is slow or hangs never holds
+    back the next re-alignment. The realign pool gets one slot, so even where runs do overlap (another
     deployment, a run launched by hand) two promotion steps never do. With a database, Dagster's
     storage lives in its own schema there; its URL is read from the environment, so no password lands on disk.
     """
     text = (
         "# Written by `judgeloop up` at every start. For a deployment of your own, see deploy/dagster.yaml.\n"
         "telemetry:\n  enabled: false\n"
-        "concurrency:\n  runs:\n    max_concurrent_runs: 1\n  pools:\n    default_limit: 1\n"
+        "concurrency:\n  runs:\n    max_concurrent_runs: 2\n    tag_concurrency_limits:\n"
+        "      - key: judgeloop/queue\n        value: loop\n        limit: 1\n"
+        "      - key: judgeloop/queue\n        value: after\n        limit: 1\n"
+        "  pools:\n    default_limit: 1\n"
         # Run monitoring enforces each run's dagster/max_runtime tag (JUDGELOOP_MAX_RUN_SECONDS).
         "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
         # The daemon looks at the run queue every 5 s by default: up to 5 s between the sensor's

@@ -13,6 +13,7 @@ from judgeloop_assets.assets.traces import tagged_traces
 from judgeloop_assets.names import FOUNDATION_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 from judgeloop.settings import load_settings
+from sensors.live_agreement_sensor import build_live_agreement_sensors, live_agreement_job
 from sensors.new_traffic_sensor import build_new_traffic_sensor, traffic_job
 from sensors.sme_labels_sensor import build_sme_labels_sensor, realign_job
 
@@ -23,6 +24,8 @@ ALIGNMENT = [sme_labels, live_agreement_asset, aligned_judge]
 AGENT = [agent_prompt, optimized_prompt]
 ALL_ASSETS = [*FOUNDATION, *ALIGNMENT, *AGENT]
 
+settings = load_settings()  # read once, when the code location loads
+
 defs = dg.Definitions(
     assets=ALL_ASSETS,
     resources={"judgeloop": JudgeloopConfig()},
@@ -32,8 +35,13 @@ defs = dg.Definitions(
         ),
         realign_job,
         traffic_job,
+        live_agreement_job,
     ],
-    sensors=[build_sme_labels_sensor(load_settings()), build_new_traffic_sensor(load_settings())],
+    sensors=[
+        build_sme_labels_sensor(settings),
+        build_new_traffic_sensor(settings),
+        *build_live_agreement_sensors(settings),
+    ],
     # In-process: the multiprocess executor was 3x slower here and its parallel steps raced
     # MLflow's schema creation on a fresh sqlite store.
     executor=dg.in_process_executor,

@@ -5,6 +5,7 @@ REPOSITORY = "__repository__"  # the name Dagster gives the repository of a Defi
 FOUNDATION_JOB = "judgeloop_foundation"
 REALIGN_JOB = "realign_judge"
 TRAFFIC_JOB = "score_new_traffic"
+LIVE_AGREEMENT_JOB = "measure_live_agreement"
 # Dagster concurrency pool of the read-then-promote steps (aligned_judge, optimized_prompt).
 # The instance gives it one slot (`concurrency: pools: default_limit: 1`, written by
 # `judgeloop up` and in deploy/dagster.yaml), so two re-alignment runs never promote at once;
@@ -12,8 +13,12 @@ TRAFFIC_JOB = "score_new_traffic"
 REALIGN_POOL = "judgeloop_realign"
 
 
-def run_limit_tags() -> dict[str, str]:
-    """Tags every job's runs carry: Dagster's run monitoring stops a run older than this."""
+QUEUE_TAG = "judgeloop/queue"  # `judgeloop up` runs one run per queue at a time (servers.dagster_yaml)
+
+
+def run_limit_tags(queue: str = "loop") -> dict[str, str]:
+    """Tags every job's runs carry: Dagster's run monitoring stops a run older than this, and the
+    queue it waits in under `judgeloop up` ("loop", or "after" for what follows a re-alignment)."""
     from judgeloop.settings import load_settings
 
-    return {"dagster/max_runtime": str(load_settings().max_run_seconds)}
+    return {"dagster/max_runtime": str(load_settings().max_run_seconds), QUEUE_TAG: queue}

@@ -45,6 +45,7 @@ def refuse_a_raised_time_limit(tags: dict, max_run_seconds: int) -> None:
 
 class _JudgeloopConfigBase(dg.ConfigurableResource):
     _settings: Settings | None = PrivateAttr(None)
+    _experiment_id: str | None = PrivateAttr(None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Before any asset runs, so the resolved values are never used, shown or stored.
@@ -76,10 +77,13 @@ class _JudgeloopConfigBase(dg.ConfigurableResource):
         return self._settings
 
     def connect(self) -> tuple[Settings, str]:
+        """Settings and experiment id; the store is set up once per run, not once per step."""
         from judgeloop.store import connect
 
         settings = self.settings()
-        return settings, connect(settings)
+        if self._experiment_id is None:
+            self._experiment_id = connect(settings)
+        return settings, self._experiment_id
 
     def ui_url(self, settings: Settings) -> str:
         return settings.resolved_mlflow_ui_url

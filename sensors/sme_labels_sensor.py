@@ -16,12 +16,15 @@ import time
 import dagster as dg
 
 from judgeloop.settings import Settings
+from judgeloop_assets.label_push import pushed_run_to_adopt
 from judgeloop_assets.names import REALIGN_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 
 realign_job = dg.define_asset_job(
     REALIGN_JOB,
-    selection=dg.AssetSelection.assets("live_agreement").downstream(),
+    # Only what decides the promotion, then what depends on the promoted judge: live_agreement
+    # is measured in its own run after this one (sensors/live_agreement_sensor.py).
+    selection=dg.AssetSelection.assets("aligned_judge").downstream(),
     description="Re-align the judge to the SMEs and refresh everything downstream of it.",
     tags=run_limit_tags(),
 )
@@ -114,6 +117,14 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     active = active_realign_runs(context.instance)
     state = settle(state, context.instance, interval, now)
     found = waiting.waiting_labels(settings, experiment_id, state.consumed)
+    # A run the label path pushed for exactly these labels is this sensor's run too.
+    pushed = pushed_run_to_adopt(state, found.batch.cursor.updated_ms if found.count else 0, context.instance)
+    events = []
+    if pushed:
+        context.log.info(f"{found.count} new SME labels taken by the pushed run {pushed}")
+        events.append(_labels_event(found, state, experiment_id))
+        state = settle(state.requested(pushed, found.batch.cursor, found.count), context.instance, interval, now)
+        found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     threshold = settings.label_threshold
     counted = f"{found.count} new SME label(s) waiting, {threshold} needed to re-align" + (
         f" ({len(found.rejected)} unusable label(s) ignored)" if found.rejected else ""
@@ -121,7 +132,7 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
 
     def skip(reason: str) -> dg.SensorResult:
         # The cursor is saved with the skip: a settled run must not be settled twice.
-        return dg.SensorResult(skip_reason=reason, cursor=state.encode())
+        return dg.SensorResult(skip_reason=reason, cursor=state.encode(), asset_events=events)
 
     if active:
         run = active[0]
@@ -132,14 +143,12 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
         if request is None:
             return skip(counted + (f"; {why}" if why else ""))
         context.log.info(f"{why}: requesting {request.run_key}")
-        return dg.SensorResult(run_requests=[request], cursor=state.encode())
+        return dg.SensorResult(run_requests=[request], cursor=state.encode(), asset_events=events)
     if state.failures and now < state.retry_at:
         return skip(
             f"{counted}; the last {state.failures} re-alignment(s) failed, retrying after "
             f"{time.strftime('%H:%M:%S', time.gmtime(state.retry_at))} UTC"
         )
-    from judgeloop_assets.metadata import rejections_table
-
     batch = found.batch
     run_key = f"sme-labels-{batch.cursor.updated_ms}-{batch.cursor.assessment_id}" + (
         f"-retry{state.failures}" if state.failures else ""
@@ -147,22 +156,27 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     context.log.info(f"{found.count} new SME labels (read {batch.rows_read} rows); requesting {run_key}")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=run_key, tags={"judgeloop/new_labels": str(found.count)})],
-        asset_events=[
-            dg.AssetMaterialization(
-                "sme_labels",
-                description="New or edited SME labels in MLflow",
-                metadata={
-                    "new_labels": found.count,
-                    "unusable_labels": len(found.rejected),
-                    "unusable_label_details": rejections_table(found.rejected),
-                    "reviewers": ", ".join(sorted({str(label.reviewer) for label in found.labels})),
-                    "newest_label_ms": batch.cursor.updated_ms,
-                    "retry_of_failed_runs": state.failures,
-                    "experiment_id": experiment_id,
-                },
-            )
-        ],
+        asset_events=[*events, _labels_event(found, state, experiment_id)],
         cursor=state.requested(run_key, batch.cursor, found.count).encode(),
+    )
+
+
+def _labels_event(found, state, experiment_id: str) -> dg.AssetMaterialization:
+    """sme_labels reported as changed (runless): the labels a re-alignment takes, requested or pushed."""
+    from judgeloop_assets.metadata import rejections_table
+
+    return dg.AssetMaterialization(
+        "sme_labels",
+        description="New or edited SME labels in MLflow",
+        metadata={
+            "new_labels": found.count,
+            "unusable_labels": len(found.rejected),
+            "unusable_label_details": rejections_table(found.rejected),
+            "reviewers": ", ".join(sorted({str(label.reviewer) for label in found.labels})),
+            "newest_label_ms": found.batch.cursor.updated_ms,
+            "retry_of_failed_runs": state.failures,
+            "experiment_id": experiment_id,
+        },
     )
 
 

@@ -62,7 +62,10 @@ def test_judgeloop_up_dagster_yaml_validates(tmp_path, monkeypatch, database_url
         return  # the instance would connect to the database
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.run_coordinator.dequeue_interval_seconds == 1
-        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 1
+        queue = instance.get_concurrency_config().run_queue_config
+        # One run of the loop at a time; live agreement in a queue of its own beside it.
+        assert queue.max_concurrent_runs == 2
+        assert {(limit["value"], limit["limit"]) for limit in queue.tag_concurrency_limits} == {("loop", 1), ("after", 1)}
 
 
 def test_the_promotion_steps_share_the_realign_pool_in_code():

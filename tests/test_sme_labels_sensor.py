@@ -98,7 +98,7 @@ def test_unusable_labels_do_not_count(store, instance, monkeypatch):
 def test_sensor_targets_the_realign_job_with_everything_downstream():
     job = defs.resolve_job_def("realign_judge")
     # Exactly the aligned judge and what depends on it: the prompt re-optimized with the new judge.
-    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {"live_agreement", "aligned_judge", "optimized_prompt"}
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {"aligned_judge", "optimized_prompt"}
     assert defs.resolve_sensor_def("sme_labels_sensor").default_status == dg.DefaultSensorStatus.RUNNING
 
 

@@ -41,3 +41,25 @@ def test_known_prices_and_missing_usage(home):
     ledger("completion", "openai/gpt-4.1-mini", SimpleNamespace(usage=None))
     row = ledger.rows()[0]
     assert row["calls"] == 2 and row["input_tokens"] == "unknown" and row["cost_usd"] == "unknown"
+
+
+def test_counting_calls_imports_no_litellm_yet_counts_once_something_imports_it():
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from judgeloop import calls
+with calls.count_litellm_calls() as counts:
+    assert "litellm" not in sys.modules, "counting imported litellm"
+    from judgeloop.fake_llm import register_litellm_provider
+    register_litellm_provider()  # imports litellm: the counting wrappers go in now
+    import litellm
+    litellm.completion(model="fake/judge", messages=[{"role": "user", "content": "hello"}])
+    litellm.embedding(model="fake/embedding", input=["a", "b"])
+print(counts["completion"], counts["embedding"])
+"""
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "1"]

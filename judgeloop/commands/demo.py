@@ -42,4 +42,8 @@ def release_command(args) -> int:
         return 2
     release = demo.release_labels(settings, experiment_id, args.count)
     print(f"released {release.written} expert labels as '{settings.judge_name}' ({release.remaining} still held back)")
+    if release.written:
+        from judgeloop.commands.labels_io import _push
+
+        _push(settings, experiment_id)
     return 0

@@ -83,7 +83,16 @@ def import_command(args) -> int:
         print(report.summary())
     else:
         print(f"{name}; {report.summary()}")
+    if report.applied and not args.dry_run:
+        _push(settings, experiment_id)
     return 1 if report.bad else 0
+
+
+def _push(settings, experiment_id: str) -> None:
+    """A whole batch written: re-align now instead of at the label sensor's next poll."""
+    from judgeloop_assets.label_push import push_after_writing
+
+    push_after_writing(settings, experiment_id, say=lambda message: print(message, file=sys.stderr))
 
 
 def export_command(args) -> int:

@@ -356,6 +356,10 @@ def run(args) -> int:
                     print(f"releasing demo labels failed ({exc}); retrying in {release_every:.0f} s", file=sys.stderr)
                     continue
                 print(f"released {release.written} expert labels ({release.remaining} still held back)", flush=True)
+                if release.written:
+                    from judgeloop_assets.label_push import push_after_writing
+
+                    push_after_writing(settings, experiment_id, say=lambda message: print(message, flush=True))
                 if release.remaining == 0:
                     # Stop polling MLflow (and printing "released 0") once every rating is out.
                     print("all demo expert labels released", flush=True)

@@ -32,8 +32,9 @@ MEASURED_NOW = (
 
 
 @dg.asset(
-    # live_agreement first: it measures the judge in use before this run may replace it.
-    deps=[sme_labels, "live_agreement"],
+    # Nothing else runs before it in a re-alignment: live_agreement is measured in its own run
+    # afterwards (sensors/live_agreement_sensor.py).
+    deps=[sme_labels],
     group_name="alignment",
     pool=REALIGN_POOL,
     kinds={"mlflow"},

@@ -13,8 +13,9 @@ CHECK = "live_agreement_above_threshold"
     group_name="alignment",
     kinds={"mlflow"},
     description=(
-        "The promoted judge's agreement with the SME labels that just arrived (per batch) and the newest "
-        "live_agreement_window labels (rolling), measured before re-alignment changes the judge."
+        "The agreement of the judge in use when the SME labels arrived with them (per batch) and with the "
+        "newest live_agreement_window labels (rolling). Its own run (job measure_live_agreement), launched "
+        "after each re-alignment finishes: it never delays or blocks a promotion."
     ),
     check_specs=[
         dg.AssetCheckSpec(

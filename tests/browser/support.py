@@ -55,8 +55,7 @@ EDGES = {
     ("eval_dataset", "labeling_session"),
     ("labeling_session", "sme_labels"),
     ("sme_labels", "aligned_judge"),
-    ("sme_labels", "live_agreement"),
-    ("live_agreement", "aligned_judge"),
+    ("sme_labels", "live_agreement"),  # measured in its own run after a re-alignment, not before it
     ("aligned_judge", "optimized_prompt"),
     ("eval_dataset", "optimized_prompt"),
     ("agent_prompt", "optimized_prompt"),

@@ -1,0 +1,84 @@
+"""The label path pushes: a re-alignment launched as soon as a batch of labels is written.
+
+Dagster's sensor daemon looks at ``sme_labels_sensor`` at most every 5 s, so an expert whose
+labels arrived through judgeloop (``labels import``, the demo's releases, ``labels notify``)
+would wait up to a whole poll for nothing. Whoever wrote the labels launches ``realign_judge``
+itself through Dagster's GraphQL API instead; labels written in the MLflow UI still wait for the
+sensor's poll.
+
+A pushed run carries the tags the sensor needs to take it as its own (``adopt``): the position of
+the newest label it was launched for and a run key, so the sensor settles it like a run it had
+requested (its labels are used on success, wait again on failure) and never requests a second
+run for the same labels.
+"""
+
+import dagster as dg
+
+from judgeloop.notify import PUSHED_RUN_KEY_TAG as RUN_KEY_TAG
+from judgeloop.notify import TRIGGER_TAG
+from judgeloop_assets.names import REALIGN_JOB
+
+NEWEST_LABEL_TAG = "judgeloop/newest_label_ms"
+PUSHED = "notify"
+ADOPTABLE = (
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS,
+)
+
+
+def push_realignment(settings, experiment_id: str, url: str | None = None, min_new_labels: int = 1, force: bool = False):
+    """Launch ``realign_judge`` now if at least ``min_new_labels`` usable labels are newer than the
+    promoted judge's; returns (run id or None, why). Raises ``DagsterError`` when Dagster cannot be
+    reached or refuses."""
+    from judgeloop.notify import decide_notify
+    from judgeloop_assets.dagster_client import DagsterClient
+
+    decision = decide_notify(settings, experiment_id, force=force)
+    if not decision.launch:
+        return None, decision.reason
+    if decision.new_labels < min_new_labels:
+        return None, f"{decision.new_labels} new label(s), {min_new_labels} needed to re-align"
+    dagster = DagsterClient((url or settings.resolved_dagster_url).rstrip("/"))
+    running = dagster.active_runs(REALIGN_JOB)
+    if running:
+        return None, f"{REALIGN_JOB} run {running[0]} is already queued or running ({decision.reason}; it counts in the next run)"
+    return dagster.launch(REALIGN_JOB, decision.tags), decision.reason
+
+
+def push_after_writing(settings, experiment_id: str, say=print) -> str | None:
+    """After labels were written: push a re-alignment when a ``judgeloop up`` (or a configured
+    Dagster) is there and a whole batch (``label_threshold``) waits; otherwise leave it to the
+    sensor. Never fails the write that came before it."""
+    if not (settings.dagster_url or settings.running_stack.get("dagster_url")):
+        return None
+    from judgeloop_assets.dagster_client import DagsterError
+
+    try:
+        run_id, why = push_realignment(settings, experiment_id, min_new_labels=settings.label_threshold)
+    except DagsterError as exc:
+        say(f"re-alignment not pushed ({exc}); the label sensor will find these labels")
+        return None
+    if run_id:
+        say(f"launched {REALIGN_JOB} run {run_id}: {why}")
+    return run_id
+
+
+def pushed_run_to_adopt(state, newest_read_ms: int, instance: dg.DagsterInstance) -> str | None:
+    """The run key of a pushed re-alignment the label sensor should take as its own in-flight
+    run (``state`` is its ``waiting.RealignState``), or None.
+
+    Taken only when no re-alignment is in flight, the pushed run is in progress or succeeded, it
+    was pushed for labels newer than the ones already used, and no label the sensor just read
+    (newest at ``newest_read_ms``) is newer than what it was pushed for: then the labels the sensor
+    read are the ones the run took. Otherwise the sensor decides on its own, as without a push.
+    """
+    if state.inflight is not None or not newest_read_ms:
+        return None
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=REALIGN_JOB, tags={TRIGGER_TAG: PUSHED}), limit=1)
+    if not runs:
+        return None
+    run = runs[0]
+    run_key, pushed_ms = run.tags.get(RUN_KEY_TAG), int(run.tags.get(NEWEST_LABEL_TAG) or 0)
+    if run.status not in ADOPTABLE or not run_key or pushed_ms <= state.consumed.updated_ms or newest_read_ms > pushed_ms:
+        return None
+    return run_key
