@@ -319,7 +319,11 @@ def test_demo_end_to_end_with_automatic_label_release(launch, reused_home, tmp_p
     data = aligned["metadata"]
     # The demo's first round of reviews is larger (a first alignment on 3-4 held-out traces is
     # noise); later releases follow --batch.
-    assert "released 40 expert labels" in up.stdout
+    # (40, or everything releasable when fewer are left: the demo keeps 6 traces for a person.)
+    first = re.search(r"released (\d+) expert labels \((\d+) still held back\)", up.stdout)
+    assert first, up.stdout
+    written, remaining = int(first.group(1)), int(first.group(2))
+    assert written == 40 or (remaining == 0 and written > 0), up.stdout
     for key in ("kappa_before", "kappa_after"):
         assert isinstance(data.get(key), float) and -1.0 <= data[key] <= 1.0, data
     assert data["promoted_version"] > 1 and data["judge_version"] == data["promoted_version"], data
