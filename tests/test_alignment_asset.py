@@ -153,7 +153,9 @@ def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch, capsys):
     result = run(instance, ["aligned_judge", "agent_prompt", "optimized_prompt"])
     assert not result.success
     check = result.get_asset_check_evaluations()[0]
-    assert not check.passed and "measured worse" in check.metadata["reason"].value
+    reason = check.metadata["reason"].value
+    # Either blocking case: how wide the interval is depends on the held-out split.
+    assert not check.passed and ("measured worse" in reason or "worse with confidence" in reason), reason
     assert check.description == check.metadata["reason"].value  # the sentence the UI shows for the check
     assert check.metadata["kappa_before"].value > check.metadata["kappa_after"].value + settings.gate_margin
     # Nothing downstream ran, though it could have: agent_prompt (same run) and the dataset's
@@ -175,7 +177,7 @@ def test_gate_blocks_a_worse_judge(demo_store, instance, monkeypatch, capsys):
     report = json.loads(capsys.readouterr().out)
     v2 = next(v for v in report["judge"]["versions"] if v["version"] == 2)
     assert v2["state"] == "blocked" and v2["gate_case"] in ("measured_worse", "worse_with_confidence")
-    assert "measured worse" in v2["why"] and "v1 stays in use" in v2["why"]
+    assert ("measured worse" in v2["why"] or "worse with confidence" in v2["why"]) and "v1 stays in use" in v2["why"]
     assert v2["measured_on"].startswith("on ") and v2["measured_traces"] >= 1
     v1 = next(v for v in report["judge"]["versions"] if v["version"] == 1)
     assert v1["state"] == "in use"
