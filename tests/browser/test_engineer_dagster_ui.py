@@ -76,4 +76,6 @@ def test_engineer_materializes_the_graph_and_reads_the_agreement(stack, page):
         assert int(shown["guideline_count"]) == expected["guideline_count"] >= 1
         guidelines = [line.lstrip("- ").strip() for line in expected["guidelines"].splitlines() if line.strip()]
         assert guidelines and all(g.split(":")[0] in shown["guidelines"] for g in guidelines), shown["guidelines"]
-        assert "held-out kappa" in shown["gate"], shown["gate"]
+        # The run's own gate sentence: measured, or nothing to promote when the labels were
+        # already aligned on by an earlier run (never an older run's numbers).
+        assert "held-out kappa" in shown["gate"] or shown["gate"].startswith("nothing to promote"), shown["gate"]
