@@ -15,6 +15,7 @@ import dagster as dg
 from judgeloop.settings import Settings
 from judgeloop_assets.names import FOUNDATION_JOB, TRAFFIC_JOB, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
+from sensors.sme_labels_sensor import ACTIVE  # one list of run states that count as in flight
 
 traffic_job = dg.define_asset_job(
     TRAFFIC_JOB,
@@ -26,10 +27,6 @@ traffic_job = dg.define_asset_job(
 # Traces stamped up to this long before the cursor are looked at again (a late export is not
 # missed); a set of traces already requested has the same run key, which Dagster runs once.
 LATE_MARGIN_MS = 10 * 60 * 1000
-ACTIVE = [
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
-]
 
 
 def build_new_traffic_sensor(settings: Settings) -> dg.SensorDefinition:
