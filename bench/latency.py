@@ -193,6 +193,12 @@ def live_agreement_done(instance, realign_run_id: str) -> bool:
     return bool(runs) and all(finished(r) for r in runs)
 
 
+def _too_few_to_align(settings, experiment_id) -> bool:
+    from judgeloop.notify import decide_notify
+
+    return "too few labelled traces" in decide_notify(settings, experiment_id).reason
+
+
 def median(values):
     known = [v for v in values if v is not None]
     return round(statistics.median(known), 2) if known else None
@@ -243,6 +249,11 @@ def main() -> int:
                 seen = len(realign_runs(instance))
                 batch_load = os.getloadavg()[0]
                 demo.release_labels(settings, experiment_id, count)
+                while warmup and _too_few_to_align(settings, experiment_id):
+                    # The split is by trace id: a small warm-up can leave too few traces held out.
+                    if demo.release_labels(settings, experiment_id, 10).written == 0:
+                        raise SystemExit("the demo ran out of labels before the first alignment could start")
+                    count += 10
                 written_at = time.time()
                 if not args.no_push:
                     push(settings, experiment_id)

@@ -137,13 +137,16 @@ def load_judge(settings: Settings, experiment_id: str, version: int, used: list[
     return judge
 
 
-def align(settings: Settings, experiment_id: str, progress=log.info, force: bool = False) -> AlignmentResult:
+def align(
+    settings: Settings, experiment_id: str, progress=log.info, force: bool = False, up_to: tuple[int, str] | None = None
+) -> AlignmentResult:
     """Align the promoted judge on the alignment split; measure old and new on the held-out split.
 
     Registers the aligned judge as a new version but does NOT promote it: the caller promotes
     after the agreement gate passed. With the same labels as the promoted judge was aligned
     on (and ``force`` unset), nothing is registered and the judge in use is measured again
-    on the current held-out labels (which may have changed).
+    on the current held-out labels (which may have changed). ``up_to`` is the label range the run
+    was handed (``labels.LABELS_UP_TO_TAG``): labels past it wait for the next run.
     """
     from mlflow.genai.judges.optimizers import MemAlignOptimizer
 
@@ -151,7 +154,7 @@ def align(settings: Settings, experiment_id: str, progress=log.info, force: bool
     # clients imported); from here on, the work this run was launched for.
     progress("libraries loaded: reading labels")
     uris = providers.require_models(settings, "judge", "reflection", "embeddings")
-    used, rejected = labels.current_labels(settings, experiment_id)
+    used, rejected = labels.current_labels(settings, experiment_id, up_to=up_to)
     grouped = labels.by_trace(used)
     consensus = experts.consensus_by_trace(settings, grouped)
     align_ids, heldout_ids = split.split(sorted(grouped), settings.heldout_fraction)

@@ -333,12 +333,56 @@ def usable(
     return keep, rejected
 
 
-def current_labels(settings: Settings, experiment_id: str) -> tuple[list[HumanLabel], list[Rejection]]:
-    """Every label that counts now: the newest valid label per (trace, reviewer)."""
+def current_labels(
+    settings: Settings, experiment_id: str, up_to: tuple[int, str] | None = None
+) -> tuple[list[HumanLabel], list[Rejection]]:
+    """Every label that counts now: the newest valid label per (trace, reviewer).
+
+    With ``up_to`` (a label key, see ``encode_key``), only labels whose current version is at or
+    before it: the range a re-alignment was launched for. A label edited after that point is
+    left to the next range, so a run takes exactly the labels it was handed and no others.
+    """
     batch = changed_since(settings, experiment_id, Cursor())
     # Newest first, usability second: an older valid label left by a concurrent writer is never
     # the reviewer's current one, even when the newest is unusable (``judgeloop.duplicate_labels``).
-    return usable(settings, newest_per_reviewer(batch.labels), experiment_id)
+    newest = newest_per_reviewer(batch.labels)
+    if up_to is not None:
+        newest = [label for label in newest if label.key <= tuple(up_to)]
+    return usable(settings, newest, experiment_id)
+
+
+# The tag that hands a re-alignment run its label range: the key of the newest label it takes.
+# The label sensor and the label path's push both set it; the run aligns on labels up to it only.
+LABELS_UP_TO_TAG = "judgeloop/labels_up_to"
+
+
+def encode_key(key: tuple[int, str]) -> str:
+    return f"{int(key[0])}/{key[1]}"
+
+
+def decode_key(raw: str | None) -> tuple[int, str] | None:
+    """A label key from ``LABELS_UP_TO_TAG`` (None: no range was handed, every label counts)."""
+    if not raw:
+        return None
+    ms, _, assessment_id = raw.partition("/")
+    if not ms.isdigit():
+        raise ValueError(f"tag {LABELS_UP_TO_TAG}={raw!r} is not '<update time ms>/<assessment id>'")
+    return (int(ms), assessment_id)
+
+
+def cursor_through(previous: Cursor, batch: "LabelBatch", key: tuple[int, str]) -> Cursor:
+    """The cursor after taking, of ``batch`` (read from ``previous``), the labels up to ``key``.
+
+    When a run was handed a range that ends before the newest label read, the labels past
+    ``key`` must keep waiting: the cursor stops at ``key`` and remembers (``seen``) only what it
+    took, so the next read returns the rest.
+    """
+    if batch.cursor.key <= tuple(key):
+        return batch.cursor
+    seen = dict(previous.seen)
+    seen.update((label.assessment_id, label.updated_ms) for label in batch.labels if label.key <= tuple(key))
+    cursor = _next_cursor(max(previous.key, tuple(key)), seen, dict(batch.cursor.overrides))
+    return Cursor(cursor.updated_ms, cursor.assessment_id, cursor.seen, cursor.overrides, previous.state)
 
 
 def latest_per_reviewer(found: list[HumanLabel]) -> dict[tuple[str, str | None], HumanLabel]:

@@ -115,10 +115,25 @@ class Waiting:
     labels: list[labels.HumanLabel]
     rejected: list[labels.Rejection]
     batch: labels.LabelBatch
+    since: labels.Cursor = field(default_factory=labels.Cursor)  # where the read started
 
     @property
     def count(self) -> int:
         return len(self.labels)
+
+
+def taken_up_to(found: Waiting, up_to: tuple[int, str]) -> Waiting:
+    """Of the labels ``found`` waiting, those a run handed the range ending at ``up_to`` takes,
+    with the cursor just past them (the labels after ``up_to`` keep waiting)."""
+    batch = labels.LabelBatch(
+        labels=[label for label in found.batch.labels if label.key <= tuple(up_to)],
+        cursor=labels.cursor_through(found.since, found.batch, up_to),
+        rows_read=found.batch.rows_read,
+    )
+    return Waiting(
+        [label for label in found.labels if label.key <= tuple(up_to)],
+        [r for r in found.rejected], batch, found.since,
+    )
 
 
 def waiting_labels(settings: Settings, experiment_id: str, since: labels.Cursor) -> Waiting:
@@ -127,4 +142,4 @@ def waiting_labels(settings: Settings, experiment_id: str, since: labels.Cursor)
     # One per (trace, reviewer): two valid labels that concurrent writers left for one reviewer's
     # opinion count once, as the newest (``judgeloop.duplicate_labels``).
     fresh, rejected = labels.usable(settings, labels.newest_per_reviewer(batch.labels), experiment_id)
-    return Waiting(fresh, rejected, batch)
+    return Waiting(fresh, rejected, batch, since)

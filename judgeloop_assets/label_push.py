@@ -63,22 +63,24 @@ def push_after_writing(settings, experiment_id: str, say=print) -> str | None:
     return run_id
 
 
-def pushed_run_to_adopt(state, newest_read_ms: int, instance: dg.DagsterInstance) -> str | None:
-    """The run key of a pushed re-alignment the label sensor should take as its own in-flight
-    run (``state`` is its ``waiting.RealignState``), or None.
+def pushed_run_to_adopt(state, instance: dg.DagsterInstance) -> tuple[str, tuple[int, str]] | None:
+    """The run key and label range of a pushed re-alignment the label sensor should take as its
+    own in-flight run (``state`` is its ``waiting.RealignState``), or None.
 
-    Taken only when no re-alignment is in flight, the pushed run is in progress or succeeded, it
-    was pushed for labels newer than the ones already used, and no label the sensor just read
-    (newest at ``newest_read_ms``) is newer than what it was pushed for: then the labels the sensor
-    read are the ones the run took. Otherwise the sensor decides on its own, as without a push.
+    Taken only when no re-alignment is in flight, the pushed run is in progress or succeeded and
+    its range ends past the labels already used. The run aligns on exactly that range
+    (``labels.LABELS_UP_TO_TAG``), so the sensor counts the labels up to it as taken and any label
+    past it as waiting, whatever it read meanwhile.
     """
-    if state.inflight is not None or not newest_read_ms:
+    from judgeloop import labels
+
+    if state.inflight is not None:
         return None
     runs = instance.get_runs(filters=dg.RunsFilter(job_name=REALIGN_JOB, tags={TRIGGER_TAG: PUSHED}), limit=1)
     if not runs:
         return None
     run = runs[0]
-    run_key, pushed_ms = run.tags.get(RUN_KEY_TAG), int(run.tags.get(NEWEST_LABEL_TAG) or 0)
-    if run.status not in ADOPTABLE or not run_key or pushed_ms <= state.consumed.updated_ms or newest_read_ms > pushed_ms:
+    run_key, up_to = run.tags.get(RUN_KEY_TAG), labels.decode_key(run.tags.get(labels.LABELS_UP_TO_TAG))
+    if run.status not in ADOPTABLE or not run_key or up_to is None or up_to <= state.consumed.key:
         return None
-    return run_key
+    return run_key, up_to

@@ -105,7 +105,7 @@ def build_sme_labels_sensor(settings: Settings) -> dg.SensorDefinition:
 
 
 def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopConfig):
-    from judgeloop import waiting
+    from judgeloop import labels, waiting
 
     settings, experiment_id = judgeloop.connect()
     now, interval = _now(), float(settings.sensor_interval_seconds)
@@ -118,12 +118,14 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     state = settle(state, context.instance, interval, now)
     found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     # A run the label path pushed for exactly these labels is this sensor's run too.
-    pushed = pushed_run_to_adopt(state, found.batch.cursor.updated_ms if found.count else 0, context.instance)
+    pushed = pushed_run_to_adopt(state, context.instance)
     events = []
     if pushed:
-        context.log.info(f"{found.count} new SME labels taken by the pushed run {pushed}")
-        events.append(_labels_event(found, state, experiment_id))
-        state = settle(state.requested(pushed, found.batch.cursor, found.count), context.instance, interval, now)
+        run_key, up_to = pushed
+        taken = waiting.taken_up_to(found, up_to)
+        context.log.info(f"{taken.count} new SME labels taken by the pushed run {run_key}")
+        events.append(_labels_event(taken, state, experiment_id))
+        state = settle(state.requested(run_key, taken.batch.cursor, taken.count), context.instance, interval, now)
         found = waiting.waiting_labels(settings, experiment_id, state.consumed)
     threshold = settings.label_threshold
     counted = f"{found.count} new SME label(s) waiting, {threshold} needed to re-align" + (
@@ -155,7 +157,11 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     )
     context.log.info(f"{found.count} new SME labels (read {batch.rows_read} rows); requesting {run_key}")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=run_key, tags={"judgeloop/new_labels": str(found.count)})],
+        run_requests=[dg.RunRequest(run_key=run_key, tags={
+            "judgeloop/new_labels": str(found.count),
+            # The run aligns on labels up to the newest one counted here, not on what arrives later.
+            labels.LABELS_UP_TO_TAG: labels.encode_key(max(label.key for label in found.labels)),
+        })],
         asset_events=[*events, _labels_event(found, state, experiment_id)],
         cursor=state.requested(run_key, batch.cursor, found.count).encode(),
     )

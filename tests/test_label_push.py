@@ -68,15 +68,6 @@ def test_a_failed_pushed_run_leaves_its_labels_waiting(store, instance):
     assert len(result.run_requests) == 1  # the sensor re-aligns them itself
 
 
-def test_labels_newer_than_the_push_leave_the_decision_to_the_sensor(store, instance):
-    settings, experiment_id, trace_ids = store
-    write(trace_ids[:5])
-    add_run(instance, dg.DagsterRunStatus.SUCCESS, decide_notify(settings, experiment_id).tags)
-    write(trace_ids[5:6], reviewer="rater-2")  # after the push: the pushed run may not have read it
-    result = tick(instance, None)
-    assert len(result.run_requests) == 1 and result.run_requests[0].tags["judgeloop/new_labels"] == "6"
-
-
 def test_writing_a_whole_batch_pushes_a_run_and_less_does_not(store, monkeypatch):
     from judgeloop_assets.label_push import push_after_writing
     from tests.test_label_import_export import FakeDagster
@@ -95,3 +86,19 @@ def test_writing_a_whole_batch_pushes_a_run_and_less_does_not(store, monkeypatch
     tags = {t["key"]: t["value"] for t in launch["variables"]["executionParams"]["executionMetadata"]["tags"]}
     assert tags["judgeloop/trigger"] == "notify" and tags["dagster/run_key"].startswith("pushed-")
     assert said == ["launched realign_judge run run-1234: 5 usable label(s) newer than what judge v1 was aligned on"]
+
+
+def test_labels_written_after_the_push_wait_for_the_next_run(store, instance):
+    """The pushed run was handed its label range; labels that arrive before the sensor looks are
+    not counted as taken by it (nor twice): they wait, and the next request hands them on."""
+    settings, experiment_id, trace_ids = store
+    write(trace_ids[:4])
+    pushed = add_run(instance, dg.DagsterRunStatus.STARTED, decide_notify(settings, experiment_id).tags)
+    write(trace_ids[4:6])  # after the push, before the sensor's tick
+
+    result = tick(instance, None)
+    assert [event.metadata["new_labels"].value for event in result.asset_events] == [4]
+    assert "2 new SME label(s) waiting" in result.skip_message
+    finish(instance, pushed)
+    result = tick(instance, result.cursor)
+    assert "2 new SME label(s) waiting" in result.skip_message

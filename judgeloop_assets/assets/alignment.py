@@ -1,6 +1,6 @@
 import dagster as dg
 
-from judgeloop import alignment, experts, gate, judges, providers, usage
+from judgeloop import alignment, experts, gate, judges, labels, providers, usage
 from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, interval_table, move_to_table, rejections_table, usage_metadata
 from judgeloop_assets.names import REALIGN_POOL
 from judgeloop_assets.failures import expected_failures
@@ -57,7 +57,9 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     providers.require_models(settings, "judge", "reflection", "embeddings")
     settings, experiment_id = judgeloop.connect()
     with usage.record(settings) as ledger:
-        result = alignment.align(settings, experiment_id, progress=context.log.info)
+        # The label range the sensor or the label path handed this run; by hand: every label.
+        up_to = labels.decode_key(context.run.tags.get(labels.LABELS_UP_TO_TAG))
+        result = alignment.align(settings, experiment_id, progress=context.log.info, up_to=up_to)
     decision = gate.decide(result, settings.gate_margin, settings.min_scored_heldout)
     passed, reason = decision.passed, decision.reason
     if result.new_version is not None:
