@@ -65,6 +65,18 @@ MUTATIONS = (
         ),
     ),
     Mutation(
+        "a run aligns on labels past the range it was handed",
+        "judgeloop/labels.py",
+        (("    if up_to is not None:\n        newest = [", "    if False:\n        newest = ["),),
+        ("tests/test_run_label_range.py::test_a_run_aligns_on_the_labels_up_to_the_range_it_was_handed",),
+    ),
+    Mutation(
+        "labels stamped in the past never counted as waiting",
+        "judgeloop/waiting.py",
+        (("        grown = max(0, current - counted)\n", "        grown = 0\n"),),
+        ("tests/test_sme_labels_sensor.py::test_a_label_stamped_in_the_past_is_counted_as_waiting",),
+    ),
+    Mutation(
         "label sensor ignores a pushed re-alignment",
         "sensors/sme_labels_sensor.py",
         (("    if pushed:\n", "    if False:\n"),),

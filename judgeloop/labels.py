@@ -211,6 +211,34 @@ def changed_since_in_store(
     return batch
 
 
+def count_stamped_before(settings: Settings, experiment_id: str, before_ms: int) -> int | None:
+    """How many human labels named like the judge (valid or not) are stamped before ``before_ms``;
+    None where the store's tables cannot be read (REST only, Databricks).
+
+    The incremental read never looks before its look-back window, so a label stamped in the past
+    (a reviewer's slow clock, an import of old labels) is only noticed by this count growing.
+    """
+    import sqlalchemy as sa
+
+    from judgeloop import mlflow_schema
+
+    db_uri = backend_db_uri(settings)
+    if db_uri is None or not mlflow_schema.readable(db_uri, _engine(db_uri)):
+        return None
+    table = mlflow_schema.assessments_table()
+    query = (
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(table.c.last_updated_timestamp < int(before_ms))
+        .where(table.c.experiment_id == int(experiment_id))
+        .where(table.c.source_type == "HUMAN")
+        .where(table.c.assessment_type == "feedback")
+        .where(sa.func.lower(sa.func.trim(table.c.name)) == settings.judge_name.strip().lower())
+    )
+    with _engine(db_uri).connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
 LABEL_COLUMNS = (
     "assessment_id", "trace_id", "name", "value", "rationale", "source_id", "last_updated_timestamp", "valid", "overrides",
 )

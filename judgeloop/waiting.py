@@ -30,6 +30,7 @@ class Inflight:
     run_key: str
     cursor: labels.Cursor
     label_count: int
+    backdated: int = 0  # labels stamped in the past that this run took (they wait again if it fails)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,11 @@ class RealignState:
     inflight: Inflight | None = None
     failures: int = 0  # consecutive failed re-alignments since the last success
     retry_at: float = 0.0  # epoch seconds before which a failed re-alignment is not retried
+    # Labels stamped in the past (``noticed_backdated``): how many wait, and the last count of
+    # labels stamped before a boundary (boundary ms, count) with the time it was taken.
+    backdated: int = 0
+    below: tuple[int, int] = (0, 0)
+    below_checked: float = 0.0
 
     @property
     def consumed(self) -> labels.Cursor:
@@ -48,9 +54,10 @@ class RealignState:
         inflight = None
         if self.inflight:
             inflight = {"run_key": self.inflight.run_key, "cursor": json.loads(self.inflight.cursor.encode()),
-                        "labels": self.inflight.label_count}
+                        "labels": self.inflight.label_count, "backdated": self.inflight.backdated}
         return json.dumps({"base": json.loads(self.base.encode()), "inflight": inflight,
-                           "failures": self.failures, "retry_at": self.retry_at})
+                           "failures": self.failures, "retry_at": self.retry_at, "backdated": self.backdated,
+                           "below": list(self.below), "below_checked": self.below_checked})
 
     @classmethod
     def decode(cls, raw: str | None) -> "RealignState":
@@ -62,10 +69,14 @@ class RealignState:
         inflight = data.get("inflight")
         return cls(
             base=labels.Cursor.decode(json.dumps(data["base"])),
-            inflight=Inflight(inflight["run_key"], labels.Cursor.decode(json.dumps(inflight["cursor"])), int(inflight["labels"]))
+            inflight=Inflight(inflight["run_key"], labels.Cursor.decode(json.dumps(inflight["cursor"])), int(inflight["labels"]),
+                              int(inflight.get("backdated", 0)))
             if inflight else None,
             failures=int(data.get("failures", 0)),
             retry_at=float(data.get("retry_at", 0.0)),
+            backdated=int(data.get("backdated", 0)),
+            below=tuple(int(x) for x in data.get("below", (0, 0))),
+            below_checked=float(data.get("below_checked", 0.0)),
         )
 
     def repaired(self, now: float) -> tuple["RealignState", str | None]:
@@ -80,11 +91,10 @@ class RealignState:
         limit_ms = int((now + CLOCK_TOLERANCE_SECONDS) * 1000)
         repaired, notes = self, []
         if self.base.updated_ms > limit_ms:
-            repaired, notes = RealignState(inflight=self.inflight, failures=self.failures, retry_at=self.retry_at), [
-                f"base {self.base.updated_ms} ms"]
+            repaired, notes = replace(self, base=labels.Cursor(), below=(0, 0)), [f"base {self.base.updated_ms} ms"]
         if repaired.inflight is not None and repaired.inflight.cursor.updated_ms > limit_ms:
             notes.append(f"in-flight position {repaired.inflight.cursor.updated_ms} ms")
-            repaired = replace(repaired, inflight=Inflight(repaired.inflight.run_key, labels.Cursor(), repaired.inflight.label_count))
+            repaired = replace(repaired, inflight=replace(repaired.inflight, cursor=labels.Cursor()), below=(0, 0))
         if repaired.retry_at > now + MAX_BACKOFF_SECONDS:
             notes.append(f"retry time {repaired.retry_at:.0f}")
             repaired = replace(repaired, retry_at=now + MAX_BACKOFF_SECONDS)
@@ -93,14 +103,48 @@ class RealignState:
         return repaired, f"sensor cursor ahead of this machine's clock ({', '.join(notes)}): reset"
 
     def requested(self, run_key: str, cursor: labels.Cursor, label_count: int) -> "RealignState":
-        return replace(self, inflight=Inflight(run_key, cursor, label_count))
+        # The run takes every label up to its range, the back-dated ones included (they are older).
+        return replace(self, inflight=Inflight(run_key, cursor, label_count, self.backdated), backdated=0)
 
     def succeeded(self) -> "RealignState":
-        return RealignState(base=self.consumed)
+        return replace(self, base=self.consumed, inflight=None, failures=0, retry_at=0.0)
 
     def failed(self, now: float, interval_seconds: float) -> "RealignState":
         failures = self.failures + 1
-        return RealignState(base=self.base, failures=failures, retry_at=now + backoff_seconds(failures, interval_seconds))
+        returned = self.inflight.backdated if self.inflight else 0
+        return replace(self, inflight=None, failures=failures, retry_at=now + backoff_seconds(failures, interval_seconds),
+                       backdated=self.backdated + returned)
+
+
+# How often the sensor counts the labels stamped before its look-back window (one COUNT query).
+BACKDATED_CHECK_SECONDS = 60
+
+
+def noticed_backdated(state: RealignState, settings: Settings, experiment_id: str, now: float) -> RealignState:
+    """``state`` with labels stamped in the past counted as waiting.
+
+    The incremental read starts ``labels.LOOKBACK_MS`` before the newest label it read, so a label
+    written now but stamped earlier (a reviewer's slow clock, an import of old labels) is never
+    read by it. At most every ``BACKDATED_CHECK_SECONDS`` the labels stamped before the last
+    boundary are counted again: what the count grew by arrived stamped in the past and waits
+    (every re-alignment takes it, being older than the range it is handed). Without SQL access
+    (REST only, Databricks) nothing is counted. A deletion and a back-dated label between two
+    checks cancel out; a label stamped between the last boundary and the new one is not seen.
+    """
+    if now - state.below_checked < BACKDATED_CHECK_SECONDS:
+        return state
+    boundary, counted = state.below
+    grown = 0
+    if boundary:
+        current = labels.count_stamped_before(settings, experiment_id, boundary)
+        if current is None:
+            return replace(state, below_checked=now)
+        grown = max(0, current - counted)
+    new_boundary = max(0, state.consumed.updated_ms - labels.LOOKBACK_MS)
+    count = labels.count_stamped_before(settings, experiment_id, new_boundary) if new_boundary else 0
+    if count is None:
+        return replace(state, below_checked=now)
+    return replace(state, backdated=state.backdated + grown, below=(new_boundary, count), below_checked=now)
 
 
 def backoff_seconds(failures: int, interval_seconds: float) -> float:

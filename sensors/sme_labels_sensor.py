@@ -127,10 +127,11 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
         events.append(_labels_event(taken, state, experiment_id))
         state = settle(state.requested(run_key, taken.batch.cursor, taken.count), context.instance, interval, now)
         found = waiting.waiting_labels(settings, experiment_id, state.consumed)
-    threshold = settings.label_threshold
-    counted = f"{found.count} new SME label(s) waiting, {threshold} needed to re-align" + (
-        f" ({len(found.rejected)} unusable label(s) ignored)" if found.rejected else ""
-    )
+    state = waiting.noticed_backdated(state, settings, experiment_id, now)
+    count, threshold = found.count + state.backdated, settings.label_threshold
+    counted = f"{count} new SME label(s) waiting, {threshold} needed to re-align" + (
+        f" ({state.backdated} of them stamped in the past)" if state.backdated else ""
+    ) + (f" ({len(found.rejected)} unusable label(s) ignored)" if found.rejected else "")
 
     def skip(reason: str) -> dg.SensorResult:
         # The cursor is saved with the skip: a settled run must not be settled twice.
@@ -139,7 +140,7 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     if active:
         run = active[0]
         return skip(f"re-alignment run {run.run_id[:8]} is {run.status.value.lower()}: {counted}; they count in the next run")
-    if found.count < threshold:
+    if count < threshold:
         # The position stays put: waiting labels keep counting toward the next batch.
         request, why = _finish_request(settings, experiment_id, context.instance, now, interval)
         if request is None:
@@ -155,19 +156,20 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     run_key = f"sme-labels-{batch.cursor.updated_ms}-{batch.cursor.assessment_id}" + (
         f"-retry{state.failures}" if state.failures else ""
     )
-    context.log.info(f"{found.count} new SME labels (read {batch.rows_read} rows); requesting {run_key}")
+    context.log.info(f"{count} new SME labels (read {batch.rows_read} rows); requesting {run_key}")
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=run_key, tags={
-            "judgeloop/new_labels": str(found.count),
-            # The run aligns on labels up to the newest one counted here, not on what arrives later.
-            labels.LABELS_UP_TO_TAG: labels.encode_key(max(label.key for label in found.labels)),
+            "judgeloop/new_labels": str(count),
+            # The run aligns on labels up to the newest one counted here, not on what arrives later
+            # (labels stamped in the past are older than that: they are taken too).
+            labels.LABELS_UP_TO_TAG: labels.encode_key(max((label.key for label in found.labels), default=state.consumed.key)),
         })],
-        asset_events=[*events, _labels_event(found, state, experiment_id)],
-        cursor=state.requested(run_key, batch.cursor, found.count).encode(),
+        asset_events=[*events, _labels_event(found, state, experiment_id, count)],
+        cursor=state.requested(run_key, batch.cursor, count).encode(),
     )
 
 
-def _labels_event(found, state, experiment_id: str) -> dg.AssetMaterialization:
+def _labels_event(found, state, experiment_id: str, count: int | None = None) -> dg.AssetMaterialization:
     """sme_labels reported as changed (runless): the labels a re-alignment takes, requested or pushed."""
     from judgeloop_assets.metadata import rejections_table
 
@@ -175,7 +177,7 @@ def _labels_event(found, state, experiment_id: str) -> dg.AssetMaterialization:
         "sme_labels",
         description="New or edited SME labels in MLflow",
         metadata={
-            "new_labels": found.count,
+            "new_labels": found.count if count is None else count,
             "unusable_labels": len(found.rejected),
             "unusable_label_details": rejections_table(found.rejected),
             "reviewers": ", ".join(sorted({str(label.reviewer) for label in found.labels})),

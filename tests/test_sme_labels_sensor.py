@@ -44,18 +44,23 @@ def write(trace_ids, value=3, reviewer="rater-1"):
     return [labels.log_label(tid, "answer_quality", value, reviewer, "because") for tid in trace_ids]
 
 
+def _positions(state: waiting.RealignState):
+    """What a state says about used labels (the back-dated check's bookkeeping aside)."""
+    return state.base, state.inflight, state.failures, state.backdated
+
+
 def test_threshold_cursor_and_one_run_per_batch(store, instance):
     settings, experiment_id, trace_ids = store
     assert settings.label_threshold == 5
 
     empty = tick(instance, None)
     assert not empty.run_requests and "0 new SME label(s) waiting" in empty.skip_message
-    assert waiting.RealignState.decode(empty.cursor) == waiting.RealignState()
+    assert _positions(waiting.RealignState.decode(empty.cursor)) == _positions(waiting.RealignState())
 
     write(trace_ids[:4])
     below = tick(instance, None)
     assert not below.run_requests and "4 new SME label(s) waiting, 5 needed" in below.skip_message
-    assert waiting.RealignState.decode(below.cursor) == waiting.RealignState()  # not consumed: they count toward the next batch
+    assert _positions(waiting.RealignState.decode(below.cursor)) == _positions(waiting.RealignState())  # not consumed: they count toward the next batch
 
     fifth = write(trace_ids[4:5])[0]
     fired = tick(instance, None)
@@ -72,7 +77,7 @@ def test_threshold_cursor_and_one_run_per_batch(store, instance):
     again = tick(instance, fired.cursor)
     assert not again.run_requests and "0 new" in again.skip_message
     # The finished run's labels are used: the position moved to where the run's labels ended.
-    assert waiting.RealignState.decode(again.cursor) == waiting.RealignState(base=state.inflight.cursor)
+    assert _positions(waiting.RealignState.decode(again.cursor)) == _positions(waiting.RealignState(base=state.inflight.cursor))
     assert tick(instance, again.cursor).cursor == again.cursor
     fired = again
 
@@ -151,3 +156,29 @@ def test_a_label_stamped_in_the_future_does_not_hide_later_labels(store, instanc
     assert later.run_requests and later.run_requests[0].tags["judgeloop/new_labels"] == "3"  # counted, and only once
     finish(instance, later)
     assert "0 new" in tick(instance, later.cursor).skip_message
+
+
+def test_a_label_stamped_in_the_past_is_counted_as_waiting(store, instance, monkeypatch):
+    """A label written now but stamped a day ago (a reviewer's slow clock, an import of old labels)
+    lies before the incremental read's look-back window: the sensor's count of older labels
+    notices it, it waits, the next run's label range takes it, and it is counted once."""
+    monkeypatch.setenv("JUDGELOOP_LABEL_THRESHOLD", "1")
+    monkeypatch.setattr(waiting, "BACKDATED_CHECK_SECONDS", 0)  # count on every tick, not once a minute
+    settings, _, trace_ids = store
+    write(trace_ids[:1])
+    first = tick(instance, None)
+    assert first.run_requests
+    finish(instance, first)
+    settled = tick(instance, first.cursor)  # the run succeeded: the boundary moves past its labels
+    assert "0 new SME label(s) waiting" in settled.skip_message
+
+    behind = write(trace_ids[1:2])[0]
+    restamp(settings, behind, int(time.time() * 1000) - 24 * 3600 * 1000)
+    noticed = tick(instance, settled.cursor)
+    assert noticed.run_requests, noticed.skip_message
+    request = noticed.run_requests[0]
+    assert request.tags["judgeloop/new_labels"] == "1"
+    taken, _ = labels.current_labels(settings, store[1], up_to=labels.decode_key(request.tags[labels.LABELS_UP_TO_TAG]))
+    assert behind in {label.assessment_id for label in taken}, "the run's range leaves the back-dated label out"
+    finish(instance, noticed)
+    assert "0 new SME label(s) waiting" in tick(instance, noticed.cursor).skip_message  # counted once

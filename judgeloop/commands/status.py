@@ -182,7 +182,8 @@ def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cur
         # No cursor yet: every usable label waits, exactly the labels already read (no second full read).
         count = len(current)
     else:
-        count = waiting.waiting_labels(settings, experiment_id, state.consumed).count
+        # Labels stamped in the past that the sensor noticed (``waiting.noticed_backdated``) wait too.
+        count = waiting.waiting_labels(settings, experiment_id, state.consumed).count + state.backdated
     return {
         "usable": len(current),
         "rejected": len(rejected),
