@@ -169,9 +169,7 @@ def align(
             f"{len(align_ids)} and {len(heldout_ids)}. Label more traces in the review queue."
         )
 
-    previous_version = judges.promoted_version(experiment_id)
-    if previous_version is None:
-        judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
+    previous_version = judges.require_promoted(experiment_id)
     fingerprint = label_fingerprint([label for tid in align_ids for label in grouped[tid]])
     previous_lineage = judges.lineage(experiment_id, previous_version)
     newest = max(label.updated_ms for label in used)

@@ -136,12 +136,18 @@ def promoted_version(experiment_id: str) -> int | None:
     return int(value) if value else None
 
 
-def load_promoted(settings: Settings, experiment_id: str):
+def require_promoted(experiment_id: str) -> int:
+    """The promoted judge's version; a LookupError saying what to do when there is none."""
     version = promoted_version(experiment_id)
     if version is None:
         raise LookupError(
             f"No judge is promoted in experiment {experiment_id}: materialize base_judge first."
         )
+    return version
+
+
+def load_promoted(settings: Settings, experiment_id: str):
+    version = require_promoted(experiment_id)
     return version, load(experiment_id, settings.judge_name, version)
 
 

@@ -133,9 +133,7 @@ def dataset_waits_for_expectations(settings: Settings, dataset) -> str | None:
 
 def load_promoted_judge(settings: Settings, experiment_id: str):
     """The promoted judge with its memory built from valid labels only, ready for threads."""
-    version = judges.promoted_version(experiment_id)
-    if version is None:
-        judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
+    version = judges.require_promoted(experiment_id)
     used, _ = labels.current_labels(settings, experiment_id)
     return version, alignment.load_judge(settings, experiment_id, version, used)
 
@@ -194,9 +192,7 @@ def optimize(settings: Settings, experiment_id: str, progress=log.info, force: b
     production = prompts.production(settings)
     if production is None:
         raise LookupError(f"Prompt {prompts.name(settings)!r} has no {settings.production_alias!r} alias: materialize agent_prompt first.")
-    judge_version = judges.promoted_version(experiment_id)
-    if judge_version is None:
-        judges.load_promoted(settings, experiment_id)  # raises the "materialize base_judge first" error
+    judge_version = judges.require_promoted(experiment_id)
     result = OptimizationResult(
         judge_version=judge_version, dataset_id=dataset_id, production_version=int(production.version),
         train_records=len(train), heldout_records=len(heldout), skipped_records=len(skipped),

@@ -35,8 +35,11 @@ FAKE_LLAMA_SERVER = textwrap.dedent(
     f"""\
     #!{sys.executable}
     # Stand-in for llama.cpp's llama-server: records its argv, answers /health 503 then 200.
-    import json, sys, time
+    import json, signal, sys, time
     from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    # Ctrl-C stops it like the real server, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
 
     args = sys.argv[1:]
     opt = lambda name: args[args.index(name) + 1]
