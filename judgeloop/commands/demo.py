@@ -12,6 +12,11 @@ def register(commands) -> None:
     seed.set_defaults(handler=seed_command)
     release = actions.add_parser("release", help="Write the next batch of expert ratings as SME labels.")
     release.add_argument("--count", type=int, default=10)
+    release.add_argument(
+        "--leave", type=int, default=0, metavar="N",
+        help="leave the last N demo traces to a person: never labelled by the demo's raters; once the "
+        "rest is out, print the review queue link where they wait",
+    )
     release.set_defaults(handler=release_command)
 
 
@@ -40,8 +45,13 @@ def release_command(args) -> int:
     if args.count <= 0:
         print("--count must be positive", file=sys.stderr)
         return 2
-    release = demo.release_labels(settings, experiment_id, args.count)
+    if args.leave < 0:
+        print("--leave must not be negative", file=sys.stderr)
+        return 2
+    release = demo.release_labels(settings, experiment_id, args.count, left_for_review=args.leave)
     print(f"released {release.written} expert labels as '{settings.judge_name}' ({release.remaining} still held back)")
+    if release.remaining == 0 and args.leave:
+        print(demo.review_invitation(settings, experiment_id, args.leave))
     if release.written:
         from judgeloop.commands.labels_io import _push
 

@@ -30,6 +30,7 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 DEMO_ITEMS = 24  # FeedbackQA WHO: two expert ratings per item, so 48 labels can be released
 LABEL_THRESHOLD = 3  # N: labels the SME gives in the browser; the sensor re-aligns at N
 RELEASED_LABELS = 40  # 20 traces: a held-out trace is all but certain with fraction 0.34
+LEFT_FOR_A_PERSON = 4  # the demo's raters leave the last 4 traces to the person in the browser
 MIN_ALIGNMENT_LABELS = 2
 MIN_HELDOUT_LABELS = 1
 
@@ -186,6 +187,7 @@ class Stack:
     log_path: Path
     foundation_run_id: str | None = None
     released: int = 0
+    release_output: str = ""  # what `judgeloop demo release` printed, the review invitation included
     timings: dict = field(default_factory=dict)
 
     # --- Dagster GraphQL -------------------------------------------------------------
@@ -326,12 +328,13 @@ class Stack:
         """`judgeloop demo release --count K`: the demo's experts label K more traces."""
         started = time.monotonic()
         done = subprocess.run(
-            [str(JUDGELOOP), "demo", "release", "--count", str(count)],
+            [str(JUDGELOOP), "demo", "release", "--count", str(count), "--leave", str(LEFT_FOR_A_PERSON)],
             env=self.cli_env(), capture_output=True, text=True, timeout=180,
         )
         assert done.returncode == 0, f"judgeloop demo release failed:\n{done.stdout}\n{done.stderr}"
         self.released += count
         self.timings["release_labels"] = round(time.monotonic() - started, 1)
+        self.release_output += done.stdout
         return done.stdout
 
     def ensure_labels_released(self) -> None:

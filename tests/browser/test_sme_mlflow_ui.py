@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from tests.browser import ui
-from tests.browser.support import LABEL_THRESHOLD, SENSOR, wait_until
+from tests.browser.support import LABEL_THRESHOLD, LEFT_FOR_A_PERSON, SENSOR, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -37,17 +37,25 @@ def test_sme_labels_in_review_queue_and_judge_realigns(stack, page):
     labels_before = before["metadata"]["labels_total"] if before else 0
     known_runs = {r["runId"] for r in stack.runs(50)}
 
-    # The SME opens the link and finds the judge's review queue, selected.
-    page.goto(url)
-    ui.close_assistant(page)
-    expect(page.locator(ui.QUEUE_HEADER).first).to_be_visible()
-    expect(page.get_by_text(labeling["queue_name"]).first).to_be_visible()
-    expect(page.locator(ui.QUEUE_STATUS_TAG).first).to_be_visible()  # the queue's items are listed
+    # The demo's raters left the last traces to a person and printed where they wait: a link to
+    # this review queue that opens the first item needing review.
+    invitation = re.search(r"(\d+) demo trace\(s\) were left for you: .* at (\S+startReview=true)", stack.release_output)
+    assert invitation, f"no review invitation after the demo's release:\n{stack.release_output}"
+    assert int(invitation.group(1)) == LEFT_FOR_A_PERSON >= LABEL_THRESHOLD
+    link = invitation.group(2)
+    assert link.startswith(url), (link, url)  # the queue labeling_session published, selected
 
-    # Open an item (the first one waiting for review) and answer N items.
+    # The SME opens the printed link and finds the judge's review queue (or its first item).
+    page.goto(link)
+    ui.close_assistant(page)
+    page.locator(f"{ui.START_REVIEW}, {ui.CATEGORICAL}").first.wait_for()
     labelling_started = time.monotonic()
-    page.locator(ui.START_REVIEW).click()
+    if page.locator(ui.START_REVIEW).is_visible():
+        expect(page.get_by_text(labeling["queue_name"]).first).to_be_visible()
+        page.locator(ui.START_REVIEW).click()
     client = MlflowClient(stack.mlflow_url)
+    labelled_by_raters = {label.trace_id for label in _human_labels(client, labeling["experiment_id"])}
+    assert labelled_by_raters, "the demo's raters labelled nothing"
     session = uuid.uuid4().hex[:8]
     given = {}
     last_submit = None
@@ -57,6 +65,7 @@ def test_sme_labels_in_review_queue_and_judge_realigns(stack, page):
         wait_until(lambda: ui.selected_item(page), 15, interval=0.2, message="focused review names its trace")
         trace_id = ui.selected_item(page)
         assert trace_id not in given, f"MLflow showed {trace_id} again after it was labelled"
+        assert trace_id not in labelled_by_raters, f"{trace_id} was labelled by the demo's raters, not left for a person"
         # The page shows that trace's question (its request is {"question": ...}).
         question = json.loads(client.get_trace(trace_id).data.request)["question"]
         snippet = max(re.findall(r"[A-Za-z0-9 ]+", question[:60]), key=len).strip()
@@ -118,3 +127,15 @@ def test_sme_labels_in_review_queue_and_judge_realigns(stack, page):
         # The dropdown stores the chosen step as text; it counts as that rating.
         assert label.feedback is not None and label.value == str(rating)
         assert label.valid is not False
+
+
+def _human_labels(client, experiment_id: str) -> list:
+    """Every HUMAN assessment in the demo's experiment, read through the MLflow server."""
+    found, token = [], None
+    while True:
+        page = client.search_traces(experiment_ids=[experiment_id], max_results=200, include_spans=False, page_token=token)
+        for trace in page:
+            found.extend(a for a in trace.info.assessments or [] if a.source.source_type == "HUMAN")
+        token = page.token
+        if not token:
+            return found
