@@ -2,7 +2,8 @@
 
 sme_labels_sensor returns a skip reason on every tick that requests nothing (how many labels
 wait, how many are needed, or which run is in flight). Dagster keeps it with the tick and shows
-it on the tick's "Skipped" tag in the sensor's tick history; this scenario reads it there.
+it as the tooltip of the tick's "0 runs requested" tag (the sensor page's latest tick and its
+tick history); this scenario reads it there.
 """
 
 import re
@@ -23,7 +24,7 @@ def test_the_sensors_skip_reason_is_visible_in_the_tick_list(stack, page):
 
     page.goto(f"{stack.dagster_url}/locations/judgeloop/sensors/{SENSOR}")
     expect(page.get_by_text(SENSOR).first).to_be_visible()
-    skipped = page.get_by_text("Skipped", exact=True).first
+    skipped = page.get_by_text("0 runs requested", exact=True).first
     expect(skipped).to_be_visible()
     skipped.hover()
     # The tag's tooltip is the sensor's own sentence: the numbers, not just "0 runs requested".
