@@ -89,7 +89,7 @@ def decide_notify(settings: Settings, experiment_id: str, force: bool = False) -
         TRIGGER_TAG: "notify", "judgeloop/new_labels": str(len(fresh)), "judgeloop/newest_label_ms": str(newest),
         # The run aligns on exactly the labels counted here, however many arrive before it starts.
         labels_core.LABELS_UP_TO_TAG: labels_core.encode_key(up_to),
-        # A run key lets the label sensor settle this run like one it requested (judgeloop_assets.label_push).
+        # A run key lets the label sensor settle this run like one it requested (sensors/pushed_runs.py).
         PUSHED_RUN_KEY_TAG: f"pushed-{newest}-{len(fresh)}",
     }
     return NotifyDecision(

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 
-from judgeloop_assets.names import CODE_LOCATION, REPOSITORY
+from judgeloop.run_names import CODE_LOCATION, REPOSITORY
 
 ACTIVE_STATUSES = ["QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED"]
 

@@ -10,7 +10,7 @@ from judgeloop_assets.assets.labeling import labeling_session
 from judgeloop_assets.assets.live_agreement import live_agreement_asset
 from judgeloop_assets.assets.prompts import agent_prompt, optimized_prompt
 from judgeloop_assets.assets.traces import tagged_traces
-from judgeloop_assets.names import FOUNDATION_JOB, run_limit_tags
+from judgeloop.run_names import FOUNDATION_JOB, RESOURCE_KEY, run_limit_tags
 from judgeloop_assets.resources import JudgeloopConfig
 from judgeloop.settings import load_settings
 from sensors.live_agreement_sensor import build_live_agreement_sensors, live_agreement_job
@@ -28,7 +28,7 @@ settings = load_settings()  # read once, when the code location loads
 
 defs = dg.Definitions(
     assets=ALL_ASSETS,
-    resources={"judgeloop": JudgeloopConfig()},
+    resources={RESOURCE_KEY: JudgeloopConfig()},
     jobs=[
         dg.define_asset_job(
             FOUNDATION_JOB, selection=dg.AssetSelection.assets(*FOUNDATION, agent_prompt), tags=run_limit_tags()

@@ -6,24 +6,15 @@ would wait up to a whole poll for nothing. Whoever wrote the labels launches ``r
 itself through Dagster's GraphQL API instead; labels written in the MLflow UI still wait for the
 sensor's poll.
 
-A pushed run carries the tags the sensor needs to take it as its own (``adopt``): the position of
-the newest label it was launched for and a run key, so the sensor settles it like a run it had
-requested (its labels are used on success, wait again on failure) and never requests a second
-run for the same labels.
+A pushed run carries the tags the sensor needs to take it as its own (``adopt``,
+sensors/pushed_runs.py): the position of the newest label it was launched for and a run key, so
+the sensor settles it like a run it had requested (its labels are used on success, wait again on
+failure) and never requests a second run for the same labels.
 """
 
-import dagster as dg
-
-from judgeloop.notify import PUSHED_RUN_KEY_TAG as RUN_KEY_TAG
-from judgeloop.notify import TRIGGER_TAG
-from judgeloop_assets.names import REALIGN_JOB
+from judgeloop.run_names import REALIGN_JOB
 
 NEWEST_LABEL_TAG = "judgeloop/newest_label_ms"
-PUSHED = "notify"
-ADOPTABLE = (
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS,
-)
 
 
 def push_realignment(settings, experiment_id: str, url: str | None = None, min_new_labels: int = 1, force: bool = False):
@@ -61,26 +52,3 @@ def push_after_writing(settings, experiment_id: str, say=print) -> str | None:
     if run_id:
         say(f"launched {REALIGN_JOB} run {run_id}: {why}")
     return run_id
-
-
-def pushed_run_to_adopt(state, instance: dg.DagsterInstance) -> tuple[str, tuple[int, str]] | None:
-    """The run key and label range of a pushed re-alignment the label sensor should take as its
-    own in-flight run (``state`` is its ``waiting.RealignState``), or None.
-
-    Taken only when no re-alignment is in flight, the pushed run is in progress or succeeded and
-    its range ends past the labels already used. The run aligns on exactly that range
-    (``labels.LABELS_UP_TO_TAG``), so the sensor counts the labels up to it as taken and any label
-    past it as waiting, whatever it read meanwhile.
-    """
-    from judgeloop import labels
-
-    if state.inflight is not None:
-        return None
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=REALIGN_JOB, tags={TRIGGER_TAG: PUSHED}), limit=1)
-    if not runs:
-        return None
-    run = runs[0]
-    run_key, up_to = run.tags.get(RUN_KEY_TAG), labels.decode_key(run.tags.get(labels.LABELS_UP_TO_TAG))
-    if run.status not in ADOPTABLE or not run_key or up_to is None or up_to <= state.consumed.key:
-        return None
-    return run_key, up_to

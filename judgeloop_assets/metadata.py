@@ -27,15 +27,6 @@ def confusion_table(result: Agreement) -> dg.MetadataValue:
     return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
 
 
-def rejections_table(rejections) -> dg.MetadataValue:
-    columns = [dg.TableColumn(name, "string") for name in ("trace_id", "reviewer", "value", "reason")]
-    records = [
-        dg.TableRecord({"trace_id": r.trace_id, "reviewer": str(r.reviewer), "value": str(r.value), "reason": r.reason})
-        for r in rejections[:200]
-    ]
-    return dg.MetadataValue.table(records, schema=dg.TableSchema(columns=columns))
-
-
 def reviewer_table(review) -> dg.MetadataValue:
     columns = [dg.TableColumn("reviewer", "string"), dg.TableColumn("labelled", "int"),
                dg.TableColumn("queued", "int"), dg.TableColumn("rejected", "int")]

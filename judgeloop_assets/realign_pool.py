@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from judgeloop_assets.names import REALIGN_POOL
+from judgeloop.run_names import REALIGN_POOL
 
 SLOTS = 1
 

@@ -1,10 +1,8 @@
 import dagster as dg
 from pydantic import Field, PrivateAttr, create_model
 
+from judgeloop.run_names import RESOURCE_KEY
 from judgeloop.settings import RUN_CONFIG_FIELDS, Settings, load_settings
-
-
-RESOURCE_KEY = "judgeloop"
 
 
 class LaunchRefusedError(RuntimeError):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from judgeloop.commands.display import format_ms
+from judgeloop.timestamps import format_ms
 from judgeloop.settings import Settings
 
 

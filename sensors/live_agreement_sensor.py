@@ -14,8 +14,8 @@ finish an interrupted prompt optimization read no labels and are skipped.
 
 import dagster as dg
 
+from judgeloop.run_names import LIVE_AGREEMENT_JOB, run_limit_tags
 from judgeloop.settings import Settings
-from judgeloop_assets.names import LIVE_AGREEMENT_JOB, run_limit_tags
 from sensors.sme_labels_sensor import FINISH_TAG, realign_job
 
 live_agreement_job = dg.define_asset_job(

@@ -12,9 +12,8 @@ foundation has run once, nor while a traffic or foundation run is in progress.
 
 import dagster as dg
 
+from judgeloop.run_names import FOUNDATION_JOB, RESOURCE_KEY, TRAFFIC_JOB, run_limit_tags
 from judgeloop.settings import Settings
-from judgeloop_assets.names import FOUNDATION_JOB, TRAFFIC_JOB, run_limit_tags
-from judgeloop_assets.resources import JudgeloopConfig
 from sensors.sme_labels_sensor import ACTIVE  # one list of run states that count as in flight
 
 traffic_job = dg.define_asset_job(
@@ -36,6 +35,7 @@ def build_new_traffic_sensor(settings: Settings) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=settings.traffic_interval_seconds,
         description="Scores, tags and queues production traces logged after the foundation (only the untagged ones).",
+        required_resource_keys={RESOURCE_KEY},
     )(find_new_traffic)
 
 
@@ -61,7 +61,7 @@ def untagged_since(experiment_id: str, since_ms: int) -> list:
             return found
 
 
-def find_new_traffic(context: dg.SensorEvaluationContext, judgeloop: JudgeloopConfig):
+def find_new_traffic(context: dg.SensorEvaluationContext):
     if context.instance.get_latest_materialization_event(dg.AssetKey("labeling_session")) is None:
         return dg.SkipReason("the foundation job has not run yet: it scores the traffic there is")
     busy = context.instance.get_runs(
@@ -69,7 +69,8 @@ def find_new_traffic(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
     ) or context.instance.get_runs(filters=dg.RunsFilter(job_name=FOUNDATION_JOB, statuses=ACTIVE), limit=1)
     if busy:
         return dg.SkipReason(f"run {busy[0].run_id[:8]} ({busy[0].job_name}) is in progress: new traffic waits for it")
-    _, experiment_id = judgeloop.connect()
+    # The resource is bound in judgeloop_assets/definitions.py; read by key, never imported.
+    _, experiment_id = getattr(context.resources, RESOURCE_KEY).connect()
     cursor = int(context.cursor or 0)
     new = untagged_since(experiment_id, max(0, cursor - LATE_MARGIN_MS))
     if not new:

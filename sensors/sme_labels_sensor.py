@@ -15,10 +15,9 @@ import time
 
 import dagster as dg
 
+from judgeloop.run_names import REALIGN_JOB, RESOURCE_KEY, run_limit_tags
 from judgeloop.settings import Settings
-from judgeloop_assets.label_push import pushed_run_to_adopt
-from judgeloop_assets.names import REALIGN_JOB, run_limit_tags
-from judgeloop_assets.resources import JudgeloopConfig
+from sensors.pushed_runs import pushed_run_to_adopt
 
 realign_job = dg.define_asset_job(
     REALIGN_JOB,
@@ -101,13 +100,15 @@ def build_sme_labels_sensor(settings: Settings) -> dg.SensorDefinition:
             "Counts usable SME labels no successful re-alignment has used; at label_threshold it reports "
             "sme_labels and re-aligns (never while a re-alignment is queued or running)."
         ),
+        required_resource_keys={RESOURCE_KEY},
     )(count_new_labels)
 
 
-def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopConfig):
+def count_new_labels(context: dg.SensorEvaluationContext):
     from judgeloop import labels, waiting
 
-    settings, experiment_id = judgeloop.connect()
+    # The resource is bound in judgeloop_assets/definitions.py; read by key, never imported.
+    settings, experiment_id = getattr(context.resources, RESOURCE_KEY).connect()
     now, interval = _now(), float(settings.sensor_interval_seconds)
     state, repair = waiting.RealignState.decode(context.cursor).repaired(now)
     if repair:
@@ -171,7 +172,7 @@ def count_new_labels(context: dg.SensorEvaluationContext, judgeloop: JudgeloopCo
 
 def _labels_event(found, state, experiment_id: str, count: int | None = None) -> dg.AssetMaterialization:
     """sme_labels reported as changed (runless): the labels a re-alignment takes, requested or pushed."""
-    from judgeloop_assets.metadata import rejections_table
+    from sensors.label_metadata import rejections_table
 
     return dg.AssetMaterialization(
         "sme_labels",

@@ -11,7 +11,7 @@ from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes import class_from_code_pointer
 
 from judgeloop import servers
-from judgeloop_assets.names import CODE_LOCATION
+from judgeloop.run_names import CODE_LOCATION
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -71,7 +71,7 @@ def test_judgeloop_up_dagster_yaml_validates(tmp_path, monkeypatch, database_url
 def test_the_promotion_steps_share_the_realign_pool_in_code():
     # Declared on the assets themselves, so any deployment's instance limit applies to them.
     from judgeloop_assets.definitions import defs
-    from judgeloop_assets.names import REALIGN_POOL
+    from judgeloop.run_names import REALIGN_POOL
 
     pools = {key: node.pool for key, node in
              ((k, defs.resolve_assets_def(k).node_def) for k in ("aligned_judge", "optimized_prompt"))}

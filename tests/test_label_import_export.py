@@ -404,7 +404,7 @@ def test_launch_posts_dagsters_own_mutation():
 
 def test_the_names_the_client_launches_exist_in_the_definitions():
     from judgeloop_assets.definitions import defs
-    from judgeloop_assets.names import FOUNDATION_JOB, REALIGN_JOB
+    from judgeloop.run_names import FOUNDATION_JOB, REALIGN_JOB
 
     assert defs.resolve_job_def(FOUNDATION_JOB) and defs.resolve_job_def(REALIGN_JOB)
 

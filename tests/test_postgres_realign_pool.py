@@ -13,7 +13,7 @@ from judgeloop import database_url, demo, judges, servers
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop_assets.metadata import NO_CHANGE
-from judgeloop_assets.names import REALIGN_POOL
+from judgeloop.run_names import REALIGN_POOL
 from judgeloop_assets.realign_pool import ensure_realign_pool
 from tests.conftest import REPO
 from tests.support import materialize

@@ -4,7 +4,7 @@ judgeloop_assets/realign_pool.py; tests/test_postgres_realign_pool.py runs the t
 
 import dagster as dg
 
-from judgeloop_assets.names import REALIGN_POOL
+from judgeloop.run_names import REALIGN_POOL
 from judgeloop_assets.realign_pool import ensure_realign_pool, ensure_realign_pool_at
 from judgeloop import servers
 

@@ -7,7 +7,7 @@ import pytest
 
 from judgeloop.settings import RUN_CONFIG_FIELDS, Settings
 from judgeloop_assets.definitions import defs
-from judgeloop_assets.names import FOUNDATION_JOB, REALIGN_JOB
+from judgeloop.run_names import FOUNDATION_JOB, REALIGN_JOB
 from judgeloop_assets.resources import JudgeloopConfig
 
 DEPLOYMENT_ONLY = {

@@ -9,7 +9,7 @@ import pytest
 
 from judgeloop.settings import RUN_CONFIG_FIELDS
 from judgeloop_assets.definitions import defs
-from judgeloop_assets.names import FOUNDATION_JOB, REALIGN_JOB
+from judgeloop.run_names import FOUNDATION_JOB, REALIGN_JOB
 
 SECRET = "hKIzQ7vPwS3cretAdm1nPassw0rd"
 MODEL_FIELDS = [name for name in RUN_CONFIG_FIELDS if name.endswith("_model")]

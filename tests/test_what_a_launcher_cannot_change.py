@@ -7,7 +7,7 @@ import pytest
 
 from judgeloop import waiting
 from judgeloop_assets.definitions import defs
-from judgeloop_assets.names import REALIGN_JOB
+from judgeloop.run_names import REALIGN_JOB
 from tests.test_sme_labels_sensor import store, tick, write  # noqa: F401  (fixture)
 
 YEAR_2100_MS = 4_102_444_800_000

@@ -123,7 +123,7 @@ def notify_command(args) -> int:
         print(decision.reason)
         return 0
     from judgeloop_assets.dagster_client import DagsterClient, DagsterError
-    from judgeloop_assets.names import REALIGN_JOB
+    from judgeloop.run_names import REALIGN_JOB
 
     url = (args.dagster_url or settings.resolved_dagster_url).rstrip("/")
     if args.dry_run:

@@ -303,7 +303,7 @@ def _render_review(review: dict | None) -> list[str]:
 
 
 def render(report: dict) -> str:
-    from judgeloop.commands.display import format_ms
+    from judgeloop.timestamps import format_ms
 
     lines = []
     experiment = report["experiment"]

@@ -280,7 +280,7 @@ def run(args) -> int:
         dagster = stack.start("dagster", command, env, home / "logs", cwd=cwd)
         servers.wait_for_http(f"{dagster_url}/server_info", dagster, timeout=180)
         from judgeloop_assets.dagster_client import DagsterClient
-        from judgeloop_assets.names import FOUNDATION_JOB
+        from judgeloop.run_names import FOUNDATION_JOB
 
         dagster_client = DagsterClient(dagster_url)
         _wait_for_code_location(dagster_client)

@@ -1,10 +1,11 @@
 import dagster as dg
 
 from judgeloop import alignment, experts, gate, judges, labels, providers, usage
-from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, interval_table, move_to_table, rejections_table, usage_metadata
-from judgeloop_assets.names import REALIGN_POOL
+from judgeloop.run_names import REALIGN_POOL
+from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, interval_table, move_to_table, usage_metadata
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
+from sensors.label_metadata import rejections_table
 
 sme_labels = dg.AssetSpec(
     "sme_labels",

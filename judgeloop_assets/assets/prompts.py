@@ -2,7 +2,7 @@ import dagster as dg
 
 from judgeloop import optimization, prompts, providers, usage
 from judgeloop_assets.metadata import carry_last_result, usage_metadata
-from judgeloop_assets.names import REALIGN_POOL
+from judgeloop.run_names import REALIGN_POOL
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 

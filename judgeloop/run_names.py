@@ -1,9 +1,13 @@
-"""Names other processes use to address this code location (the CLI launches jobs by them)."""
+"""Names that address the code location's jobs, pool, resource and run tags.
+
+Plain strings, so the CLI, the sensors and the assets share them without importing each other
+(the CLI launches jobs by them, the sensors request runs of them, the assets declare them)."""
 
 CODE_LOCATION = "judgeloop"  # also in pyproject.toml [tool.dagster] and workspace.yaml
 REPOSITORY = "__repository__"  # the name Dagster gives the repository of a Definitions object
 FOUNDATION_JOB = "judgeloop_foundation"
 REALIGN_JOB = "realign_judge"
+RESOURCE_KEY = "judgeloop"  # the resource every asset and sensor reads its settings from
 TRAFFIC_JOB = "score_new_traffic"
 LIVE_AGREEMENT_JOB = "measure_live_agreement"
 # Dagster concurrency pool of the read-then-promote steps (aligned_judge, optimized_prompt).
