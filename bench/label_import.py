@@ -68,7 +68,8 @@ def free_port() -> int:
 @contextlib.contextmanager
 def mlflow_server(home: Path, workers: int):
     """``judgeloop up``'s MLflow server (same command, same worker count) in front of the store."""
-    from judgeloop import servers, sqlite_store
+    from judgeloop import servers
+    from judgeloop.mlflow_internals import sqlite_store
 
     port = free_port()
     backend = f"sqlite:///{home / 'mlflow.db'}"

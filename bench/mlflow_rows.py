@@ -10,7 +10,7 @@ public API cannot build one of this size in useful time: the benchmark stops wit
 
 import sqlalchemy as sa
 
-from judgeloop.mlflow_schema import WRITTEN_FOR_REVISION, schema_revision
+from judgeloop.mlflow_internals.mlflow_schema import WRITTEN_FOR_REVISION, schema_revision
 
 WRITTEN_COLUMNS = {
     "trace_info": (

@@ -244,9 +244,15 @@ MUTATIONS += (
     ),
     Mutation(
         "a locked sqlite write is not tried again",
-        "judgeloop/sqlite_store.py",
+        "judgeloop/mlflow_internals/sqlite_store.py",
         (("            if attempt == retries or not is_locked_error(exc):\n", "            if True:\n"),),
         ("tests/test_sqlite_store.py::test_a_write_waiting_for_another_writers_lock_is_tried_again",),
+    ),
+    Mutation(
+        "the litellm import hook runs only the first wrapper asked for",
+        "judgeloop/mlflow_internals/litellm_hooks.py",
+        (("                for configure in list(_AFTER_IMPORT):\n", "                for configure in list(_AFTER_IMPORT)[:1]:\n"),),
+        ("tests/test_mlflow_internals.py::test_litellm_calls_are_counted_and_bounded_when_litellm_is_imported_after_both_asked",),
     ),
     Mutation(
         "the sqlite store keeps its rollback journal",

@@ -10,7 +10,7 @@ carries an LLM_JUDGE feedback named like the judge, a fraction also a HUMAN labe
 - the full read from an empty cursor (first tick ever / ``current_labels``), for context;
 - one more idle tick after --judge-burst LLM_JUDGE scores were written after the newest label
   (an evaluate run between two labels; bulk-inserted), for context;
-- the REST fallback ``_changed_since_via_api`` (pages through every trace with feedback of the
+- the REST fallback ``changed_since_via_api`` (pages through every trace with feedback of the
   judge's name), in a child process stopped after --api-budget seconds.
 
 Besides wall time it reports the rows the call returned, and for the SQL path SQLite's own
@@ -53,6 +53,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from judgeloop import labels as jl_labels  # noqa: E402
+from judgeloop.mlflow_internals import label_rows  # noqa: E402
 from judgeloop.labels import Cursor, changed_since, log_label  # noqa: E402
 from judgeloop.settings import load_settings  # noqa: E402
 from judgeloop.store import connect  # noqa: E402
@@ -386,7 +387,7 @@ def measure_sql(store: dict, ks: list[int], reps: int, judge_name: str, seed: in
     # window); its position is checked against an independent query.
     newest = changed_since(settings, eid, Cursor()).cursor
     assert newest.key == newest_label_cursor(db_uri, eid).key, (newest.key, newest_label_cursor(db_uri, eid).key)
-    engine = jl_labels._engine(db_uri)  # the engine changed_since will use; created here, unused yet
+    engine = label_rows.engine_for(db_uri)  # the engine changed_since will use; created here, unused yet
     spy = StatementSpy(engine)
 
     # First tick against this store in this process: new engine, first connection.
@@ -454,7 +455,7 @@ def measure_sql(store: dict, ks: list[int], reps: int, judge_name: str, seed: in
 
 
 def measure_api(store: dict, reps: int, budget_s: float, judge_name: str) -> dict:
-    """The REST fallback, ``_changed_since_via_api``: page through every trace with feedback named
+    """The REST fallback, ``changed_since_via_api``: page through every trace with feedback named
     like the judge. Runs in a child process stopped after ``budget_s`` seconds: MLflow pages
     search_traces by OFFSET, so its cost grows faster than linearly and is hard to extrapolate."""
     import subprocess
@@ -494,12 +495,12 @@ def api_child(home: Path, judge_name: str, reps: int, budget_s: float) -> None:
         counted["assessments"] = sum(len(t.info.assessments or []) for t in found)
         return found
 
-    jl_traces.search_all = counting_search_all  # _changed_since_via_api imports it at call time
+    jl_traces.search_all = counting_search_all  # changed_since_via_api imports it at call time
     print("ready", flush=True)
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        batch = jl_labels._changed_since_via_api(settings, eid, newest)
+        batch = jl_labels.changed_since_via_api(settings, eid, newest)
         times.append(time.perf_counter() - t0)
         if times[-1] > 20 or sum(times) + times[-1] > budget_s:  # one slow repetition makes the point
             break
@@ -628,7 +629,7 @@ def report(results: dict, ks: list[int]) -> None:
         if api and api.get("timed_out"):
             print(f"INFO  REST fallback at {n:,} traces: stopped after {api['budget_s']:g} s (--api-budget)")
         elif api:
-            print(f"INFO  REST fallback (_changed_since_via_api, local store, no HTTP) at {n:,} traces: "
+            print(f"INFO  REST fallback (changed_since_via_api, local store, no HTTP) at {n:,} traces: "
                   f"{fmt_s(api['median_s'])} s per idle tick ({api['traces_paged']:,} traces paged, "
                   f"{api['assessments_inspected']:,} assessments inspected) = x{api['median_s'] / by[n]['sql']['idle']['median_s']:,.0f} the SQL idle tick")
     results["goals"] = [{"goal": name, "pass": ok, "detail": detail} for name, ok, detail in goals]

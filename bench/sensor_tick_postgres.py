@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import sensor_tick as sqlite_bench  # noqa: E402  (sets MLflow's quiet defaults before importing it)
 
-from judgeloop import labels as jl_labels  # noqa: E402
+from judgeloop.mlflow_internals import label_rows  # noqa: E402
 from judgeloop.labels import Cursor, changed_since, log_label  # noqa: E402
-from judgeloop.mlflow_schema import RELIED_ON_INDEX  # noqa: E402
+from judgeloop.mlflow_internals.mlflow_schema import RELIED_ON_INDEX  # noqa: E402
 
 IDLE_GOAL_S = 1.0
 
@@ -105,7 +105,7 @@ def measure(server_url: str, n: int, args, workdir: Path) -> dict:
     out = {"generation": {**store["timings"], "n_human": store["n_human"], "rows": store["rows"], "db_bytes": db_bytes}}
 
     newest = changed_since(settings, eid, Cursor()).cursor
-    engine = jl_labels._engine(db_url)
+    engine = label_rows.engine_for(db_url)
     spy = Spy(engine)
     t0 = time.perf_counter()
     assert changed_since(settings, eid, newest).labels == []
@@ -135,7 +135,7 @@ def measure(server_url: str, n: int, args, workdir: Path) -> dict:
         cursor = batch.cursor
     admin.dispose()
     engine.dispose()
-    jl_labels._ENGINES.pop(db_url, None)
+    label_rows._ENGINES.pop(db_url, None)
     return out
 
 

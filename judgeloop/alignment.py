@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from judgeloop import agreement, experts, intervals, judges, labels, providers, sampling, scores, split
 from judgeloop.calls import count_litellm_calls
-from judgeloop.memalign_memory import guideline_sources, guidelines_of, hydrate_memory, remembered_trace_ids, withdraw
+from judgeloop.mlflow_internals.memalign_memory import guideline_sources, guidelines_of, hydrate_memory, remembered_trace_ids, withdraw
 from judgeloop.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -1,23 +1,15 @@
 """Counts model calls made through litellm (MemAlign's and GEPA's reflection, embeddings, and
 judges on litellm-routed providers).
 
-litellm's own callbacks do not fit: success events arrive from a background worker after the
-call returned, and custom providers skip some hooks. dspy and MLflow look up
-``litellm.completion`` / ``litellm.embedding`` at call time, so counting wrappers installed once
-on those module functions see every call, synchronously, from any thread.
-
-Counting never imports litellm (~3 s in a fresh process): a step whose models all go through
-MLflow's own clients would pay it for nothing. When litellm is not loaded yet, the wrappers are
-installed the moment something else imports it (``_WrapOnImport``), before any call can be made.
+The counting wrappers sit on litellm's call functions, installed once, without importing litellm
+(``judgeloop.mlflow_internals.litellm_hooks``): they see every call, synchronously, from any thread.
 """
 
-import functools
-import importlib.abc
-import importlib.util
-import sys
 import threading
 from collections import Counter
 from contextlib import contextmanager
+
+from judgeloop.mlflow_internals import litellm_hooks
 
 _ACTIVE: list[Counter] = []
 _LISTENERS: list = []  # callables(kind, model, response) told about every finished call (see usage.py)
@@ -42,70 +34,42 @@ def _finished(kind: str, args, kwargs, response) -> None:
             pass
 
 
-class _WrapOnImport(importlib.abc.MetaPathFinder):
-    """Installs the counting wrappers right after ``litellm`` is imported, by whoever imports it."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        if fullname != "litellm":
-            return None
-        sys.meta_path.remove(self)  # once; the regular finders locate the package
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        execute = spec.loader.exec_module
-
-        def exec_module(module):
-            execute(module)
-            _wrap(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-_HOOK = _WrapOnImport()
-
-
 def _install() -> None:
     """Count litellm's calls from now on, without importing litellm."""
-    with _LOCK:
-        if "litellm" in sys.modules:
-            _wrap(sys.modules["litellm"])
-        elif _HOOK not in sys.meta_path:
-            sys.meta_path.insert(0, _HOOK)
+    litellm_hooks.when_imported(_wrap)
 
 
 def _wrap(litellm) -> None:
-    for name, kind in _KINDS.items():
-        original = getattr(litellm, name)
-        if getattr(original, "_judgeloop_counted", False):
-            continue
-        if name.startswith("a"):
+    litellm_hooks.replace_calls(litellm, "_judgeloop_counted", _counting)
 
-            async def wrapper(*args, _original=original, _kind=kind, **kwargs):
-                _record(_kind)
-                try:
-                    response = await _original(*args, **kwargs)
-                except Exception:
-                    _record(f"{_kind}_failed")
-                    raise
-                _finished(_kind, args, kwargs, response)
-                return response
 
-        else:
+def _counting(name: str, original):
+    kind = _KINDS[name]
+    if name.startswith("a"):
 
-            def wrapper(*args, _original=original, _kind=kind, **kwargs):
-                _record(_kind)
-                try:
-                    response = _original(*args, **kwargs)
-                except Exception:
-                    _record(f"{_kind}_failed")
-                    raise
-                _finished(_kind, args, kwargs, response)
-                return response
+        async def wrapper(*args, **kwargs):
+            _record(kind)
+            try:
+                response = await original(*args, **kwargs)
+            except Exception:
+                _record(f"{kind}_failed")
+                raise
+            _finished(kind, args, kwargs, response)
+            return response
 
-        wrapper = functools.wraps(original)(wrapper)
-        wrapper._judgeloop_counted = True
-        setattr(litellm, name, wrapper)
+        return wrapper
+
+    def wrapper(*args, **kwargs):
+        _record(kind)
+        try:
+            response = original(*args, **kwargs)
+        except Exception:
+            _record(f"{kind}_failed")
+            raise
+        _finished(kind, args, kwargs, response)
+        return response
+
+    return wrapper
 
 
 @contextmanager

@@ -279,8 +279,8 @@ def version_numbers(settings, experiment_id: str) -> list[int]:
             from mlflow.genai.scorers.registry import list_scorer_versions
 
             return sorted({v for _, v in list_scorer_versions(name=settings.judge_name, experiment_id=experiment_id)})
-        from mlflow.tracking._tracking_service.utils import _get_store
+        from judgeloop.mlflow_internals.scorer_versions import scorer_version_numbers
 
-        return sorted({v.scorer_version for v in _get_store().list_scorer_versions(experiment_id, settings.judge_name)})
+        return scorer_version_numbers(experiment_id, settings.judge_name)
     except MlflowException:  # MLflow raises when no scorer of that name exists yet
         return []

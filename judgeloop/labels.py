@@ -14,7 +14,8 @@ How reading "changed since a cursor" stays cheap: the cursor is (last_updated_ti
 assessment_id) of the newest label seen. On a SQL store (sqlite, PostgreSQL, MySQL; also
 the store behind a local ``mlflow server``) the query runs on MLflow's own ``assessments``
 table through its index on ``last_updated_timestamp``, so a tick with nothing new is one
-index probe whatever the number of traces, and a tick with k new labels reads k rows.
+index probe whatever the number of traces, and a tick with k new labels reads k rows
+(``judgeloop.mlflow_internals.label_rows``, the one reader of that table).
 Against a remote tracking server with no database access, the REST API has no filter on
 an assessment's update time; the fallback pages through traces that carry feedback of that
 name, which grows with the labelled traces (documented in README).
@@ -26,9 +27,6 @@ import time
 from dataclasses import dataclass, field
 
 from judgeloop.settings import FeedbackType, Settings
-
-_ENGINES: dict = {}
-
 
 # MLflow stamps last_updated_timestamp in Python before the row is committed, so with several
 # writers (a tracking server's workers) a label can become visible after a newer one was read.
@@ -105,25 +103,7 @@ class LabelBatch:
     rows_read: int = 0
 
 
-def backend_db_uri(settings: Settings) -> str | None:
-    """The SQL database behind the tracking store, when this process can reach it."""
-    if settings.resolved_backend_store_uri:
-        return settings.resolved_backend_store_uri
-    uri = settings.resolved_tracking_uri
-    if uri.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql", "mssql"}:
-        return uri
-    return None
-
-
-def _engine(db_uri: str):
-    import sqlalchemy
-
-    if db_uri not in _ENGINES:
-        _ENGINES[db_uri] = sqlalchemy.create_engine(db_uri, pool_pre_ping=True)
-    return _ENGINES[db_uri]
-
-
-def _matches_name(name: str, judge_name: str) -> bool:
+def matches_name(name: str, judge_name: str) -> bool:
     return name.strip().lower() == judge_name.strip().lower()
 
 
@@ -135,129 +115,7 @@ def changed_since(settings: Settings, experiment_id: str, cursor: Cursor | None 
     return for_settings(settings).changed_since(experiment_id, cursor or Cursor(), **options)
 
 
-def changed_since_in_store(
-    settings: Settings, experiment_id: str, cursor: Cursor | None = None, page_size: int = 500, max_rows: int | None = None
-) -> LabelBatch:
-    """Human feedback named like the judge, created or updated after ``cursor``, oldest first.
-
-    Returns every such assessment (valid or not: the caller decides, see ``usable``) and the
-    cursor just past the newest one read, paging ``page_size`` rows at a time. A label that
-    became valid again because its override was deleted counts as changed.
-    """
-    cursor = cursor or Cursor()
-    import sqlalchemy as sa
-
-    from judgeloop import mlflow_schema
-
-    db_uri = backend_db_uri(settings)
-    if db_uri is None or not mlflow_schema.readable(db_uri, _engine(db_uri)):
-        return _changed_since_via_api(settings, experiment_id, cursor)
-    table = mlflow_schema.assessments_table()
-    columns = [table.c[name] for name in LABEL_COLUMNS]
-    batch = LabelBatch(cursor=cursor)
-    seen = dict(cursor.seen)
-    overrides = dict(cursor.overrides)
-    newest = cursor.key
-    after = table.c.last_updated_timestamp >= max(0, cursor.updated_ms - LOOKBACK_MS) if cursor.updated_ms else sa.true()
-    with _engine(db_uri).connect() as conn:
-        while True:
-            # "+ 0" and "|| ''" change no value but keep SQLite's planner off the experiment_id and
-            # assessment_type indexes: without ANALYZE statistics (MLflow never runs it) it takes any
-            # equality as more selective than the range on last_updated_timestamp and scans every
-            # assessment of the experiment on each tick, O(store) instead of O(new).
-            query = (
-                sa.select(*columns)
-                .where(after)
-                .where(table.c.experiment_id + 0 == int(experiment_id))
-                .where(table.c.source_type == "HUMAN")
-                .where(table.c.assessment_type + "" == "feedback")
-                .order_by(table.c.last_updated_timestamp, table.c.assessment_id)
-                .limit(page_size)
-            )
-            rows = conn.execute(query).mappings().all()
-            for row in rows:
-                batch.rows_read += 1
-                key = (row["last_updated_timestamp"], row["assessment_id"])
-                if seen.get(row["assessment_id"]) == row["last_updated_timestamp"]:
-                    continue  # returned by an earlier read (inside the look-back window)
-                seen[row["assessment_id"]] = row["last_updated_timestamp"]
-                newest = max(newest, key)
-                if _matches_name(row["name"], settings.judge_name):
-                    batch.labels.append(_label(row))
-                    if row["overrides"]:
-                        overrides[row["assessment_id"]] = row["overrides"]
-            if len(rows) < page_size or (max_rows and batch.rows_read >= max_rows):
-                break
-            last = rows[-1]
-            # Keyset paging: strictly after the last row of this page.
-            after = sa.and_(
-                table.c.last_updated_timestamp >= last["last_updated_timestamp"],
-                sa.or_(
-                    table.c.last_updated_timestamp > last["last_updated_timestamp"],
-                    table.c.assessment_id > last["assessment_id"],
-                ),
-            )
-        if overrides:
-            # Primary-key lookups, as many as overrides ever read: edits are rare next to labels.
-            present = set(conn.execute(sa.select(table.c.assessment_id).where(table.c.assessment_id.in_(list(overrides)))).scalars())
-            restored = [overridden for override, overridden in overrides.items() if override not in present]
-            overrides = {o: i for o, i in overrides.items() if o in present}
-            if restored:
-                rows = conn.execute(sa.select(*columns).where(table.c.assessment_id.in_(restored))).mappings().all()
-                known = {label.assessment_id for label in batch.labels}
-                batch.labels.extend(_label(row) for row in rows if row["valid"] and row["assessment_id"] not in known)
-                batch.labels.sort(key=lambda label: label.key)
-    batch.cursor = _next_cursor(newest, seen, overrides)
-    return batch
-
-
-def count_stamped_before(settings: Settings, experiment_id: str, before_ms: int) -> int | None:
-    """How many human labels named like the judge (valid or not) are stamped before ``before_ms``;
-    None where the store's tables cannot be read (REST only, Databricks).
-
-    The incremental read never looks before its look-back window, so a label stamped in the past
-    (a reviewer's slow clock, an import of old labels) is only noticed by this count growing.
-    """
-    import sqlalchemy as sa
-
-    from judgeloop import mlflow_schema
-
-    db_uri = backend_db_uri(settings)
-    if db_uri is None or not mlflow_schema.readable(db_uri, _engine(db_uri)):
-        return None
-    table = mlflow_schema.assessments_table()
-    query = (
-        sa.select(sa.func.count())
-        .select_from(table)
-        .where(table.c.last_updated_timestamp < int(before_ms))
-        .where(table.c.experiment_id == int(experiment_id))
-        .where(table.c.source_type == "HUMAN")
-        .where(table.c.assessment_type == "feedback")
-        .where(sa.func.lower(sa.func.trim(table.c.name)) == settings.judge_name.strip().lower())
-    )
-    with _engine(db_uri).connect() as conn:
-        return int(conn.execute(query).scalar_one())
-
-
-LABEL_COLUMNS = (
-    "assessment_id", "trace_id", "name", "value", "rationale", "source_id", "last_updated_timestamp", "valid", "overrides",
-)
-
-
-def _label(row) -> HumanLabel:
-    return HumanLabel(
-        assessment_id=row["assessment_id"],
-        trace_id=row["trace_id"],
-        name=row["name"],
-        value=json.loads(row["value"]) if row["value"] is not None else None,
-        comment=row["rationale"],
-        reviewer=row["source_id"],
-        updated_ms=row["last_updated_timestamp"],
-        valid=bool(row["valid"]),
-    )
-
-
-def _next_cursor(newest: tuple[int, str], seen: dict[str, int], overrides: dict[str, str]) -> Cursor:
+def next_cursor(newest: tuple[int, str], seen: dict[str, int], overrides: dict[str, str]) -> Cursor:
     """The cursor past ``newest``, never past this machine's clock.
 
     Update times are written by clients (a reviewer's machine, an import script): one label
@@ -274,14 +132,14 @@ def _next_cursor(newest: tuple[int, str], seen: dict[str, int], overrides: dict[
     )
 
 
-def _changed_since_via_api(settings: Settings, experiment_id: str, cursor: Cursor) -> LabelBatch:
+def changed_since_via_api(settings: Settings, experiment_id: str, cursor: Cursor) -> LabelBatch:
     from judgeloop.traces import search_all
 
     found = []
     seen = dict(cursor.seen)
     for trace in search_all(experiment_id, f"feedback.`{settings.judge_name}` IS NOT NULL"):
         for a in trace.info.assessments or []:
-            if a.source.source_type != "HUMAN" or a.feedback is None or not _matches_name(a.name, settings.judge_name):
+            if a.source.source_type != "HUMAN" or a.feedback is None or not matches_name(a.name, settings.judge_name):
                 continue
             label = HumanLabel(
                 a.assessment_id, trace.info.trace_id, a.name, a.value, a.rationale, a.source.source_id,
@@ -292,7 +150,7 @@ def _changed_since_via_api(settings: Settings, experiment_id: str, cursor: Curso
     found.sort(key=lambda label: label.key)
     seen.update((label.assessment_id, label.updated_ms) for label in found)
     newest = found[-1].key if found else cursor.key
-    return LabelBatch(labels=found, cursor=_next_cursor(newest, seen, dict(cursor.overrides)), rows_read=len(found))
+    return LabelBatch(labels=found, cursor=next_cursor(newest, seen, dict(cursor.overrides)), rows_read=len(found))
 
 
 def check_value(settings: Settings, value) -> str | None:
@@ -409,7 +267,7 @@ def cursor_through(previous: Cursor, batch: "LabelBatch", key: tuple[int, str]) 
         return batch.cursor
     seen = dict(previous.seen)
     seen.update((label.assessment_id, label.updated_ms) for label in batch.labels if label.key <= tuple(key))
-    cursor = _next_cursor(max(previous.key, tuple(key)), seen, dict(batch.cursor.overrides))
+    cursor = next_cursor(max(previous.key, tuple(key)), seen, dict(batch.cursor.overrides))
     return Cursor(cursor.updated_ms, cursor.assessment_id, cursor.seen, cursor.overrides, previous.state)
 
 
@@ -443,7 +301,7 @@ def log_label(trace_id: str, judge_name: str, value, reviewer: str, comment: str
     import mlflow
     from mlflow.entities import AssessmentSource
 
-    from judgeloop.sqlite_store import retry_locked
+    from judgeloop.mlflow_internals.sqlite_store import retry_locked
 
     feedback = retry_locked(
         lambda: mlflow.log_feedback(

@@ -76,7 +76,8 @@ def set_watermark(experiment_id: str, key: tuple[int, str]) -> None:
 
 def _hydrate(settings: Settings, experiment_id: str, judge, used: list[labels.HumanLabel]) -> None:
     """Load a MemAlign judge's memory from cleaned traces before it scores (see alignment)."""
-    from judgeloop import alignment, memalign_memory
+    from judgeloop import alignment
+    from judgeloop.mlflow_internals import memalign_memory
 
     remembered = set(memalign_memory.remembered_trace_ids(judge))
     if not remembered:

@@ -4,18 +4,18 @@ Model calls leave through three doors, each with its own knobs (all set here, fr
 - MLflow's judge clients (``openai:/``, ``anthropic:/``... and litellm for other providers):
   MLflow retries a failed request 10 times with back-off up to 30 s (about three minutes per
   call) and waits ``MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`` per request. Its retry count has no
-  setting, so the adapter input is clamped to ``llm_max_retries`` (the one private hook here,
-  covered by a contract test).
+  setting, so the adapter input is clamped to ``llm_max_retries``
+  (``judgeloop.mlflow_internals.judge_retries``, covered by a contract test).
 - ``mlflow.genai.evaluate`` retries scorers that hit rate limits (``MLFLOW_GENAI_EVAL_MAX_RETRIES``).
 - litellm directly (MemAlign and GEPA reflection and embeddings through dspy):
-  ``litellm.request_timeout`` and ``litellm.num_retries``.
+  ``litellm.request_timeout`` and ``litellm.num_retries``, and a wrapper on each call
+  (``judgeloop.mlflow_internals.litellm_hooks``).
 """
 
-import importlib.abc
-import importlib.util
 import os
-import sys
 
+from judgeloop.mlflow_internals import litellm_hooks
+from judgeloop.mlflow_internals.judge_retries import clamp_judge_retries
 from judgeloop.providers import ROLES
 from judgeloop.settings import Settings
 
@@ -35,13 +35,10 @@ def apply(settings: Settings) -> None:
     os.environ["MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS"] = str(int(max(1, round(timeout))))
     os.environ["MLFLOW_GENAI_EVAL_MAX_RETRIES"] = str(retries)
     _APPLIED["litellm"] = (timeout, retries)
-    if "litellm" in sys.modules:
-        _configure_litellm(sys.modules["litellm"])
-    elif not any(isinstance(finder, _ConfigureLitellmOnImport) for finder in sys.meta_path):
-        # Importing litellm takes seconds; a run whose models MLflow calls natively (openai:/,
-        # anthropic:/...) never needs it, so its limits are set when something imports it.
-        sys.meta_path.insert(0, _ConfigureLitellmOnImport())
-    _clamp_judge_retries(retries)
+    # Importing litellm takes seconds; a run whose models MLflow calls natively (openai:/,
+    # anthropic:/...) never needs it, so its limits are set when something imports it.
+    litellm_hooks.when_imported(_configure_litellm)
+    clamp_judge_retries(retries)
 
 
 def _configure_litellm(litellm) -> None:
@@ -61,7 +58,6 @@ def _configure_litellm(litellm) -> None:
 # OpenAI client under it retries on its own (``max_retries``). So every call gets the timeout
 # as an argument, litellm and its client are told not to retry, and the retries happen here:
 # exactly ``llm_max_retries`` of them, with back-off, for errors worth retrying.
-_BOUNDED = ("completion", "acompletion", "embedding", "aembedding")
 _RETRYABLE = {
     "RateLimitError", "InternalServerError", "ServiceUnavailableError", "Timeout", "APITimeoutError",
     "APIConnectionError", "APIError",
@@ -88,84 +84,38 @@ def _worth_retrying(exc: Exception) -> bool:
 
 
 def _bound_litellm_calls(litellm) -> None:
+    litellm_hooks.replace_calls(litellm, "_judgeloop_bounded", _bounding)
+
+
+def _bounding(name: str, original):
     import asyncio
-    import functools
     import time
 
-    for name in _BOUNDED:
-        original = getattr(litellm, name, None)
-        if original is None or getattr(original, "_judgeloop_bounded", False):
-            continue
-        if name.startswith("a"):
+    if name.startswith("a"):
 
-            async def wrapper(*args, _original=original, **kwargs):
-                retries = _APPLIED["litellm"][1]
-                for attempt in range(retries + 1):
-                    try:
-                        return await _original(*args, **bounded_arguments(kwargs))
-                    except Exception as exc:
-                        if attempt == retries or not _worth_retrying(exc):
-                            raise
-                    await asyncio.sleep(backoff_seconds(attempt))
+        async def wrapper(*args, **kwargs):
+            retries = _APPLIED["litellm"][1]
+            for attempt in range(retries + 1):
+                try:
+                    return await original(*args, **bounded_arguments(kwargs))
+                except Exception as exc:
+                    if attempt == retries or not _worth_retrying(exc):
+                        raise
+                await asyncio.sleep(backoff_seconds(attempt))
 
-        else:
+        return wrapper
 
-            def wrapper(*args, _original=original, **kwargs):
-                retries = _APPLIED["litellm"][1]
-                for attempt in range(retries + 1):
-                    try:
-                        return _original(*args, **bounded_arguments(kwargs))
-                    except Exception as exc:
-                        if attempt == retries or not _worth_retrying(exc):
-                            raise
-                    time.sleep(backoff_seconds(attempt))
+    def wrapper(*args, **kwargs):
+        retries = _APPLIED["litellm"][1]
+        for attempt in range(retries + 1):
+            try:
+                return original(*args, **bounded_arguments(kwargs))
+            except Exception as exc:
+                if attempt == retries or not _worth_retrying(exc):
+                    raise
+            time.sleep(backoff_seconds(attempt))
 
-        wrapper = functools.wraps(original)(wrapper)
-        wrapper._judgeloop_bounded = True
-        setattr(litellm, name, wrapper)
-
-
-class _ConfigureLitellmOnImport(importlib.abc.MetaPathFinder):
-    """Finds litellm as Python would, and sets the configured limits once its module has run."""
-
-    def __init__(self):
-        self._finding = False
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "litellm" or self._finding:
-            return None
-        self._finding = True
-        try:
-            spec = importlib.util.find_spec(name)
-        finally:
-            self._finding = False
-        if spec is None or spec.loader is None:
-            return spec
-        run_module = spec.loader.exec_module
-
-        def exec_module(module):
-            run_module(module)
-            _configure_litellm(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-def _clamp_judge_retries(retries: int) -> None:
-    from mlflow.genai.judges.adapters.base_adapter import AdapterInvocationInput
-
-    _APPLIED["judge_retries"] = retries
-    if getattr(AdapterInvocationInput, "_judgeloop_clamped", False):
-        return
-    original = getattr(AdapterInvocationInput, "__post_init__", None)
-
-    def __post_init__(self):
-        if original is not None:
-            original(self)
-        self.num_retries = min(self.num_retries, _APPLIED["judge_retries"])
-
-    AdapterInvocationInput.__post_init__ = __post_init__
-    AdapterInvocationInput._judgeloop_clamped = True
+    return wrapper
 
 
 def where_to_look(settings: Settings, role: str) -> str:

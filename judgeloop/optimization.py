@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from judgeloop import alignment, datasets, gepa_budget, judges, labels, prompts, providers, scores, split, workspace
 from judgeloop.calls import count_litellm_calls
-from judgeloop.prompt_override import prompt_template
+from judgeloop.mlflow_internals.prompt_override import prompt_template
 from judgeloop.settings import FeedbackType, Settings
 
 log = logging.getLogger(__name__)

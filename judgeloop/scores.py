@@ -16,8 +16,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from judgeloop import labels, mlflow_schema
-from judgeloop.sqlite_store import retry_locked
+from judgeloop import labels
+from judgeloop.mlflow_internals import mlflow_schema
+from judgeloop.mlflow_internals.label_rows import readable_engine
+from judgeloop.mlflow_internals.sqlite_store import retry_locked
 from judgeloop.settings import FeedbackType, Settings
 
 log = logging.getLogger(__name__)
@@ -79,10 +81,10 @@ def stored_scores(settings: Settings, experiment_id: str, trace_ids, versions) -
 
     wanted = {str(v) for v in versions}
     found: dict[int, dict[str, tuple]] = {int(v): {} for v in versions}
-    db_uri = labels.backend_db_uri(settings)
-    if db_uri is not None and mlflow_schema.readable(db_uri, labels._engine(db_uri)):
+    engine = readable_engine(settings)
+    if engine is not None:
         for trace_id, raw_value, raw_metadata, created, assessment_id in mlflow_schema.judge_scores(
-            labels._engine(db_uri), experiment_id, settings.judge_name, set(trace_ids)
+            engine, experiment_id, settings.judge_name, set(trace_ids)
         ):
             version = str(json.loads(raw_metadata or "{}").get(VERSION_KEY))
             if version not in wanted:

@@ -4,7 +4,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from judgeloop import sqlite_store
+from judgeloop.mlflow_internals import sqlite_store
 from judgeloop.settings import Settings, is_databricks
 
 # Offline-friendly defaults; each is a no-op where the user already set the variable.
@@ -38,7 +38,7 @@ def library_environment(settings: Settings) -> dict[str, str]:
     """The switches ``configure_libraries`` sets, for child processes (``judgeloop up``)."""
     environment = {**_QUIET_DEFAULTS, "DSPY_CACHEDIR": str(settings.resolved_home / "dspy-cache")}
     if sqlite_store.database_path(settings.resolved_backend_store_uri or settings.resolved_tracking_uri):
-        # Each evaluate worker is a writer queueing for sqlite's one write lock (judgeloop.sqlite_store).
+        # Each evaluate worker is a writer queueing for sqlite's one write lock (judgeloop.mlflow_internals.sqlite_store).
         environment["MLFLOW_GENAI_EVAL_MAX_WORKERS"] = str(sqlite_store.EVALUATE_WORKERS)
     if (settings.judge_model or "").startswith("fake:/"):
         # evaluate() paces calls at 10-20/s by default to spare a provider's rate limit; the

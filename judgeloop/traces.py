@@ -238,7 +238,7 @@ def _as_read(settings, pending: list, report: TaggingReport) -> list:
 
 def _tag(client, trace_id: str, inputs, assessment, judge_version: int | None, report: TaggingReport) -> None:
     from judgeloop import scores
-    from judgeloop.sqlite_store import retry_locked
+    from judgeloop.mlflow_internals.sqlite_store import retry_locked
 
     # The score is marked first: a run stopped between the two leaves a trace whose score a
     # re-run adopts (``recover_scores``), never an unmarked one beside a complete tag.

@@ -82,7 +82,7 @@ class RealignState:
     def repaired(self, now: float) -> tuple["RealignState", str | None]:
         """This state with positions from the future undone, and what was repaired (None: nothing).
 
-        The sensor only ever stores positions up to its own clock (``labels._next_cursor``), so a
+        The sensor only ever stores positions up to its own clock (``labels.next_cursor``), so a
         cursor ahead of it was set by hand (Dagster's ``setSensorCursor``): left alone, a base in
         2100 hides every label "changed after 2100". Such a position is dropped and the labels
         count from the start again (the next re-alignment reads them all anyway); a retry time
@@ -133,15 +133,17 @@ def noticed_backdated(state: RealignState, settings: Settings, experiment_id: st
     """
     if now - state.below_checked < BACKDATED_CHECK_SECONDS:
         return state
+    from judgeloop.mlflow_internals.label_rows import count_stamped_before
+
     boundary, counted = state.below
     grown = 0
     if boundary:
-        current = labels.count_stamped_before(settings, experiment_id, boundary)
+        current = count_stamped_before(settings, experiment_id, boundary)
         if current is None:
             return replace(state, below_checked=now)
         grown = max(0, current - counted)
     new_boundary = max(0, state.consumed.updated_ms - labels.LOOKBACK_MS)
-    count = labels.count_stamped_before(settings, experiment_id, new_boundary) if new_boundary else 0
+    count = count_stamped_before(settings, experiment_id, new_boundary) if new_boundary else 0
     if count is None:
         return replace(state, below_checked=now)
     return replace(state, backdated=state.backdated + grown, below=(new_boundary, count), below_checked=now)

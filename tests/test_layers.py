@@ -6,6 +6,7 @@ never by importing, so a forbidden import is found even on a path no test runs.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,63 @@ def test_the_scan_sees_every_kind_of_import(tmp_path, monkeypatch, source, modul
     (package / "probe.py").write_text(source)
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
     assert any(is_under(found, module) for _, found in imported_modules(package / "probe.py"))
+
+
+# --- Reaches past MLflow's public API live in one package -------------------------------------
+
+BOUNDARY = "judgeloop/mlflow_internals/"
+# Dagster's own schema on PostgreSQL (not MLflow's) is created with one statement here.
+DAGSTER_SCHEMA = "judgeloop/database_url.py"
+# MLflow modules whose use is a contract with its internals, not its API.
+PRIVATE_MLFLOW = ("mlflow.store", "mlflow.genai.judges.optimizers.memalign", "mlflow.genai.judges.adapters")
+RAW_SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|PRAGMA|CREATE\s+(TABLE|INDEX|SCHEMA))\b", re.I | re.S)
+
+
+def past_the_api(path: Path) -> list[str]:
+    """What in ``path`` reaches past MLflow's public API: SQL libraries, raw SQL, MLflow's store
+    and private modules, private names imported from MLflow, private members set on its objects."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for module in modules:
+                if is_under(module, "sqlalchemy", "sqlite3", *PRIVATE_MLFLOW):
+                    found.append(f"{node.lineno}: imports {module}")
+                if module.startswith("mlflow") and any(part.startswith("_") for part in module.split(".")):
+                    found.append(f"{node.lineno}: imports private module {module}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mlflow"):
+                found.extend(f"{node.lineno}: imports {node.module}.{a.name}" for a in node.names if a.name.startswith("_"))
+            if isinstance(node, ast.ImportFrom) and any(a.name == "AdapterInvocationInput" for a in node.names):
+                found.append(f"{node.lineno}: imports AdapterInvocationInput")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and RAW_SQL.search(node.value):
+            found.append(f"{node.lineno}: raw SQL {node.value[:40]!r}")
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr.startswith("_") \
+                and not node.attr.startswith("__") and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+            found.append(f"{node.lineno}: sets private member .{node.attr}")
+    return found
+
+
+def test_sql_and_private_mlflow_members_appear_only_in_the_boundary_package():
+    found = []
+    for folder in ("judgeloop", "judgeloop_assets", "sensors"):
+        for path in sources(folder):
+            name = relative(path)
+            if name.startswith(BOUNDARY) or name == DAGSTER_SCHEMA:
+                continue
+            found.extend(f"{name}:{line}" for line in past_the_api(path))
+    assert found == []
+
+
+@pytest.mark.parametrize("source", [
+    "import sqlalchemy as sa\n",
+    "def f():\n    from mlflow.store.tracking.dbmodels import models\n",
+    "from mlflow.genai.judges.optimizers.memalign.optimizer import _build_embedder\n",
+    "from mlflow.genai.judges.adapters.base_adapter import AdapterInvocationInput\n",
+    "QUERY = 'SELECT version_num FROM alembic_version'\n",
+    "def f(judge):\n    judge._episodic_memory = []\n",
+])
+def test_the_boundary_scan_sees_every_kind_of_reach(tmp_path, source):
+    probe = tmp_path / "probe.py"
+    probe.write_text(source)
+    assert past_the_api(probe)

@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 from mlflow.entities import AssessmentSource
 
-from judgeloop import labels, mlflow_schema
+from judgeloop import labels
+from judgeloop.mlflow_internals import label_rows, mlflow_schema
 from judgeloop.label_files.traces import known_trace_ids
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -26,7 +27,7 @@ def store(template_store):
 
 
 def _engine(settings):
-    return labels._engine(settings.resolved_tracking_uri)
+    return label_rows.engine_for(settings.resolved_tracking_uri)
 
 
 def test_tables_columns_index_and_revision_of_the_pinned_mlflow(store):
@@ -102,10 +103,10 @@ def test_trace_keys_read_directly_and_through_the_api_agree(store, monkeypatch):
 
 
 def test_prompt_version_template_is_a_property_the_optimizer_can_swap():
-    """judgeloop.prompt_override.prompt_template replaces PromptVersion.template for one prompt name."""
+    """judgeloop.mlflow_internals.prompt_override.prompt_template replaces PromptVersion.template for one prompt name."""
     from mlflow.entities.model_registry import PromptVersion
 
-    from judgeloop.prompt_override import prompt_template
+    from judgeloop.mlflow_internals.prompt_override import prompt_template
 
     assert isinstance(inspect.getattr_static(PromptVersion, "template"), property)
     mine = PromptVersion(name="mine", version=1, template="original")
@@ -116,7 +117,7 @@ def test_prompt_version_template_is_a_property_the_optimizer_can_swap():
 
 
 def test_memalign_private_members_alignment_relies_on():
-    """judgeloop.memalign_memory.hydrate_memory / guidelines_of set and read these MemAlign internals."""
+    """judgeloop.mlflow_internals.memalign_memory.hydrate_memory / guidelines_of set and read these MemAlign internals."""
     from mlflow.genai.judges.optimizers import dspy_utils
     from mlflow.genai.judges.optimizers.memalign import optimizer
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from judgeloop import sqlite_store
+from judgeloop.mlflow_internals import sqlite_store
 from judgeloop.settings import load_settings
 
 

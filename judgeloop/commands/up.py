@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import database_url, exposure, local_models, private_files, running_stack, servers, sqlite_store
+from judgeloop import database_url, exposure, local_models, private_files, running_stack, servers
+from judgeloop.mlflow_internals import sqlite_store
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings

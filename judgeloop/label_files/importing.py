@@ -117,7 +117,7 @@ def _ignore(message: str) -> None:
 # Labels written at once through a tracking server (``judgeloop up``'s, or a team's): each label
 # is one HTTP request whose time is mostly the round trip and the server's commit, so several in
 # flight keep the server's workers busy (14/s one at a time through ``up``'s server here). Into a
-# sqlite file directly, one: sqlite takes one writer at a time (judgeloop.sqlite_store).
+# sqlite file directly, one: sqlite takes one writer at a time (judgeloop.mlflow_internals.sqlite_store).
 SERVER_WRITERS = 8
 
 
@@ -129,7 +129,7 @@ def _write(settings: Settings, action: Action) -> None:
     import mlflow
     from mlflow.entities import AssessmentSource
 
-    from judgeloop.sqlite_store import retry_locked
+    from judgeloop.mlflow_internals.sqlite_store import retry_locked
 
     row = action.row
     if action.kind == WRITE:

@@ -8,19 +8,15 @@ client_request_id=...)``). Export writes it as ``trace_key``; import looks a row
 when its trace id is not a trace of the experiment.
 """
 
-from judgeloop import labels as labels_core
 from judgeloop.production import ITEM_TAG
 from judgeloop.settings import Settings
 
 
 def _engine(settings: Settings):
     """An engine for direct reads when the store is a database at the known schema, else None."""
-    from judgeloop import mlflow_schema
+    from judgeloop.mlflow_internals.label_rows import readable_engine
 
-    db_uri = labels_core.backend_db_uri(settings)
-    if db_uri is not None and mlflow_schema.readable(db_uri, labels_core._engine(db_uri)):
-        return labels_core._engine(db_uri)
-    return None
+    return readable_engine(settings)
 
 
 def _all_traces(experiment_id: str):
@@ -44,7 +40,7 @@ def known_trace_ids(settings: Settings, experiment_id: str, trace_ids: set[str])
     """Which of ``trace_ids`` are traces of the experiment."""
     if not trace_ids:
         return set()
-    from judgeloop import mlflow_schema
+    from judgeloop.mlflow_internals import mlflow_schema
 
     engine = _engine(settings)
     if engine is not None:
@@ -62,7 +58,7 @@ def trace_keys(settings: Settings, experiment_id: str, trace_ids: set[str]) -> d
     """``{trace id: its own key}`` for those of ``trace_ids`` that carry one."""
     if not trace_ids:
         return {}
-    from judgeloop import mlflow_schema
+    from judgeloop.mlflow_internals import mlflow_schema
 
     engine = _engine(settings)
     if engine is not None:
@@ -75,7 +71,7 @@ def traces_by_key(settings: Settings, experiment_id: str, keys: set[str]) -> dic
     by several traces is ambiguous: the caller refuses such a row)."""
     if not keys:
         return {}
-    from judgeloop import mlflow_schema
+    from judgeloop.mlflow_internals import mlflow_schema
 
     engine = _engine(settings)
     if engine is not None:

@@ -73,6 +73,6 @@ class LocalWorkspace(Workspace):
         return self.settings.prompt_name
 
     def changed_since(self, experiment_id: str, cursor, **options):
-        from judgeloop import labels
+        from judgeloop.mlflow_internals import label_rows
 
-        return labels.changed_since_in_store(self.settings, experiment_id, cursor, **options)
+        return label_rows.changed_since_in_store(self.settings, experiment_id, cursor, **options)
