@@ -59,7 +59,7 @@ def main() -> None:
 
     logging.disable(logging.WARNING)
     from judgeloop import alignment, feedbackqa, gate, judges, labels, live_agreement, production, scores
-    from judgeloop.fake_llm import CALLS
+    from judgeloop.stand_in_models.fake_llm import CALLS
     from judgeloop.settings import load_settings
     from judgeloop.store import connect
     from judgeloop.traces import search_all

@@ -9,7 +9,7 @@ import functools
 import mlflow
 
 from judgeloop import feedbackqa, prompts
-from judgeloop.fake_llm import words
+from judgeloop.stand_in_models.fake_llm import words
 from judgeloop.settings import Settings, load_settings
 
 

@@ -73,7 +73,7 @@ def _configured_uri(settings: Settings, role: str) -> str:
     if provider == "fake":
         return uri
     if provider == "local":
-        from judgeloop.local_models import LocalModelError, check_embedding_uri
+        from judgeloop.stand_in_models.local_models import LocalModelError, check_embedding_uri
 
         try:
             check_embedding_uri(uri)
@@ -129,7 +129,7 @@ def require_models(settings: Settings, *roles: str) -> dict[str, str]:
 
 
 # The offline demo's models when no provider is configured: the deterministic stand-ins of
-# judgeloop.fake_llm. They exercise the whole loop; they are not an LLM and judge naively.
+# judgeloop.stand_in_models.fake_llm. They exercise the whole loop; they are not an LLM and judge naively.
 STAND_IN_LABEL = "offline stand-in"
 
 

@@ -50,11 +50,11 @@ def library_environment(settings: Settings) -> dict[str, str]:
 def prepare_environment(settings: Settings) -> None:
     configure_libraries(settings)
     if any((uri or "").startswith("fake:/") for uri in model_uris(settings)):
-        from judgeloop.fake_llm import register_litellm_provider
+        from judgeloop.stand_in_models.fake_llm import register_litellm_provider
 
         register_litellm_provider()
     # local:/<name> embeddings (extra `local-models`); registering imports no torch.
-    from judgeloop import local_models
+    from judgeloop.stand_in_models import local_models
 
     if local_models.uses_local_provider(model_uris(settings)):
         local_models.register_litellm_provider()

@@ -4,7 +4,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from judgeloop.fake_llm import reset_calls
+from judgeloop.stand_in_models.fake_llm import reset_calls
 
 # Synchronous trace export: no 'trace not found' races and no exit-time flush stall.
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")

@@ -1,6 +1,6 @@
 """An OpenAI-compatible provider on loopback that injects faults per model role.
 
-It answers like ``judgeloop.fake_llm`` (the deterministic offline models) unless a fault is
+It answers like ``judgeloop.stand_in_models.fake_llm`` (the deterministic offline models) unless a fault is
 set for the role a request belongs to:
 
 - ``429`` / ``500``: that HTTP status with an OpenAI-style error body;
@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from judgeloop import fake_llm
+from judgeloop.stand_in_models import fake_llm
 
 FAULTS = {"429", "500", "hang", "garbage", "out_of_scale"}
 

@@ -3,7 +3,7 @@
 import pytest
 
 from judgeloop import demo, experts, judges, labels
-from judgeloop.fake_llm import CALLS
+from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from tests.support import materialize, metadata

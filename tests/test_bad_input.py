@@ -5,7 +5,7 @@ import dagster as dg
 import pytest
 from pydantic import ValidationError
 
-from judgeloop.fake_llm import CALLS
+from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.questions import BadInputError
 from judgeloop.settings import load_settings
 from judgeloop.store import connect

@@ -3,7 +3,7 @@
 import pytest
 
 from judgeloop import feedbackqa, production
-from judgeloop.fake_llm import CALLS
+from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop.traces import QUESTION_TAG, SOURCE_TAG, search_all, tagged_trace_ids

@@ -4,7 +4,7 @@ succeeds, promotes the judge, skips the prompt with one sentence, and nothing re
 import time
 
 from judgeloop import demo, judges, prompts, unfinished
-from judgeloop.fake_llm import CALLS, reset_calls
+from judgeloop.stand_in_models.fake_llm import CALLS, reset_calls
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from sensors import sme_labels_sensor as sensor_module

@@ -5,7 +5,7 @@ import mlflow
 import pytest
 
 from judgeloop import judges, labeling, traces
-from judgeloop.fake_llm import CALLS
+from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop_assets.definitions import FOUNDATION

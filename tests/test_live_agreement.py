@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from judgeloop import judges, labels, live_agreement, scores
-from judgeloop.fake_llm import CALLS
+from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from tests.support import materialize, metadata

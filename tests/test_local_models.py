@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from judgeloop import local_models, servers
-from judgeloop.local_models import LLAMA_SERVER_ENV, LocalModelError
+from judgeloop import servers
+from judgeloop.stand_in_models import local_models
+from judgeloop.stand_in_models.local_models import LLAMA_SERVER_ENV, LocalModelError
 
 
 def _gguf(tmp_path: Path, name: str = "qwen2.5-1.5b-instruct-q4_k_m.gguf") -> Path:
@@ -205,7 +206,7 @@ def test_local_provider_without_the_extra_says_how_to_install(monkeypatch):
 def test_importing_judgeloop_loads_no_torch():
     import subprocess
 
-    code = "import sys, judgeloop.local_models, judgeloop.store, judgeloop.cli; print(any(m in sys.modules for m in ('torch', 'sentence_transformers', 'litellm')))"
+    code = "import sys, judgeloop.stand_in_models.local_models, judgeloop.store, judgeloop.cli; print(any(m in sys.modules for m in ('torch', 'sentence_transformers', 'litellm')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -33,7 +33,7 @@ def test_litellm_calls_are_counted_and_bounded_when_litellm_is_imported_after_bo
         "    hooks = sum(isinstance(f, type(litellm_hooks._HOOK)) for f in sys.meta_path)\n"
         "    print('litellm' in sys.modules, hooks)\n"
         "    import litellm\n"
-        "    from judgeloop import fake_llm\n"
+        "    from judgeloop.stand_in_models import fake_llm\n"
         "    fake_llm.register_litellm_provider()\n"
         "    litellm.completion(model='fake/agent', messages=[{'role': 'user', 'content': 'Question: why? Passage: Because.'}])\n"
         "    for name in litellm_hooks.CALLS:\n"
@@ -62,7 +62,7 @@ def test_memalign_distillation_prompt_has_the_wording_the_stand_in_answers():
     from jinja2 import Template
     from mlflow.genai.judges.optimizers.memalign.prompts import DISTILLATION_PROMPT_TEMPLATE
 
-    from judgeloop import fake_llm
+    from judgeloop.stand_in_models import fake_llm
 
     # Built as trace_to_dspy_example builds an expert's example (result and rationale first).
     examples = [
@@ -85,7 +85,7 @@ def test_memalign_retrieved_examples_have_the_form_the_stand_in_reads():
     from mlflow.genai.judges.instructions_judge.constants import JUDGE_BASE_PROMPT
     from mlflow.genai.judges.optimizers.memalign.optimizer import MemoryAugmentedJudge
 
-    from judgeloop import fake_llm
+    from judgeloop.stand_in_models import fake_llm
 
     assert "expert judge" in JUDGE_BASE_PROMPT  # how fake_llm tells a judge request from others
     example = dspy.Example(inputs="why is the sky blue", outputs="scattering", result="2", rationale="thin")

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from judgeloop import traces
-from judgeloop.fake_llm import CALLS, reset_calls
+from judgeloop.stand_in_models.fake_llm import CALLS, reset_calls
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
 from tests import autologged

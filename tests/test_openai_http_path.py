@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from judgeloop.fake_llm import CALLS, FakeOpenAIServer
+from judgeloop.stand_in_models.fake_llm import CALLS, FakeOpenAIServer
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from judgeloop.traces import tagged_trace_ids

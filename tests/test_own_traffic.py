@@ -4,7 +4,8 @@ settings), which traces count (production traffic) and how they are keyed (clien
 
 import pytest
 
-from judgeloop import datasets, fake_llm, judges, labels, workspace
+from judgeloop import datasets, judges, labels, workspace
+from judgeloop.stand_in_models import fake_llm
 from judgeloop.label_files.traces import trace_keys
 from judgeloop.settings import load_settings
 from judgeloop.store import connect

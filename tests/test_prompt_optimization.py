@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from judgeloop import demo, gepa_budget, optimization, prompts
-from judgeloop.fake_llm import CALLS, QUOTE_INSTRUCTION, reset_calls
+from judgeloop.stand_in_models.fake_llm import CALLS, QUOTE_INSTRUCTION, reset_calls
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from tests.support import accept_any_split, materialize, metadata

@@ -4,7 +4,7 @@ are counted apart, never as calls, and a judge scored on no trace is unmeasured,
 import pytest
 
 from judgeloop import demo
-from judgeloop.fake_llm import FakeOpenAIServer
+from judgeloop.stand_in_models.fake_llm import FakeOpenAIServer
 from judgeloop.settings import load_settings
 from judgeloop.store import connect
 from tests.support import accept_any_split, materialize, metadata

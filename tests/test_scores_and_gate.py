@@ -7,7 +7,7 @@ import pytest
 from mlflow import MlflowClient
 
 from judgeloop import agreement, gate, intervals, judges, sampling, scores
-from judgeloop.fake_llm import CALLS
+from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
 
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from judgeloop import alignment, experts, judges, split
-from judgeloop.fake_llm import CALLS
+from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.labels import HumanLabel, log_label
 from judgeloop.settings import load_settings
 from judgeloop.store import connect

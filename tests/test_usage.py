@@ -52,7 +52,7 @@ import sys
 from judgeloop import calls
 with calls.count_litellm_calls() as counts:
     assert "litellm" not in sys.modules, "counting imported litellm"
-    from judgeloop.fake_llm import register_litellm_provider
+    from judgeloop.stand_in_models.fake_llm import register_litellm_provider
     register_litellm_provider()  # imports litellm: the counting wrappers go in now
     import litellm
     litellm.completion(model="fake/judge", messages=[{"role": "user", "content": "hello"}])

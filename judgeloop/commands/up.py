@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import database_url, exposure, local_models, private_files, running_stack, servers
+from judgeloop import database_url, exposure, private_files, running_stack, servers
+from judgeloop.stand_in_models import local_models
 from judgeloop.mlflow_internals import sqlite_store
 from judgeloop.notify import TRIGGER_TAG
 from judgeloop.providers import nothing_configured, stand_in_environment
@@ -34,7 +35,7 @@ MLFLOW_RESTART_WINDOW = 3600.0
 STAND_IN_BANNER = """
 ==========================================================================================
   OFFLINE DEMO: no model provider is configured, so every model role (judge, reflection,
-  embeddings, agent) is an offline STAND-IN (judgeloop.fake_llm): deterministic rules, not
+  embeddings, agent) is an offline STAND-IN (judgeloop.stand_in_models.fake_llm): deterministic rules, not
   an LLM. The loop runs end to end and the judge learns from the experts' labels through
   MemAlign, but its judgements are not a real model's. Set JUDGELOOP_JUDGE_MODEL etc. (see
   README) for real judgements.

@@ -21,7 +21,7 @@ site-packages):
   (``mlflow/protos/unity_catalog_prompt_service.proto`` for paths and messages,
   ``mlflow/store/_unity_catalog/registry/rest_store.py`` for the client).
 - ``/serving-endpoints/...`` (and ``/ai-gateway/mlflow/v1/...``): OpenAI-style chat completions and
-  embeddings answered by judgeloop's deterministic fake model (``judgeloop/fake_llm.py``).
+  embeddings answered by judgeloop's deterministic fake model (``judgeloop/stand_in_models/fake_llm.py``).
 
 Unity Catalog datasets go through the proprietary ``databricks-agents`` package, whose wire
 protocol is not public: the tests fake the Python boundary MLflow calls instead
@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import requests
 
-from judgeloop import fake_llm
+from judgeloop.stand_in_models import fake_llm
 
 MANAGED = "/api/2.0/managed-evals"
 UC_PROMPTS = "/api/2.0/mlflow/unity-catalog/prompts"

@@ -350,7 +350,7 @@ class FakeOpenAIServer:
         self._httpd.server_close()
 
 
-def main() -> None:  # pragma: no cover - `python -m judgeloop.fake_llm --port N` for manual runs
+def main() -> None:  # pragma: no cover - `python -m judgeloop.stand_in_models.fake_llm --port N` for manual runs
     import argparse
     import time
 
