@@ -58,9 +58,10 @@ def log_queue_traces(count: int) -> list[str]:
 
 
 def measure(size: int, queue_size: int, answered: int, reps: int, workdir: Path) -> dict:
-    from judgeloop import labels, workspace
+    from judgeloop import workspace
+    from judgeloop.sme_labels import labels
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
     from tests.fake_databricks import reviewer
     from tests.fake_databricks.running import fake_workspace, use_agents_boundary
 

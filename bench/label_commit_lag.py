@@ -59,8 +59,9 @@ def main(argv=None) -> int:
     import mlflow
     import sqlalchemy as sa
 
-    from judgeloop import labels, servers
-    from judgeloop.database_url import for_sqlalchemy
+    from judgeloop.sme_labels import labels
+    from judgeloop.stack import servers
+    from judgeloop.stack.database_url import for_sqlalchemy
     from judgeloop.settings import load_settings
     from tests.postgres import cluster, create_database
 

@@ -68,7 +68,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def mlflow_server(home: Path, workers: int):
     """``judgeloop up``'s MLflow server (same command, same worker count) in front of the store."""
-    from judgeloop import servers
+    from judgeloop.stack import servers
     from judgeloop.mlflow_internals import sqlite_store
 
     port = free_port()
@@ -89,9 +89,9 @@ def mlflow_server(home: Path, workers: int):
 def measure(args, through: str) -> dict:
     import sensor_tick
 
-    from judgeloop.label_files import importing
+    from judgeloop.sme_labels.label_files import importing
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     with tempfile.TemporaryDirectory(prefix="judgeloop-import-") as tmp, contextlib.ExitStack() as stack:
         home = Path(tmp) / "state"

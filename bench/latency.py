@@ -55,7 +55,7 @@ FAKE_MODELS = {
     "JUDGELOOP_EMBEDDING_MODEL": "fake:/embedding",
     "JUDGELOOP_AGENT_MODEL": "fake:/agent",
 }
-# Log lines of aligned_judge that open each phase (judgeloop/alignment.py and the asset say them).
+# Log lines of aligned_judge that open each phase (judgeloop/judging/alignment.py and the asset say them).
 MARKS = {"libraries loaded": "imports done", "usable": "labels read", "aligning": "alignment starts", "judge v": "nothing new: measuring",
          "measuring": "measurement starts", "registered": "measured, scores saved", "measured": "measured (reused version)",
          "gate": "promoted"}
@@ -194,7 +194,7 @@ def live_agreement_done(instance, realign_run_id: str) -> bool:
 
 
 def _too_few_to_align(settings, experiment_id) -> bool:
-    from judgeloop.notify import decide_notify
+    from judgeloop.sme_labels.notify import decide_notify
 
     return "too few labelled traces" in decide_notify(settings, experiment_id).reason
 
@@ -225,9 +225,9 @@ def main() -> int:
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     batches = []
     try:
-        from judgeloop import demo
+        from judgeloop.tracing import demo
         from judgeloop.settings import load_settings
-        from judgeloop.store import connect
+        from judgeloop.stack.store import connect
 
         wait_for(lambda: (home / "running.json").exists(), stack, 180, "both servers")
         import dagster as dg

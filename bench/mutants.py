@@ -46,9 +46,9 @@ USABLE_FILTER = ("        if not label.valid:\n            continue\n        rea
 LATEST_FILTER = ("    for label in found:\n        if not label.valid:\n            continue\n", "    for label in found:\n")
 
 MUTATIONS = (
-    Mutation("usable() keeps invalid labels", "judgeloop/labels.py", (USABLE_FILTER,), VALIDITY_TESTS),
-    Mutation("latest_per_reviewer keeps invalid labels", "judgeloop/labels.py", (LATEST_FILTER,), VALIDITY_TESTS),
-    Mutation("both validity filters removed", "judgeloop/labels.py", (USABLE_FILTER, LATEST_FILTER), VALIDITY_TESTS),
+    Mutation("usable() keeps invalid labels", "judgeloop/sme_labels/labels.py", (USABLE_FILTER,), VALIDITY_TESTS),
+    Mutation("latest_per_reviewer keeps invalid labels", "judgeloop/sme_labels/labels.py", (LATEST_FILTER,), VALIDITY_TESTS),
+    Mutation("both validity filters removed", "judgeloop/sme_labels/labels.py", (USABLE_FILTER, LATEST_FILTER), VALIDITY_TESTS),
     Mutation(
         "realign_judge selects aligned_judge only",
         "sensors/sme_labels_sensor.py",
@@ -66,13 +66,13 @@ MUTATIONS = (
     ),
     Mutation(
         "a run aligns on labels past the range it was handed",
-        "judgeloop/labels.py",
+        "judgeloop/sme_labels/labels.py",
         (("    if up_to is not None:\n        newest = [", "    if False:\n        newest = ["),),
         ("tests/test_run_label_range.py::test_a_run_aligns_on_the_labels_up_to_the_range_it_was_handed",),
     ),
     Mutation(
         "labels stamped in the past never counted as waiting",
-        "judgeloop/waiting.py",
+        "judgeloop/sme_labels/waiting.py",
         (("        grown = max(0, current - counted)\n", "        grown = 0\n"),),
         ("tests/test_sme_labels_sensor.py::test_a_label_stamped_in_the_past_is_counted_as_waiting",),
     ),
@@ -90,7 +90,7 @@ MUTATIONS = (
     ),
     Mutation(
         "gate margin doubled",
-        "judgeloop/gate.py",
+        "judgeloop/judging/gate.py",
         (("    if after < before - margin:", "    if after < before - 2 * margin - 0.01:"),),
         ("tests/test_split_and_agreement.py::test_gate_margin_at_its_boundary",),
     ),
@@ -102,7 +102,7 @@ MUTATIONS = (
     ),
     Mutation(
         "agreement measured on the alignment split",
-        "judgeloop/alignment.py",
+        "judgeloop/judging/alignment.py",
         (("for t in heldout_ids}, settings.heldout_max)", "for t in align_ids}, settings.heldout_max)"),),
         ("tests/test_alignment_asset.py::test_agreement_is_measured_on_heldout_traces_only",),
     ),
@@ -114,73 +114,73 @@ MUTATIONS = (
     ),
     Mutation(
         "the gate never blocks a judge measured worse",
-        "judgeloop/gate.py",
+        "judgeloop/judging/gate.py",
         (("    if after < before - margin:", "    if False:"),),
         ("tests/test_scores_and_gate.py::test_a_judge_worse_by_construction_is_blocked",),
     ),
     Mutation(
         "the gate ignores intervals (never says better with confidence)",
-        "judgeloop/gate.py",
+        "judgeloop/judging/gate.py",
         (("    if diff is not None and diff.low > 0:", "    if False:"),),
         ("tests/test_scores_and_gate.py::test_a_judge_as_good_or_better_passes",),
     ),
     Mutation(
         "an unmeasured judge may be promoted",
-        "judgeloop/gate.py",
+        "judgeloop/judging/gate.py",
         (("        if scored < min_scored:", "        if False:"),),
         ("tests/test_scores_and_gate.py::test_an_unmeasured_judge_is_never_promoted",),
     ),
     Mutation(
         "held-out sample not capped",
-        "judgeloop/sampling.py",
+        "judgeloop/judging/sampling.py",
         (("    return sorted(chosen)", "    return sorted(heldout_values)"),),
         ("tests/test_scores_and_gate.py::test_heldout_sample_is_capped_stable_and_stratified",),
     ),
     Mutation(
         "stored judge scores not reused",
-        "judgeloop/scores.py",
+        "judgeloop/judging/scores.py",
         (("    if version is not None:\n        for trace_id in traces:", "    if False:\n        for trace_id in traces:"),),
         ("tests/test_scores_and_gate.py::test_a_second_measurement_pays_only_for_new_traces",),
     ),
     Mutation(
         "the evaluation's judge scores are not kept as the base version's",
-        "judgeloop/traces.py",
+        "judgeloop/tracing/traces.py",
         (("    if judge_version is not None:\n        scores.adopt(", "    if False:\n        scores.adopt("),),
         ("tests/test_scores_and_gate.py::test_the_evaluations_scores_are_reused_by_the_version_that_made_them",),
     ),
     Mutation(
         "prompt comparison counts unparseable answers",
-        "judgeloop/optimization.py",
+        "judgeloop/prompt_optimization/optimization.py",
         (("        if reason:\n            log.warning(\"no score on", "        if False:\n            log.warning(\"no score on"),),
         ("tests/test_scores_and_gate.py::test_prompt_comparison_leaves_failed_calls_out_instead_of_counting_zero",),
     ),
     Mutation(
         "live agreement batch ignores the watermark",
-        "judgeloop/live_agreement.py",
+        "judgeloop/judging/live_agreement.py",
         (("if label.key > mark][-window:]", "][-window:]"),),
         ("tests/test_live_agreement.py",),
     ),
     Mutation(
         "missing usage counted as zero tokens",
-        "judgeloop/usage.py",
+        "judgeloop/model_calls/usage.py",
         (("            if counted is None:", "            if False:"),),
         ("tests/test_usage.py::test_known_prices_and_missing_usage",),
     ),
     Mutation(
         "a blocked version is registered again on the same labels",
-        "judgeloop/alignment.py",
+        "judgeloop/judging/alignment.py",
         (("    version = None if force else judges.aligned_version_for(", "    version = None if True else judges.aligned_version_for("),),
         ("tests/test_several_experts.py::test_same_alignment_labels_reuse_the_unpromoted_version",),
     ),
     Mutation(
         "GEPA handing production back after failed calls is remembered",
-        "judgeloop/optimization.py",
+        "judgeloop/prompt_optimization/optimization.py",
         (("            failed = calls[\"completion_failed\"] + calls[\"embedding_failed\"] + unscored[0]", "            failed = 0"),),
         ("tests/test_prompt_optimization.py::test_an_unchanged_prompt_after_failed_calls_is_not_remembered",),
     ),
     Mutation(
         "split uses Python's salted hash()",
-        "judgeloop/split.py",
+        "judgeloop/judging/split.py",
         (
             (
                 '    digest = hashlib.sha256(trace_id.encode()).digest()\n    return int.from_bytes(digest[:8], "big") / 2**64',
@@ -197,7 +197,7 @@ MUTATIONS = (
     ),
     Mutation(
         "litellm calls keep litellm's own retries",
-        "judgeloop/llm_limits.py",
+        "judgeloop/model_calls/llm_limits.py",
         (('    bounded["num_retries"] = 0\n', '    bounded["num_retries"] = kwargs.get("num_retries", 2)\n'),),
         ("tests/test_llm_bounds.py::test_a_completion_is_tried_once_plus_the_configured_retries",),
     ),
@@ -256,7 +256,7 @@ MUTATIONS += (
     ),
     Mutation(
         "the sqlite store keeps its rollback journal",
-        "judgeloop/store.py",
+        "judgeloop/stack/store.py",
         (("        if sqlite_store.use_wal(settings.resolved_tracking_uri):", "        if False:"),),
         ("tests/test_sqlite_store.py::test_connect_puts_the_store_in_wal_mode",),
     ),
@@ -265,27 +265,27 @@ MUTATIONS += (
 MUTATIONS += (
     Mutation(
         "gate blocks only a judge worse with confidence",
-        "judgeloop/gate.py",
+        "judgeloop/judging/gate.py",
         (("    if after < before - margin:", "    if diff is not None and diff.high < -margin or diff is None and after < before - margin:"),),
         ("tests/test_scores_and_gate.py::test_a_judge_measured_worse_within_the_noise_is_still_blocked",),
     ),
     Mutation(
         "held-out sample biased toward the lowest ratings",
-        "judgeloop/sampling.py",
+        "judgeloop/judging/sampling.py",
         (("    for s, ids in strata.items():\n        chosen.extend(sorted(ids, key=rank)[: share[s]])\n    return sorted(chosen)",
           "    for s, ids in sorted(strata.items()):\n        chosen.extend(sorted(ids, key=rank))\n    return sorted(chosen[:cap])"),),
         ("tests/test_scores_and_gate.py::test_the_samples_kappa_estimates_the_whole_heldout_kappa",),
     ),
     Mutation(
         "stored scores reused counted as calls",
-        "judgeloop/alignment.py",
+        "judgeloop/judging/alignment.py",
         (('        "measure_judge_calls": before_scores.paid + after_scores.paid,\n',
           '        "measure_judge_calls": before_scores.paid + after_scores.paid,\n        "measure_judge_scores_reused": before_scores.reused,\n'),),
         ("tests/test_reported_calls.py::test_reported_calls_equal_the_calls_the_server_received",),
     ),
     Mutation(
         "corrected labels keep the guidelines learned from their old value",
-        "judgeloop/alignment.py",
+        "judgeloop/judging/alignment.py",
         (("            learner, withdrawn = withdraw(previous, changed)", "            learner, withdrawn = previous, []"),),
         ("tests/test_corrected_labels.py::test_a_corrected_label_withdraws_the_guideline_learned_from_its_old_value",),
     ),
@@ -294,19 +294,19 @@ MUTATIONS += (
 OWN_TRAFFIC = (
     Mutation(
         "prompt optimization without expectations runs instead of waiting",
-        "judgeloop/optimization.py",
+        "judgeloop/prompt_optimization/optimization.py",
         (("    if waits:\n", "    if False:\n"),),
         ("tests/test_expectations_wait.py::test_a_realignment_without_expectations_succeeds_and_the_prompt_waits",),
     ),
     Mutation(
         "a re-run of tagged_traces pays again for scores an interrupted run wrote",
-        "judgeloop/traces.py",
+        "judgeloop/tracing/traces.py",
         (("    recovered = recover_scores(judge.name, untagged, judge_version, report)", "    recovered = set()"),),
         ("tests/test_new_traffic.py::test_an_interrupted_tagging_run_leaves_nothing_orphaned_and_a_rerun_pays_only_for_the_rest",),
     ),
     Mutation(
         "traces import writes the good rows of a file with a bad one",
-        "judgeloop/trace_files.py",
+        "judgeloop/tracing/trace_files.py",
         (("    if bad:\n        return report\n", ""),),
         ("tests/test_traces_import.py::test_bad_rows_are_reported_by_line_and_nothing_is_written",),
     ),

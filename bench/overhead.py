@@ -45,8 +45,8 @@ STEP_PAIRS = [
     ("g_align", "aligned_judge"),
     ("h_optimize", "optimized_prompt"),
 ]
-# Log lines that open and close judgeloop's held-out measurements (judgeloop/alignment.py and
-# judgeloop/optimization.py say them); the script has no equivalent step.
+# Log lines that open and close judgeloop's held-out measurements (judgeloop/judging/alignment.py and
+# judgeloop/prompt_optimization/optimization.py say them); the script has no equivalent step.
 HELDOUT_WINDOWS = {
     "aligned_judge": ("measuring judge", "registered judge"),
     "optimized_prompt": ("scoring it and production", None),  # closed by the next message
@@ -221,7 +221,7 @@ FLOOR_IMPORTS = {
 
 def process_floor(env: dict, log_to: Path) -> dict:
     """Seconds of a bare process per judgeloop process: interpreter start, imports, exit."""
-    # The offline defaults judgeloop and the script both set before importing (judgeloop.store).
+    # The offline defaults judgeloop and the script both set before importing (judgeloop.stack.store).
     env = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "MLFLOW_MODEL_CATALOG_URI": ""}
     floor = {}
     for name, imports in FLOOR_IMPORTS.items():

@@ -58,11 +58,13 @@ def main() -> None:
     import logging
 
     logging.disable(logging.WARNING)
-    from judgeloop import alignment, feedbackqa, gate, judges, labels, live_agreement, production, scores
+    from judgeloop.judging import alignment, gate, judges, live_agreement, scores
+    from judgeloop.sme_labels import labels
+    from judgeloop.tracing import feedbackqa, production
     from judgeloop.stand_in_models.fake_llm import CALLS
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
-    from judgeloop.traces import search_all
+    from judgeloop.stack.store import connect
+    from judgeloop.tracing.traces import search_all
 
     settings = load_settings()
     experiment_id = connect(settings)

@@ -1,12 +1,12 @@
 """Benchmark: what one tick of the SME-label sensor costs as the MLflow store grows.
 
-The sensor calls ``judgeloop.labels.changed_since(settings, experiment_id, cursor)`` on every
+The sensor calls ``judgeloop.sme_labels.labels.changed_since(settings, experiment_id, cursor)`` on every
 tick. This script builds synthetic sqlite MLflow stores of 1k / 10k / 100k traces (every trace
 carries an LLM_JUDGE feedback named like the judge, a fraction also a HUMAN label), then times:
 
 - the idle tick: cursor at the newest label, nothing new (median of --reps calls);
 - the tick after k = 5, 50, 500 new HUMAN labels written after the cursor with
-  ``judgeloop.labels.log_label`` (the normal ``mlflow.log_feedback`` path, one call per label);
+  ``judgeloop.sme_labels.labels.log_label`` (the normal ``mlflow.log_feedback`` path, one call per label);
 - the full read from an empty cursor (first tick ever / ``current_labels``), for context;
 - one more idle tick after --judge-burst LLM_JUDGE scores were written after the newest label
   (an evaluate run between two labels; bulk-inserted), for context;
@@ -42,7 +42,7 @@ import time
 import uuid
 from pathlib import Path
 
-# Quiet, offline-friendly MLflow before it is imported (judgeloop.store sets the same defaults).
+# Quiet, offline-friendly MLflow before it is imported (judgeloop.stack.store sets the same defaults).
 os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
@@ -52,11 +52,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from judgeloop import labels as jl_labels  # noqa: E402
+from judgeloop.sme_labels import labels as jl_labels  # noqa: E402
 from judgeloop.mlflow_internals import label_rows  # noqa: E402
-from judgeloop.labels import Cursor, changed_since, log_label  # noqa: E402
+from judgeloop.sme_labels.labels import Cursor, changed_since, log_label  # noqa: E402
 from judgeloop.settings import load_settings  # noqa: E402
-from judgeloop.store import connect  # noqa: E402
+from judgeloop.stack.store import connect  # noqa: E402
 
 JUDGE_SOURCE_ID = "openai:/gpt-4.1-mini"
 REVIEWERS = ["sme-ana", "sme-bo", "sme-chen"]
@@ -81,7 +81,7 @@ def _b64(value: int, nbytes: int) -> str:
 def generate_store(home: Path, n_traces: int, human_fraction: float, judge_name: str, seed: int) -> dict:
     """A fresh sqlite MLflow store under ``home`` holding ``n_traces`` synthetic evaluated traces.
 
-    The schema comes from MLflow itself (``judgeloop.store.connect`` creates the store and the
+    The schema comes from MLflow itself (``judgeloop.stack.store.connect`` creates the store and the
     experiment through the normal client); the rows are then bulk-inserted with SQLAlchemy Core
     ``executemany`` into MLflow's own ORM tables (trace_info, trace_tags, trace_request_metadata,
     spans, assessments), shaped exactly like the rows ``@mlflow.trace`` + ``log_feedback``
@@ -481,7 +481,7 @@ def measure_api(store: dict, reps: int, budget_s: float, judge_name: str) -> dic
 
 def api_child(home: Path, judge_name: str, reps: int, budget_s: float) -> None:
     """Child process of ``measure_api``: times the fallback against the store in ``home``."""
-    import judgeloop.traces as jl_traces
+    import judgeloop.tracing.traces as jl_traces
 
     settings = load_settings(home=home, experiment_name="judgeloop-bench", judge_name=judge_name)
     eid = connect(settings)
@@ -561,7 +561,7 @@ def report(results: dict, ks: list[int]) -> None:
     widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     print()
-    print("Sensor tick cost: judgeloop.labels.changed_since on a sqlite MLflow store (times in seconds)")
+    print("Sensor tick cost: judgeloop.sme_labels.labels.changed_since on a sqlite MLflow store (times in seconds)")
     print(f"idle = cursor at the newest label, nothing new; k = new HUMAN labels after the cursor; median of {results['reps']} calls")
     print("rows = rows changed_since returned (LabelBatch.rows_read); vm steps = SQLite VM steps of the statements it sent")
     print(line)
@@ -585,7 +585,7 @@ def report(results: dict, ks: list[int]) -> None:
             f"{sum(g['rows'].values()):,} rows; {g['db_bytes'] / 1e6:.0f} MB"
         )
     print(f"  total generation: {total:.1f} s")
-    print("  new labels for the k ticks: judgeloop.labels.log_label (mlflow.log_feedback), one call each: "
+    print("  new labels for the k ticks: judgeloop.sme_labels.labels.log_label (mlflow.log_feedback), one call each: "
           + ", ".join(f"{n:,} traces {statistics.mean(by[n]['sql']['k'][str(k)]['write_per_label_s'] for k in ks) * 1000:.1f} ms/label"
                       for n in sizes))
 

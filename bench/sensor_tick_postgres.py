@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import sensor_tick as sqlite_bench  # noqa: E402  (sets MLflow's quiet defaults before importing it)
 
 from judgeloop.mlflow_internals import label_rows  # noqa: E402
-from judgeloop.labels import Cursor, changed_since, log_label  # noqa: E402
+from judgeloop.sme_labels.labels import Cursor, changed_since, log_label  # noqa: E402
 from judgeloop.mlflow_internals.mlflow_schema import RELIED_ON_INDEX  # noqa: E402
 
 IDLE_GOAL_S = 1.0
@@ -89,7 +89,7 @@ def timed(fn, reps):
 def measure(server_url: str, n: int, args, workdir: Path) -> dict:
     import sqlalchemy as sa
 
-    from judgeloop.database_url import for_sqlalchemy
+    from judgeloop.stack.database_url import for_sqlalchemy
     from tests.postgres import create_database
 
     db_url = for_sqlalchemy(create_database(server_url))
@@ -143,7 +143,7 @@ def report(results: dict) -> None:
     sizes = sorted(int(s) for s in results["sizes"])
     by = {n: results["sizes"][str(n)] for n in sizes}
     ks = results["ks"]
-    print("Sensor tick cost: judgeloop.labels.changed_since on a PostgreSQL MLflow store (times in seconds)")
+    print("Sensor tick cost: judgeloop.sme_labels.labels.changed_since on a PostgreSQL MLflow store (times in seconds)")
     header = ["traces", "idle tick s", "rows", "buffers", "index", "1st call s", "full read s (rows)"]
     header += [f"k={k}: s (rows, buffers)" for k in ks]
     print(" | ".join(header))

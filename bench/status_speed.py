@@ -3,7 +3,7 @@
 Builds a synthetic sqlite MLflow store (``sensor_tick.generate_store``: every trace evaluated,
 every trace labelled by one of three SMEs), registers a base judge (v1) and an aligned,
 promoted v2 with their stored scores on every trace (30,000 more LLM_JUDGE rows, marked with
-the judge version as ``judgeloop.scores.save`` writes them), then times:
+the judge version as ``judgeloop.judging.scores.save`` writes them), then times:
 
 - ``status.collect`` in-process (the work: labels, review queue, the sensor's waiting count,
   every version's decision, every promoted version re-measured on today's held-out labels from
@@ -40,7 +40,7 @@ JUDGE = "answer_quality"
 def add_judges_and_scores(store: dict) -> None:
     import sqlalchemy as sa
 
-    from judgeloop import judges, scores
+    from judgeloop.judging import judges, scores
     from mlflow_rows import insert
     from sensor_tick import _assessment_row
 

@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from judgeloop import quick_exit
+    from judgeloop.stack import quick_exit
 
     quick_exit.install()
     args = build_parser().parse_args(argv)
@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from judgeloop import tracking_auth
-        from judgeloop.running_stack import StateFileError
+        from judgeloop.stack import tracking_auth
+        from judgeloop.stack.running_stack import StateFileError
         from judgeloop.workspace import WorkspaceNotReadyError
 
         if isinstance(exc, (WorkspaceNotReadyError, StateFileError)):  # its message names what to fix

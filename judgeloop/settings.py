@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     @classmethod
     def _with_driver(cls, value):
         # A pasted postgresql:// URL would pick a driver that is not installed (see database_url).
-        from judgeloop.database_url import for_sqlalchemy
+        from judgeloop.stack.database_url import for_sqlalchemy
 
         return for_sqlalchemy(value) if value else value
 
@@ -190,7 +190,7 @@ class Settings(BaseSettings):
         While it runs, commands in other shells go through its MLflow server instead of
         writing the sqlite file beside it (several writers on one sqlite file lock it).
         """
-        from judgeloop.running_stack import read_state
+        from judgeloop.stack.running_stack import read_state
 
         return read_state(self.resolved_home)  # a file it cannot read is refused, never skipped
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from judgeloop import quick_exit
+from judgeloop.stack import quick_exit
 from judgeloop_assets.assets.alignment import aligned_judge, sme_labels
 from judgeloop_assets.assets.dataset import eval_dataset
 from judgeloop_assets.assets.judge import base_judge

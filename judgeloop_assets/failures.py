@@ -11,10 +11,10 @@ import inspect
 
 import dagster as dg
 
-from judgeloop.alignment import NotEnoughLabelsError
-from judgeloop.llm_limits import ProviderFailure
-from judgeloop.optimization import MissingExpectationsError
-from judgeloop.providers import ModelNotConfiguredError
+from judgeloop.judging.alignment import NotEnoughLabelsError
+from judgeloop.model_calls.llm_limits import ProviderFailure
+from judgeloop.prompt_optimization.optimization import MissingExpectationsError
+from judgeloop.model_calls.providers import ModelNotConfiguredError
 
 # Exception class -> (kind shown in metadata, what to do).
 _EXPECTED = (
@@ -44,7 +44,7 @@ def as_failure(exc: BaseException, settings=None) -> dg.Failure | None:
         return _failure("provider unreachable", str(exc), "Check that the model provider is reachable (network, base URL, API key), then re-run.")
     provider_error = _provider_error(exc)
     if provider_error is not None and settings is not None:
-        from judgeloop import llm_limits
+        from judgeloop.model_calls import llm_limits
 
         roles = _roles_of(settings, getattr(provider_error, "model", None))
         detail = f"{type(provider_error).__name__}: {str(provider_error).strip()[:500]}"
@@ -66,7 +66,7 @@ def _provider_error(exc: BaseException | None) -> BaseException | None:
 
 def _roles_of(settings, model: str | None) -> list[str]:
     """The model roles configured with ``model`` (litellm names it ``provider/model`` or ``model``)."""
-    from judgeloop.providers import ROLES
+    from judgeloop.model_calls.providers import ROLES
 
     def matches(uri: str | None) -> bool:
         if not uri or not model or ":/" not in uri:

@@ -21,7 +21,7 @@ def push_realignment(settings, experiment_id: str, url: str | None = None, min_n
     """Launch ``realign_judge`` now if at least ``min_new_labels`` usable labels are newer than the
     promoted judge's; returns (run id or None, why). Raises ``DagsterError`` when Dagster cannot be
     reached or refuses."""
-    from judgeloop.notify import decide_notify
+    from judgeloop.sme_labels.notify import decide_notify
     from judgeloop_assets.dagster_client import DagsterClient
 
     decision = decide_notify(settings, experiment_id, force=force)

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from judgeloop.agreement import Agreement
+from judgeloop.judging.agreement import Agreement
 
 
 def agreement_metadata(prefix: str, result: Agreement) -> dict:

@@ -57,7 +57,7 @@ class _JudgeloopConfigBase(dg.ConfigurableResource):
             )
         if run is not None and MAX_RUNTIME_TAG in (run.tags or {}):
             refuse_a_raised_time_limit(run.tags, self.settings().max_run_seconds)
-        from judgeloop.providers import MODEL_URI
+        from judgeloop.model_calls.providers import MODEL_URI
 
         not_uris = [name for name in RUN_CONFIG_FIELDS if name.endswith("_model") and getattr(self, name)
                     and not MODEL_URI.fullmatch(getattr(self, name))]
@@ -76,7 +76,7 @@ class _JudgeloopConfigBase(dg.ConfigurableResource):
 
     def connect(self) -> tuple[Settings, str]:
         """Settings and experiment id; the store is set up once per run, not once per step."""
-        from judgeloop.store import connect
+        from judgeloop.stack.store import connect
 
         settings = self.settings()
         if self._experiment_id is None:

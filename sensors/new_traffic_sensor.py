@@ -43,8 +43,8 @@ def untagged_since(experiment_id: str, since_ms: int) -> list:
     """Completed production traces stamped after ``since_ms`` that carry no eval tag (infos only)."""
     from mlflow import MlflowClient
 
-    from judgeloop.traces import EVAL_TAG
-    from judgeloop.traffic import is_production
+    from judgeloop.tracing.traces import EVAL_TAG
+    from judgeloop.tracing.traffic import is_production
 
     client, found, token = MlflowClient(), [], None
     while True:

@@ -8,8 +8,8 @@ the newest label it was launched for and a run key.
 
 import dagster as dg
 
-from judgeloop.notify import PUSHED_RUN_KEY_TAG as RUN_KEY_TAG
-from judgeloop.notify import TRIGGER_TAG
+from judgeloop.sme_labels.notify import PUSHED_RUN_KEY_TAG as RUN_KEY_TAG
+from judgeloop.sme_labels.notify import TRIGGER_TAG
 from judgeloop.run_names import REALIGN_JOB
 
 PUSHED = "notify"
@@ -28,7 +28,7 @@ def pushed_run_to_adopt(state, instance: dg.DagsterInstance) -> tuple[str, tuple
     (``labels.LABELS_UP_TO_TAG``), so the sensor counts the labels up to it as taken and any label
     past it as waiting, whatever it read meanwhile.
     """
-    from judgeloop import labels
+    from judgeloop.sme_labels import labels
 
     if state.inflight is not None:
         return None

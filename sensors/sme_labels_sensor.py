@@ -3,7 +3,7 @@
 Each tick, in order (every tick that requests nothing says why, with the numbers, in the
 sensor's tick list):
 1. Settle the re-alignment it requested last: succeeded -> its labels are used; failed or
-   cancelled -> its labels wait again, retried after a back-off (``judgeloop.waiting``).
+   cancelled -> its labels wait again, retried after a back-off (``judgeloop.sme_labels.waiting``).
 2. While any re-alignment is queued or running, request nothing: new labels keep waiting and
    are counted in the next run, instead of queueing runs that find nothing left to do.
 3. At ``label_threshold`` waiting labels, request one re-alignment covering all of them.
@@ -65,7 +65,8 @@ def settle(state, instance: dg.DagsterInstance, interval_seconds: float, now: fl
 
 def _finish_request(settings, experiment_id: str, instance: dg.DagsterInstance, now: float, interval: float):
     """A run request for the optimization an interrupted re-alignment skipped, or a skip sentence."""
-    from judgeloop import unfinished, waiting
+    from judgeloop.judging import unfinished
+    from judgeloop.sme_labels import waiting
 
     pending = unfinished.unfinished_optimization(settings, experiment_id)
     if pending is None:
@@ -105,7 +106,7 @@ def build_sme_labels_sensor(settings: Settings) -> dg.SensorDefinition:
 
 
 def count_new_labels(context: dg.SensorEvaluationContext):
-    from judgeloop import labels, waiting
+    from judgeloop.sme_labels import labels, waiting
 
     # The resource is bound in judgeloop_assets/definitions.py; read by key, never imported.
     settings, experiment_id = getattr(context.resources, RESOURCE_KEY).connect()

@@ -21,7 +21,7 @@ FAKE_MODELS = {
 
 def feedbackqa_root() -> Path:
     """The FeedbackQA sample shipped in the package (what the demo reads on a fresh clone)."""
-    from judgeloop.feedbackqa import bundled_root
+    from judgeloop.tracing.feedbackqa import bundled_root
 
     return Path(str(bundled_root()))
 
@@ -74,9 +74,9 @@ def questions_file(tmp_path) -> Path:
 def template(tmp_path_factory):
     """One migrated sqlite store with six FeedbackQA traces, for tests to copy: creating MLflow's
     schema takes ~4 s per fresh database, the copy a few milliseconds."""
-    from judgeloop import feedbackqa, production
+    from judgeloop.tracing import feedbackqa, production
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     state = tmp_path_factory.mktemp("template") / "state"
     with pytest.MonkeyPatch.context() as patch:
@@ -93,7 +93,7 @@ def template_store(home, template):
     import shutil
 
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     state, experiment_id, trace_ids = template
     shutil.copytree(state, home)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from judgeloop.servers import free_port, port_is_free
+from judgeloop.stack.servers import free_port, port_is_free
 from tests.conftest import FAKE_MODELS, REPO, feedbackqa_root
 
 JUDGELOOP = Path(sys.executable).with_name("judgeloop")
@@ -377,9 +377,9 @@ def ports_free(*ports: int) -> bool:
 MLFLOW_FACTS = """
 import json
 import mlflow
-from judgeloop import judges
+from judgeloop.judging import judges
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 settings = load_settings()
 experiment_id = connect(settings)

@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from judgeloop.servers import free_port
+from judgeloop.stack.servers import free_port
 
 URL_VARIABLE = "JUDGELOOP_TEST_POSTGRES_URL"
 SUPERUSER = "judgeloop"

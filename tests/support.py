@@ -49,7 +49,7 @@ def failure_text(result, asset: str) -> str:
 
 
 def trace_count(experiment_id: str) -> int:
-    from judgeloop.traces import search_all
+    from judgeloop.tracing.traces import search_all
 
     return len(search_all(experiment_id))
 

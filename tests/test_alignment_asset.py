@@ -2,10 +2,12 @@
 
 import pytest
 
-from judgeloop import demo, experts, judges, labels
+from judgeloop.judging import judges
+from judgeloop.sme_labels import experts, labels
+from judgeloop.tracing import demo
 from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.support import materialize, metadata
 
 
@@ -37,7 +39,7 @@ def label_like_the_base_judge(settings, experiment_id, disagree_on=lambda trace_
     ``disagree_on``); returns {trace id: label value}."""
     from mlflow import MlflowClient
 
-    from judgeloop import traces
+    from judgeloop.tracing import traces
 
     client = MlflowClient()
     written = {}
@@ -89,7 +91,7 @@ def test_alignment_on_feedbackqa_ratings(demo_store, instance, monkeypatch):
     assert lineage["previous_version"] == 1 and lineage["label_count"] == meta["labels_alignment"]
 
     # Incremental: with a few more labels MemAlign distils only the new alignment-side examples.
-    from judgeloop import split
+    from judgeloop.judging import split
 
     def align_side(current):
         # What MemAlign is given per alignment trace: one consensus label (an expert's own).
@@ -188,7 +190,7 @@ def test_labels_stored_as_floats_like_the_mlflow_ui_writes_them(demo_store, inst
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
     settings, experiment_id = demo_store
     for trace_id, rating in demo.pending_labels(settings, experiment_id)[:40]:
-        from judgeloop import feedbackqa
+        from judgeloop.tracing import feedbackqa
 
         labels.log_label(trace_id, settings.judge_name, float(feedbackqa.to_scale(rating.rating, settings)), rating.reviewer, rating.reason)
     result = run(instance, ["aligned_judge"])
@@ -203,7 +205,7 @@ def test_agreement_is_measured_on_heldout_traces_only(demo_store, instance, monk
     trace: measured on held-out, the base judge agrees exactly; on the alignment side, never."""
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")
     settings, experiment_id = demo_store
-    from judgeloop import split
+    from judgeloop.judging import split
 
     def on_alignment_side(trace_id):
         return not split.is_heldout(trace_id, settings.heldout_fraction)

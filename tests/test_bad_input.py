@@ -6,10 +6,10 @@ import pytest
 from pydantic import ValidationError
 
 from judgeloop.stand_in_models.fake_llm import CALLS
-from judgeloop.questions import BadInputError
+from judgeloop.tracing.questions import BadInputError
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
-from judgeloop.traces import tagged_trace_ids
+from judgeloop.stack.store import connect
+from judgeloop.tracing.traces import tagged_trace_ids
 from tests.support import failure_text, materialize, materialized, metadata, trace_count
 
 

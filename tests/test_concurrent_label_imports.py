@@ -8,9 +8,11 @@ import subprocess
 import pytest
 import sqlalchemy as sa
 
-from judgeloop import duplicate_labels, feedbackqa, labels, production, servers, waiting
+from judgeloop.sme_labels import duplicate_labels, labels, waiting
+from judgeloop.stack import servers
+from judgeloop.tracing import feedbackqa, production
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.conftest import feedbackqa_root
 from tests.e2e_support import JUDGELOOP, clean_env
 

@@ -7,10 +7,11 @@ import mlflow
 import pytest
 from mlflow.entities import AssessmentSource
 
-from judgeloop import alignment, judges, labels, split
-from judgeloop.labels import log_label
+from judgeloop.judging import alignment, judges, split
+from judgeloop.sme_labels import labels
+from judgeloop.sme_labels.labels import log_label
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 
 @pytest.fixture

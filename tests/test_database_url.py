@@ -2,7 +2,7 @@
 
 import pytest
 
-from judgeloop import database_url
+from judgeloop.stack import database_url
 from judgeloop.settings import Settings
 
 
@@ -46,7 +46,7 @@ def test_dagster_gets_its_own_schema_and_passwords_stay_out_of_messages():
 )
 def test_up_refuses_an_unusable_database_before_starting_anything(home, monkeypatch, capsys, url, says):
     from judgeloop.cli import main
-    from judgeloop.servers import free_port
+    from judgeloop.stack.servers import free_port
 
     monkeypatch.setenv("JUDGELOOP_DATABASE_URL", url)
     code = main(["up", "--mlflow-port", str(free_port()), "--dagster-port", str(free_port()), "--no-launch"])

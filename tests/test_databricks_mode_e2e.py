@@ -7,9 +7,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from judgeloop import demo, judges, labels, prompts
+from judgeloop.judging import judges
+from judgeloop.prompt_optimization import prompts
+from judgeloop.sme_labels import labels
+from judgeloop.tracing import demo
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
 from tests.fake_databricks import reviewer

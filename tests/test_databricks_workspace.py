@@ -3,9 +3,11 @@
 
 import pytest
 
-from judgeloop import datasets, labels, workspace
+from judgeloop import workspace
+from judgeloop.sme_labels import labels
+from judgeloop.tracing import datasets
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop.workspace import WorkspaceNotReadyError
 from tests.fake_databricks import reviewer
 from tests.fake_databricks.running import databricks_mode, fake_workspace
@@ -26,7 +28,7 @@ def dbx(fake, home, monkeypatch, request):
 
 
 def seed(settings, experiment_id, count=4):
-    from judgeloop import feedbackqa, production
+    from judgeloop.tracing import feedbackqa, production
     from tests.conftest import feedbackqa_root
 
     items = feedbackqa.load_items(feedbackqa_root(), "WHO", limit=count)
@@ -75,7 +77,7 @@ def test_local_dataset_is_found_again_by_id(home):
 
 
 def test_databricks_embeddings_default_to_the_workspace_endpoint(home, monkeypatch):
-    from judgeloop import providers
+    from judgeloop.model_calls import providers
 
     monkeypatch.delenv("JUDGELOOP_EMBEDDING_MODEL")
     with pytest.raises(providers.ModelNotConfiguredError, match="JUDGELOOP_EMBEDDING_MODEL"):
@@ -95,7 +97,7 @@ def test_databricks_names_come_from_unity_catalog(dbx):
 
 
 def test_databricks_trace_search_falls_back_from_the_v4_endpoint(dbx):
-    from judgeloop import traces
+    from judgeloop.tracing import traces
 
     settings = load_settings()
     experiment_id = connect(settings)
@@ -236,7 +238,7 @@ def test_databricks_missing_credentials_name_the_variables(dbx, monkeypatch, uns
 
 
 def test_databricks_profile_in_databrickscfg_signs_in(dbx, home, monkeypatch):
-    from judgeloop import providers
+    from judgeloop.model_calls import providers
     from tests.fake_databricks.running import ENGINEER_TOKEN
 
     config = home.parent / "databrickscfg"
@@ -324,7 +326,7 @@ def test_databricks_queue_asking_another_question_is_refused_before_writing(dbx)
 
 
 def test_databricks_prompt_lives_in_unity_catalog_with_its_alias(dbx):
-    from judgeloop import prompts
+    from judgeloop.prompt_optimization import prompts
 
     settings = load_settings()
     connect(settings)

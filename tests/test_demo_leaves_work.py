@@ -1,8 +1,10 @@
 """The demo's simulated raters leave the last traces "needs review" for a person, and say where."""
 
-from judgeloop import demo, labels, waiting, workspace
+from judgeloop import workspace
+from judgeloop.sme_labels import labels, waiting
+from judgeloop.tracing import demo
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.support import materialize
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]

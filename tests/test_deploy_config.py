@@ -10,7 +10,7 @@ from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
 from dagster._serdes import class_from_code_pointer
 
-from judgeloop import servers
+from judgeloop.stack import servers
 from judgeloop.run_names import CODE_LOCATION
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

@@ -6,9 +6,9 @@ tests/test_concurrent_label_imports.py.
 
 from mlflow import MlflowClient
 
-from judgeloop import duplicate_labels, labels, waiting
+from judgeloop.sme_labels import duplicate_labels, labels, waiting
 from judgeloop.cli import main
-from judgeloop.labels import log_label
+from judgeloop.sme_labels.labels import log_label
 
 
 def valid_labels(settings, trace_ids) -> list:

@@ -22,9 +22,9 @@ def test_evaluate_judge_on_feedbackqa(home, tmp_path, capsys, monkeypatch):
     assert (out / "judge-fidelity.csv").read_text().startswith("metric,base,aligned,difference,sme_ceiling")
 
     # The one ceiling: the experts' agreement as experts.ceiling computes it on the traces the judges were scored on.
-    from judgeloop import experts, labels
+    from judgeloop.sme_labels import experts, labels
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     settings = load_settings().model_copy(update={"home": work, "tracking_uri": f"sqlite:///{work / 'mlflow.db'}"})
     used, _ = labels.current_labels(settings, connect(settings))

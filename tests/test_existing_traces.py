@@ -2,11 +2,11 @@
 
 import pytest
 
-from judgeloop import feedbackqa, production
+from judgeloop.tracing import feedbackqa, production
 from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
-from judgeloop.traces import QUESTION_TAG, SOURCE_TAG, search_all, tagged_trace_ids
+from judgeloop.stack.store import connect
+from judgeloop.tracing.traces import QUESTION_TAG, SOURCE_TAG, search_all, tagged_trace_ids
 from tests.conftest import feedbackqa_root
 from tests.support import materialize, metadata
 

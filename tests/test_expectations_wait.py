@@ -3,10 +3,12 @@ succeeds, promotes the judge, skips the prompt with one sentence, and nothing re
 
 import time
 
-from judgeloop import demo, judges, prompts, unfinished
+from judgeloop.judging import judges, unfinished
+from judgeloop.prompt_optimization import prompts
+from judgeloop.tracing import demo
 from judgeloop.stand_in_models.fake_llm import CALLS, reset_calls
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from sensors import sme_labels_sensor as sensor_module
 from tests.support import accept_any_split, materialize, metadata
 

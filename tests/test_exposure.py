@@ -2,7 +2,7 @@
 
 import pytest
 
-from judgeloop import exposure
+from judgeloop.stack import exposure
 from tests.e2e_support import run_judgeloop
 
 

@@ -4,10 +4,12 @@ import dagster as dg
 import mlflow
 import pytest
 
-from judgeloop import judges, labeling, traces
+from judgeloop.judging import judges
+from judgeloop.sme_labels import labeling
+from judgeloop.tracing import traces
 from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop_assets.definitions import FOUNDATION
 from judgeloop_assets.resources import JudgeloopConfig
 

@@ -4,7 +4,7 @@ MLflow fails right after ``optimize_prompts`` registered GEPA's unchanged copy o
 
 import mlflow
 
-from judgeloop import optimization, prompts
+from judgeloop.prompt_optimization import optimization, prompts
 from tests.faulty_provider import FaultyProvider
 from tests.support import materialize, metadata
 from tests.test_prompt_optimization import aligned_store  # noqa: F401  (fixture)

@@ -4,9 +4,9 @@ import shutil
 
 import mlflow
 
-from judgeloop import judges
+from judgeloop.judging import judges
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 
 def _tags(experiment_id: str) -> dict:

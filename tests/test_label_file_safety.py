@@ -8,9 +8,9 @@ import json
 import pytest
 
 from judgeloop.cli import main
-from judgeloop.label_files import cells, importing
-from judgeloop.label_files.rows import MAX_COMMENT_CHARS
-from judgeloop.labels import current_labels, log_label
+from judgeloop.sme_labels.label_files import cells, importing
+from judgeloop.sme_labels.label_files.rows import MAX_COMMENT_CHARS
+from judgeloop.sme_labels.labels import current_labels, log_label
 from tests.test_label_import_export import NASTY_COMMENTS, assessments
 
 

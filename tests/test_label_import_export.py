@@ -8,11 +8,12 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from judgeloop import judges, labels
-from judgeloop.notify import decide_notify
+from judgeloop.judging import judges
+from judgeloop.sme_labels import labels
+from judgeloop.sme_labels.notify import decide_notify
 from judgeloop_assets import dagster_client
 from judgeloop.cli import main
-from judgeloop.labels import log_label
+from judgeloop.sme_labels.labels import log_label
 from judgeloop.settings import load_settings
 
 

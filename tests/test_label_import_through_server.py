@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from judgeloop import feedbackqa, labels, production
-from judgeloop.label_files import importing
+from judgeloop.sme_labels import labels
+from judgeloop.tracing import feedbackqa, production
+from judgeloop.sme_labels.label_files import importing
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.conftest import feedbackqa_root
 from tests.test_concurrent_label_imports import server, valid_per_pair  # noqa: F401  (fixture)
 

@@ -8,11 +8,11 @@ import json
 import mlflow
 import pytest
 
-from judgeloop import demo
+from judgeloop.tracing import demo
 from judgeloop.cli import main
-from judgeloop.labels import current_labels, log_label
+from judgeloop.sme_labels.labels import current_labels, log_label
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

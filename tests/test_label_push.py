@@ -6,10 +6,11 @@ import shutil
 import dagster as dg
 import pytest
 
-from judgeloop import judges, labels
-from judgeloop.notify import decide_notify
+from judgeloop.judging import judges
+from judgeloop.sme_labels import labels
+from judgeloop.sme_labels.notify import decide_notify
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.test_realign_runs import add_run, tick
 
 

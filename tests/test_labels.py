@@ -4,10 +4,11 @@ import mlflow
 import pytest
 from mlflow.entities import AssessmentSource
 
-from judgeloop import feedbackqa, labels, production
-from judgeloop.labels import Cursor, log_label
+from judgeloop.sme_labels import labels
+from judgeloop.tracing import feedbackqa, production
+from judgeloop.sme_labels.labels import Cursor, log_label
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.conftest import feedbackqa_root
 from tests.support import restamp
 

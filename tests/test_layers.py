@@ -96,7 +96,7 @@ def test_the_scan_sees_every_kind_of_import(tmp_path, monkeypatch, source, modul
 
 BOUNDARY = "judgeloop/mlflow_internals/"
 # Dagster's own schema on PostgreSQL (not MLflow's) is created with one statement here.
-DAGSTER_SCHEMA = "judgeloop/database_url.py"
+DAGSTER_SCHEMA = "judgeloop/stack/database_url.py"
 # MLflow modules whose use is a contract with its internals, not its API.
 PRIVATE_MLFLOW = ("mlflow.store", "mlflow.genai.judges.optimizers.memalign", "mlflow.genai.judges.adapters")
 RAW_SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|PRAGMA|CREATE\s+(TABLE|INDEX|SCHEMA))\b", re.I | re.S)

@@ -5,10 +5,11 @@ import shutil
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from judgeloop import judges, labels, live_agreement, scores
+from judgeloop.judging import judges, live_agreement, scores
+from judgeloop.sme_labels import labels
 from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.support import materialize, metadata
 
 

@@ -7,9 +7,10 @@ import threading
 import dagster as dg
 import pytest
 
-from judgeloop import demo, judges, live_agreement
+from judgeloop.judging import judges, live_agreement
+from judgeloop.tracing import demo
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop_assets.definitions import defs
 from sensors import live_agreement_sensor
 from tests.support import materialize, metadata

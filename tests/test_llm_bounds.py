@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from judgeloop import demo, llm_limits
+from judgeloop.model_calls import llm_limits
+from judgeloop.tracing import demo
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.faulty_provider import FaultyProvider
 from tests.support import failure_text, materialize
 

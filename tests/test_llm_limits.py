@@ -4,7 +4,7 @@ The faults come from a fake OpenAI-compatible provider on loopback (tests/faulty
 
 import pytest
 
-from judgeloop import llm_limits
+from judgeloop.model_calls import llm_limits
 from judgeloop.settings import load_settings
 from tests.faulty_provider import FaultyProvider
 from tests.support import openai_judge_and_agent, failure_text, materialize, materialized
@@ -74,7 +74,7 @@ def test_every_job_carries_a_maximum_run_time(monkeypatch):
 
 
 def test_dagster_instance_enforces_run_time_limits(tmp_path):
-    from judgeloop.servers import write_dagster_yaml
+    from judgeloop.stack.servers import write_dagster_yaml
 
     write_dagster_yaml(tmp_path)
     assert "run_monitoring:\n  enabled: true" in (tmp_path / "dagster.yaml").read_text()
@@ -89,7 +89,7 @@ def test_litellm_gets_the_limits_when_something_imports_it_later(tmp_path):
 
     code = (
         "import sys\n"
-        "from judgeloop import llm_limits\n"
+        "from judgeloop.model_calls import llm_limits\n"
         "from judgeloop.settings import load_settings\n"
         "llm_limits.apply(load_settings())\n"
         "print('litellm' in sys.modules)\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from judgeloop import servers
+from judgeloop.stack import servers
 from judgeloop.stand_in_models import local_models
 from judgeloop.stand_in_models.local_models import LLAMA_SERVER_ENV, LocalModelError
 
@@ -206,7 +206,7 @@ def test_local_provider_without_the_extra_says_how_to_install(monkeypatch):
 def test_importing_judgeloop_loads_no_torch():
     import subprocess
 
-    code = "import sys, judgeloop.stand_in_models.local_models, judgeloop.store, judgeloop.cli; print(any(m in sys.modules for m in ('torch', 'sentence_transformers', 'litellm')))"
+    code = "import sys, judgeloop.stand_in_models.local_models, judgeloop.stack.store, judgeloop.cli; print(any(m in sys.modules for m in ('torch', 'sentence_transformers', 'litellm')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -249,9 +249,9 @@ def test_memalign_uses_local_embeddings(home, instance, monkeypatch):
     pytest.importorskip("sentence_transformers")
     import dagster as dg
 
-    from judgeloop import demo
+    from judgeloop.tracing import demo
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
     from judgeloop_assets.definitions import ALL_ASSETS
     from judgeloop_assets.resources import JudgeloopConfig
 

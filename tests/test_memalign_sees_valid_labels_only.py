@@ -4,9 +4,11 @@ import dagster as dg
 import mlflow
 from mlflow.entities import AssessmentSource
 
-from judgeloop import alignment, demo, judges, labels, split
+from judgeloop.judging import alignment, judges, split
+from judgeloop.sme_labels import labels
+from judgeloop.tracing import demo
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop_assets.definitions import FOUNDATION
 from judgeloop_assets.resources import JudgeloopConfig
 

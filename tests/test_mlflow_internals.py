@@ -25,7 +25,7 @@ def test_litellm_calls_are_counted_and_bounded_when_litellm_is_imported_after_bo
     installs both wrappers the moment litellm has loaded, and a call is counted once."""
     code = (
         "import sys\n"
-        "from judgeloop import calls, llm_limits\n"
+        "from judgeloop.model_calls import calls, llm_limits\n"
         "from judgeloop.mlflow_internals import litellm_hooks\n"
         "from judgeloop.settings import load_settings\n"
         "llm_limits.apply(load_settings())\n"

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from mlflow.entities import AssessmentSource
 
-from judgeloop import labels
+from judgeloop.sme_labels import labels
 from judgeloop.mlflow_internals import label_rows, mlflow_schema
-from judgeloop.label_files.traces import known_trace_ids
+from judgeloop.sme_labels.label_files.traces import known_trace_ids
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import mlflow_rows  # noqa: E402  (bench/mlflow_rows.py)
@@ -85,7 +85,7 @@ def test_another_revision_falls_back_to_the_public_api_with_a_warning(store, mon
 
 def test_trace_keys_read_directly_and_through_the_api_agree(store, monkeypatch):
     """A trace's own key (item tag, else client request id) is found the same way either side."""
-    from judgeloop.label_files.traces import trace_keys, traces_by_key
+    from judgeloop.sme_labels.label_files.traces import trace_keys, traces_by_key
 
     settings, experiment_id, trace_ids = store
     with mlflow.start_span(name="support_agent") as span:

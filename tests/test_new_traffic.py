@@ -5,7 +5,7 @@ no version owns, and a re-run pays only for what is missing."""
 import dagster as dg
 import pytest
 
-from judgeloop import traces
+from judgeloop.tracing import traces
 from judgeloop.stand_in_models.fake_llm import CALLS, reset_calls
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig

@@ -14,13 +14,13 @@ import dagster as dg
 import pytest
 
 from judgeloop.cli import main
-from judgeloop.running_stack import StackLock
+from judgeloop.stack.running_stack import StackLock
 from tests.e2e_support import HOST, free_port, ports_free, run_judgeloop, start_up, wait_until
 
 
 def _started_run(dagster_home) -> str:
     """A run in progress in the folder's Dagster instance, as the first stack's worker has it."""
-    from judgeloop.servers import write_dagster_yaml
+    from judgeloop.stack.servers import write_dagster_yaml
 
     dagster_home.mkdir(parents=True, exist_ok=True)
     write_dagster_yaml(dagster_home)

@@ -7,8 +7,8 @@ import pytest
 
 from judgeloop.stand_in_models.fake_llm import CALLS, FakeOpenAIServer
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
-from judgeloop.traces import tagged_trace_ids
+from judgeloop.stack.store import connect
+from judgeloop.tracing.traces import tagged_trace_ids
 from tests.support import openai_judge_and_agent, failure_text, materialize, materialized, metadata
 
 QUESTIONS = [

@@ -4,11 +4,14 @@ settings), which traces count (production traffic) and how they are keyed (clien
 
 import pytest
 
-from judgeloop import datasets, judges, labels, workspace
+from judgeloop import workspace
+from judgeloop.judging import judges
+from judgeloop.sme_labels import labels
+from judgeloop.tracing import datasets
 from judgeloop.stand_in_models import fake_llm
-from judgeloop.label_files.traces import trace_keys
+from judgeloop.sme_labels.label_files.traces import trace_keys
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests import autologged
 from tests.support import accept_any_split, materialize, metadata
 

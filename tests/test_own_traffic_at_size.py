@@ -11,11 +11,14 @@ import time
 import dagster as dg
 import pytest
 
-from judgeloop import judges, prompts, servers, traces
+from judgeloop.judging import judges
+from judgeloop.prompt_optimization import prompts
+from judgeloop.stack import servers
+from judgeloop.tracing import traces
 from judgeloop.cli import main
 from judgeloop.commands.status import label_status
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
 from tests import autologged

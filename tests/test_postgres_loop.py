@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from judgeloop import database_url, demo, feedbackqa, labels
+from judgeloop.sme_labels import labels
+from judgeloop.stack import database_url
+from judgeloop.tracing import demo, feedbackqa
 from tests.conftest import feedbackqa_root
 from tests.e2e_support import materializations, processes_mentioning, runs, sensor_ticks, start_up, wait_until
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from judgeloop import database_url, demo, judges, servers
+from judgeloop.judging import judges
+from judgeloop.stack import database_url, servers
+from judgeloop.tracing import demo
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop_assets.metadata import NO_CHANGE
 from judgeloop.run_names import REALIGN_POOL
 from judgeloop_assets.realign_pool import ensure_realign_pool

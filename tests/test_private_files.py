@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from judgeloop.commands.up import _team_credentials
-from judgeloop.private_files import make_private_folder
+from judgeloop.stack.private_files import make_private_folder
 
 
 def mode(path: Path) -> int:

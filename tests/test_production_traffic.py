@@ -5,9 +5,11 @@ import shutil
 import pytest
 from mlflow import MlflowClient
 
-from judgeloop import judges, labels, traces, traffic
+from judgeloop.judging import judges
+from judgeloop.sme_labels import labels
+from judgeloop.tracing import traces, traffic
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 
-from judgeloop import demo, judges
+from judgeloop.judging import judges
+from judgeloop.tracing import demo
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.conftest import REPO
 from tests.support import accept_any_split, materialize, metadata
 
@@ -20,9 +21,10 @@ FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
 # paying for every score again (no version given: nothing stored is read back).
 MEASURE_IN_A_FRESH_PROCESS = """
 import json
-from judgeloop import alignment, experts, judges, labels, sampling, scores, split
+from judgeloop.judging import alignment, judges, sampling, scores, split
+from judgeloop.sme_labels import experts, labels
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 settings = load_settings()
 experiment_id = connect(settings)

@@ -3,10 +3,11 @@
 import dagster as dg
 import pytest
 
-from judgeloop import demo, gepa_budget, optimization, prompts
+from judgeloop.prompt_optimization import gepa_budget, optimization, prompts
+from judgeloop.tracing import demo
 from judgeloop.stand_in_models.fake_llm import CALLS, QUOTE_INSTRUCTION, reset_calls
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.support import accept_any_split, materialize, metadata
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session", "agent_prompt"]
@@ -39,7 +40,7 @@ def aligned_store(home, instance, monkeypatch):
 
 
 def _trace_count(experiment_id: str) -> int:
-    from judgeloop.traces import search_all
+    from judgeloop.tracing.traces import search_all
 
     return len(search_all(experiment_id))
 
@@ -84,7 +85,7 @@ def test_gepa_improves_and_promotes_with_lineage(aligned_store, instance):
 
     # A restart that relaunches the foundation job neither tags optimizer traffic, nor merges it
     # into the dataset, nor queues it for the experts.
-    from judgeloop import traces
+    from judgeloop.tracing import traces
 
     tagged_before = set(traces.tagged_trace_ids(experiment_id))
     restart = run(instance, FOUNDATION)
@@ -205,7 +206,7 @@ def test_agent_traces_record_the_prompt_version(home):
 
     import mlflow
 
-    from judgeloop import agent
+    from judgeloop.tracing import agent
 
     settings = load_settings()
     experiment_id = connect(settings)

@@ -1,5 +1,5 @@
 """Processes that load the code location (Dagster's run workers) or run the CLI leave without a
-full garbage collection of their heap (judgeloop.quick_exit)."""
+full garbage collection of their heap (judgeloop.stack.quick_exit)."""
 
 import os
 import subprocess

@@ -2,7 +2,7 @@
 
 import pytest
 
-from judgeloop import judges
+from judgeloop.judging import judges
 from tests.support import materialize
 
 

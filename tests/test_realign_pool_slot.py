@@ -6,7 +6,7 @@ import dagster as dg
 
 from judgeloop.run_names import REALIGN_POOL
 from judgeloop_assets.realign_pool import ensure_realign_pool, ensure_realign_pool_at
-from judgeloop import servers
+from judgeloop.stack import servers
 
 
 def _limits(instance) -> dict:

@@ -8,9 +8,12 @@ import time
 import dagster as dg
 import pytest
 
-from judgeloop import judges, labels, optimization, prompts, unfinished, waiting, workspace
+from judgeloop import workspace
+from judgeloop.judging import judges, unfinished
+from judgeloop.prompt_optimization import optimization, prompts
+from judgeloop.sme_labels import labels, waiting
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
 from sensors import sme_labels_sensor as sensor_module

@@ -3,10 +3,10 @@ are counted apart, never as calls, and a judge scored on no trace is unmeasured,
 
 import pytest
 
-from judgeloop import demo
+from judgeloop.tracing import demo
 from judgeloop.stand_in_models.fake_llm import FakeOpenAIServer
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.support import accept_any_split, materialize, metadata
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session"]
@@ -54,7 +54,7 @@ def test_reported_calls_equal_the_calls_the_server_received(every_role_over_http
 
 
 def test_a_judge_scored_on_no_trace_is_unmeasured(home, monkeypatch):
-    from judgeloop import alignment, scores
+    from judgeloop.judging import alignment, scores
 
     settings = load_settings()
     nothing = alignment.agreement_of(settings, scores.Scores(invalid_answers={"t1": "answer 'x' is not a number"}), {})

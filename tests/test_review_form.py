@@ -9,8 +9,10 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from judgeloop import agreement, experts, demo, labeling, labels, review_progress
-from judgeloop.label_files import importing
+from judgeloop.judging import agreement
+from judgeloop.sme_labels import experts, labeling, labels, review_progress
+from judgeloop.tracing import demo
+from judgeloop.sme_labels.label_files import importing
 from judgeloop.settings import load_settings
 
 
@@ -87,8 +89,8 @@ def test_dropdown_values_read_back_as_ratings(home, value, reason):
 def test_dropdown_labels_count_everywhere(store):
     """A label as the form writes it ("3") counts as the rating 3 for agreement, export and
     MemAlign's cleaned traces."""
-    from judgeloop import alignment
-    from judgeloop.label_files.exporting import export_rows
+    from judgeloop.judging import alignment
+    from judgeloop.sme_labels.label_files.exporting import export_rows
 
     settings, experiment_id, trace_ids = store
     labels.log_label(trace_ids[0], settings.judge_name, "3", reviewer="alice")

@@ -57,7 +57,7 @@ def test_a_secret_like_model_value_is_refused_without_repeating_it(field, value,
 @pytest.mark.parametrize("value", SECRET_LITERALS)
 def test_a_secret_like_model_setting_is_not_repeated_by_the_configuration_report(value, home, monkeypatch):
     """The same rule for the deployment's own variables: a password pasted into the wrong one."""
-    from judgeloop.providers import configuration_report, require_model
+    from judgeloop.model_calls.providers import configuration_report, require_model
     from judgeloop.settings import load_settings
 
     monkeypatch.setenv("JUDGELOOP_REFLECTION_MODEL", value)

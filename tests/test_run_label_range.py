@@ -3,7 +3,8 @@ whatever is in the store when it starts: the one record of which labels a run us
 
 import dagster as dg
 
-from judgeloop import judges, labels
+from judgeloop.judging import judges
+from judgeloop.sme_labels import labels
 from judgeloop_assets.definitions import ALL_ASSETS
 from judgeloop_assets.resources import JudgeloopConfig
 from tests.support import accept_any_split, materialize

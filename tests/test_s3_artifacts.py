@@ -9,7 +9,7 @@ import sys
 import boto3
 import pytest
 
-from judgeloop import servers
+from judgeloop.stack import servers
 from judgeloop.settings import load_settings
 from tests.e2e_support import wait_until
 

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from mlflow import MlflowClient
 
-from judgeloop import agreement, gate, intervals, judges, sampling, scores
+from judgeloop.judging import agreement, gate, intervals, judges, sampling, scores
 from judgeloop.stand_in_models.fake_llm import CALLS
 from judgeloop.settings import load_settings
 
@@ -50,7 +50,7 @@ def test_a_second_measurement_pays_only_for_new_traces(store):
 
 def test_the_evaluations_scores_are_reused_by_the_version_that_made_them(store):
     """tagged_traces already paid for the base judge's score on every trace it tags."""
-    from judgeloop import traces
+    from judgeloop.tracing import traces
 
     settings, experiment_id, trace_ids = store
     version = judges.ensure_base_judge(settings, experiment_id, settings.judge_model).version
@@ -243,7 +243,7 @@ def test_too_few_common_traces_still_block_a_worse_judge(home):
 # --- the prompt comparison ---------------------------------------------------------------------
 
 def test_prompt_comparison_leaves_failed_calls_out_instead_of_counting_zero(store):
-    from judgeloop import optimization
+    from judgeloop.prompt_optimization import optimization
 
     settings = store[0]
     records = [{"inputs": {"question": f"How do I wash my hands, case {i}?"}} for i in range(3)]
@@ -269,8 +269,8 @@ def test_prompt_comparison_leaves_failed_calls_out_instead_of_counting_zero(stor
 def test_the_samples_kappa_estimates_the_whole_heldout_kappa(home):
     """600 held-out traces, 3 experts each, a judge whose errors depend on the rating: the kappa
     on the 200-trace sample lies within the sample's own interval of the kappa on all 600."""
-    from judgeloop import experts
-    from judgeloop.labels import HumanLabel
+    from judgeloop.sme_labels import experts
+    from judgeloop.sme_labels.labels import HumanLabel
 
     settings = load_settings()
     rng = random.Random(11)

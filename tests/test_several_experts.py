@@ -6,11 +6,12 @@ from fractions import Fraction
 
 import pytest
 
-from judgeloop import alignment, experts, judges, split
+from judgeloop.judging import alignment, judges, split
+from judgeloop.sme_labels import experts
 from judgeloop.stand_in_models.fake_llm import CALLS
-from judgeloop.labels import HumanLabel, log_label
+from judgeloop.sme_labels.labels import HumanLabel, log_label
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 
 def label(trace, reviewer, value, updated_ms=0):
@@ -121,7 +122,7 @@ def test_held_out_edits_re_measure_the_judge_in_use(store):
     import mlflow
     from mlflow.entities import AssessmentSource
 
-    from judgeloop import labels
+    from judgeloop.sme_labels import labels
 
     settings, experiment_id, trace_ids = store
     aligned_ids, heldout_ids = split.split(trace_ids, settings.heldout_fraction)
@@ -165,7 +166,7 @@ def test_same_alignment_labels_reuse_the_unpromoted_version(store):
     import mlflow
     from mlflow.entities import AssessmentSource
 
-    from judgeloop import labels
+    from judgeloop.sme_labels import labels
 
     current, _ = labels.current_labels(settings, experiment_id)
     old = next(l for l in current if l.trace_id == t1 and l.reviewer == "rater-1")

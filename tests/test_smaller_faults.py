@@ -5,9 +5,9 @@ import stat
 
 import pytest
 
-from judgeloop.label_files import importing
-from judgeloop.labels import current_labels, log_label
-from judgeloop.servers import check_state_folder
+from judgeloop.sme_labels.label_files import importing
+from judgeloop.sme_labels.labels import current_labels, log_label
+from judgeloop.stack.servers import check_state_folder
 from tests.test_label_file_safety import raw_cells, run, store  # noqa: F401  (fixture)
 
 

@@ -7,9 +7,10 @@ import mlflow
 import pytest
 from mlflow.entities import AssessmentSource
 
-from judgeloop import feedbackqa, labels, production, waiting
+from judgeloop.sme_labels import labels, waiting
+from judgeloop.tracing import feedbackqa, production
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from judgeloop_assets.definitions import defs
 from judgeloop_assets.resources import JudgeloopConfig
 from tests.conftest import feedbackqa_root

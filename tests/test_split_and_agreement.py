@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from judgeloop import agreement, alignment, experts, gate, scores, split
-from judgeloop.labels import HumanLabel
+from judgeloop.judging import agreement, alignment, gate, scores, split
+from judgeloop.sme_labels import experts
+from judgeloop.sme_labels.labels import HumanLabel
 from judgeloop.settings import load_settings
 
 
@@ -24,7 +25,7 @@ def test_split_is_stable_as_labels_accumulate():
 # or labels from the held-out side leak into alignment as processes restart.
 PINNED_HELDOUT = ["tr-0001", "tr-0003", "tr-0005", "tr-0008"]
 SPLIT_IN_A_FRESH_PROCESS = (
-    "import json; from judgeloop import split; "
+    "import json; from judgeloop.judging import split; "
     "print(json.dumps([split.split([f'tr-{i:04d}' for i in range(12)], 1 / 3)[1], round(split.heldout_score('tr-0000'), 6)]))"
 )
 

@@ -12,7 +12,7 @@ from judgeloop.settings import load_settings
 
 
 def test_connect_puts_the_store_in_wal_mode(home):
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     settings = load_settings()
     connect(settings)
@@ -20,7 +20,7 @@ def test_connect_puts_the_store_in_wal_mode(home):
 
 
 def test_evaluate_workers_are_bounded_on_a_sqlite_store_only(home):
-    from judgeloop.store import library_environment
+    from judgeloop.stack.store import library_environment
 
     on_sqlite = library_environment(load_settings())
     assert on_sqlite["MLFLOW_GENAI_EVAL_MAX_WORKERS"] == str(sqlite_store.EVALUATE_WORKERS)
@@ -87,7 +87,7 @@ def test_locked_errors_are_recognised_through_wrapping():
 def test_judgeloops_connections_commit_without_an_fsync_each(home):
     import sqlalchemy as sa
 
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     settings = load_settings()
     connect(settings)

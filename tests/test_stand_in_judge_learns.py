@@ -3,10 +3,10 @@
 from mlflow import MlflowClient
 from mlflow.genai.judges.optimizers import MemAlignOptimizer
 
-from judgeloop import judges, scores
-from judgeloop.labels import log_label
+from judgeloop.judging import judges, scores
+from judgeloop.sme_labels.labels import log_label
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 
 def test_aligned_stand_in_scores_follow_the_expert_labels(home, template):

@@ -6,11 +6,13 @@ import shutil
 import dagster as dg
 import pytest
 
-from judgeloop import judges, labels, prompts, waiting
+from judgeloop.judging import judges
+from judgeloop.prompt_optimization import prompts
+from judgeloop.sme_labels import labels, waiting
 from judgeloop.cli import main
-from judgeloop.labels import log_label
+from judgeloop.sme_labels.labels import log_label
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 
 
 
@@ -200,7 +202,7 @@ def test_status_says_what_each_version_stood_on_and_warns_below_the_base_judge(h
     """Per version: the gate's case, "on N of M held-out traces", the interval, blocked or in use and
     why; every promoted version on today's held-out labels; a warning when the judge in use agrees
     less with the experts than the base judge; the same as a chart."""
-    from judgeloop import scores, split
+    from judgeloop.judging import scores, split
 
     shutil.copytree(template[0], home)
     _, experiment_id, trace_ids = template

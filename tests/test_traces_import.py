@@ -2,10 +2,10 @@
 
 import json
 
-from judgeloop import trace_files, traces
+from judgeloop.tracing import trace_files, traces
 from judgeloop.cli import main
 from judgeloop.settings import load_settings
-from judgeloop.store import connect
+from judgeloop.stack.store import connect
 from tests.support import materialize, metadata
 
 FOUNDATION = ["base_judge", "tagged_traces", "eval_dataset", "labeling_session", "agent_prompt"]

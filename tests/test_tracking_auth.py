@@ -5,7 +5,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST, UNAUTHENTICATED
 
-from judgeloop import tracking_auth
+from judgeloop.stack import tracking_auth
 
 
 def test_refusals_are_recognised_also_when_wrapped():

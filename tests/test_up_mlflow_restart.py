@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from judgeloop import servers
+from judgeloop.stack import servers
 from tests.e2e_support import http_ok, run_judgeloop, start_up, wait_until
 
 

@@ -5,7 +5,8 @@ from types import SimpleNamespace
 import pytest
 from mlflow import MlflowClient
 
-from judgeloop import judges, scores, usage
+from judgeloop.judging import judges, scores
+from judgeloop.model_calls import usage
 from judgeloop.settings import load_settings
 
 
@@ -49,7 +50,7 @@ def test_counting_calls_imports_no_litellm_yet_counts_once_something_imports_it(
 
     script = """
 import sys
-from judgeloop import calls
+from judgeloop.model_calls import calls
 with calls.count_litellm_calls() as counts:
     assert "litellm" not in sys.modules, "counting imported litellm"
     from judgeloop.stand_in_models.fake_llm import register_litellm_provider

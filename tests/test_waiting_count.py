@@ -3,7 +3,7 @@ being evaluated (its failure counted, its labels waiting again)."""
 
 import dagster as dg
 
-from judgeloop import waiting
+from judgeloop.sme_labels import waiting
 from sensors import sme_labels_sensor
 from tests.test_sme_labels_sensor import finish, store, tick, write  # noqa: F401  (fixture)
 

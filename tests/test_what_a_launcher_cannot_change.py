@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from judgeloop import waiting
+from judgeloop.sme_labels import waiting
 from judgeloop_assets.definitions import defs
 from judgeloop.run_names import REALIGN_JOB
 from tests.test_sme_labels_sensor import store, tick, write  # noqa: F401  (fixture)

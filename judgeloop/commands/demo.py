@@ -21,14 +21,14 @@ def register(commands) -> None:
 
 
 def _connect():
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     settings = load_settings()
     return settings, connect(settings)
 
 
 def seed_command(args) -> int:
-    from judgeloop import demo
+    from judgeloop.tracing import demo
 
     settings, experiment_id = _connect()
     traces = demo.seed(settings, experiment_id)
@@ -39,7 +39,7 @@ def seed_command(args) -> int:
 
 
 def release_command(args) -> int:
-    from judgeloop import demo
+    from judgeloop.tracing import demo
 
     settings, experiment_id = _connect()
     if args.count <= 0:

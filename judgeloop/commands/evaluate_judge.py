@@ -22,9 +22,9 @@ def register(commands) -> None:
 
 
 def run(args) -> int:
-    from judgeloop import charts, fidelity
+    from judgeloop.judging import charts, fidelity
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     settings = load_settings()
     if args.feedbackqa:
@@ -56,7 +56,8 @@ def run(args) -> int:
 
 
 def _load_feedbackqa(settings, experiment_id: str, domain: str, limit: int | None) -> None:
-    from judgeloop import feedbackqa, labels, production
+    from judgeloop.sme_labels import labels
+    from judgeloop.tracing import feedbackqa, production
 
     items = feedbackqa.load_items(settings.feedbackqa_path, domain, limit=limit)
     trace_ids = production.seed_traces(experiment_id, items)

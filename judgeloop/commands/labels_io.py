@@ -43,15 +43,15 @@ def register(commands) -> None:
 
 
 def _connect():
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     settings = load_settings()
     return settings, connect(settings, calls_models=False)
 
 
 def import_command(args) -> int:
-    from judgeloop.label_files import importing
-    from judgeloop.label_files.formats import LabelFileError
+    from judgeloop.sme_labels.label_files import importing
+    from judgeloop.sme_labels.label_files.formats import LabelFileError
 
     settings, experiment_id = _connect()
     try:
@@ -96,8 +96,8 @@ def _push(settings, experiment_id: str) -> None:
 
 
 def export_command(args) -> int:
-    from judgeloop.label_files.exporting import export_labels
-    from judgeloop.label_files.formats import LabelFileError, detect_format
+    from judgeloop.sme_labels.label_files.exporting import export_labels
+    from judgeloop.sme_labels.label_files.formats import LabelFileError, detect_format
 
     fmt = args.format
     if fmt is None:
@@ -115,7 +115,7 @@ def export_command(args) -> int:
 
 
 def notify_command(args) -> int:
-    from judgeloop.notify import decide_notify
+    from judgeloop.sme_labels.notify import decide_notify
 
     settings, experiment_id = _connect()
     decision = decide_notify(settings, experiment_id, force=args.force)

@@ -51,7 +51,7 @@ def collect(settings: Settings) -> dict:
     }
     if experiment_id is None:
         return report
-    from judgeloop import labels
+    from judgeloop.sme_labels import labels
 
     current = labels.current_labels(settings, experiment_id)  # read once, used by every section
     report["judge"] = judge_status(settings, experiment_id)
@@ -72,7 +72,7 @@ def _open_experiment(settings: Settings) -> str | None:
         return None
     # Only the environment switches, not store.prepare_environment: status calls no model, and
     # registering fake:/ providers would import litellm for nothing.
-    from judgeloop.store import configure_libraries
+    from judgeloop.stack.store import configure_libraries
     from judgeloop.workspace import for_settings
 
     configure_libraries(settings)
@@ -102,7 +102,7 @@ def _decision(entry: dict, number: int, promoted: int | None, ever_promoted: boo
 
 
 def judge_status(settings: Settings, experiment_id: str) -> dict:
-    from judgeloop import judges
+    from judgeloop.judging import judges
     from judgeloop.commands.display import finite
 
     promoted = judges.promoted_version(experiment_id)
@@ -147,7 +147,7 @@ def judge_status(settings: Settings, experiment_id: str) -> dict:
 
 def reference_status(settings: Settings, experiment_id: str, judge: dict, lineages: dict, used) -> dict | None:
     """Every promoted version on the current held-out labels, from stored scores (no judge call)."""
-    from judgeloop import reference
+    from judgeloop.judging import reference
 
     if not used:
         return None
@@ -159,7 +159,8 @@ def reference_status(settings: Settings, experiment_id: str, judge: dict, lineag
 
 def review_status(settings: Settings, experiment_id: str, current=None) -> dict:
     """The review queue's progress, per reviewer, and how much reviewers agree with each other."""
-    from judgeloop import labels, review_progress, workspace
+    from judgeloop import workspace
+    from judgeloop.sme_labels import labels, review_progress
 
     used, rejected = current if current is not None else labels.current_labels(settings, experiment_id)
 
@@ -172,9 +173,9 @@ def review_status(settings: Settings, experiment_id: str, current=None) -> dict:
 
 
 def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cursor: str | None = None, current_labels=None) -> dict:
-    """Usable labels, and how many wait for a re-alignment: the sensor's own count (``judgeloop.waiting``),
+    """Usable labels, and how many wait for a re-alignment: the sensor's own count (``judgeloop.sme_labels.waiting``),
     read from where its cursor stands (no cursor yet: every usable label waits, as on its first tick)."""
-    from judgeloop import labels, waiting
+    from judgeloop.sme_labels import labels, waiting
 
     current, rejected = current_labels if current_labels is not None else labels.current_labels(settings, experiment_id)
     state = waiting.RealignState.decode(sensor_cursor)
@@ -199,7 +200,7 @@ def label_status(settings: Settings, experiment_id: str, judge: dict, sensor_cur
 
 
 def _production_prompt_version(settings: Settings) -> int | None:
-    from judgeloop import prompts
+    from judgeloop.prompt_optimization import prompts
 
     prompt = prompts.production(settings)
     return int(prompt.version) if prompt is not None else None
@@ -262,8 +263,8 @@ def _render_reference(reference: dict | None) -> list[str]:
 
 def write_chart(report: dict, path: Path) -> Path:
     """The one chart to read first: each promoted version on today's held-out labels, the experts' band."""
-    from judgeloop import charts
-    from judgeloop.intervals import Estimate
+    from judgeloop.judging import charts
+    from judgeloop.judging.intervals import Estimate
 
     reference = report.get("reference") or {"versions": [], "ceiling": None, "traces": 0, "heldout_traces": 0}
     points = [
@@ -378,6 +379,6 @@ def render(report: dict) -> str:
 
 
 def _prompt_name(settings: Settings) -> str:
-    from judgeloop import prompts
+    from judgeloop.prompt_optimization import prompts
 
     return prompts.name(settings)

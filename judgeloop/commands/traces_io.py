@@ -26,8 +26,8 @@ def register(commands) -> None:
 
 
 def import_command(args) -> int:
-    from judgeloop import trace_files
-    from judgeloop.store import connect
+    from judgeloop.tracing import trace_files
+    from judgeloop.stack.store import connect
 
     settings = load_settings()
     experiment_id = connect(settings)

@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-from judgeloop import database_url, exposure, private_files, running_stack, servers
+from judgeloop.stack import database_url, exposure, private_files, running_stack, servers
 from judgeloop.stand_in_models import local_models
 from judgeloop.mlflow_internals import sqlite_store
-from judgeloop.notify import TRIGGER_TAG
-from judgeloop.providers import nothing_configured, stand_in_environment
+from judgeloop.sme_labels.notify import TRIGGER_TAG
+from judgeloop.model_calls.providers import nothing_configured, stand_in_environment
 from judgeloop.settings import load_settings
-from judgeloop.store import library_environment
+from judgeloop.stack.store import library_environment
 
 
 # The demo releases the experts' labels in batches on its own, so the sensor can be watched re-aligning.
@@ -130,7 +130,7 @@ def _review_queue_link(settings, experiment_id: str, mlflow_url: str) -> str | N
     The schema and queue are created here (labeling_session re-uses them), so the link works
     before the first run finished; traces join the queue as labeling_session tags them.
     """
-    from judgeloop import labeling
+    from judgeloop.sme_labels import labeling
 
     try:
         report = labeling.open_session(settings, experiment_id, [], mlflow_url)
@@ -141,7 +141,7 @@ def _review_queue_link(settings, experiment_id: str, mlflow_url: str) -> str | N
 
 
 def run(args) -> int:
-    from judgeloop.providers import configuration_report
+    from judgeloop.model_calls.providers import configuration_report
 
     settings = load_settings()
     home = settings.resolved_home
@@ -266,8 +266,8 @@ def run(args) -> int:
         for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
             if key in env:
                 os.environ[key] = env[key]
-        from judgeloop import demo as demo_core
-        from judgeloop.store import connect
+        from judgeloop.tracing import demo as demo_core
+        from judgeloop.stack.store import connect
 
         settings = load_settings()
         experiment_id = connect(settings)

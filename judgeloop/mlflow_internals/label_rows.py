@@ -13,7 +13,7 @@ import json
 
 import sqlalchemy as sa
 
-from judgeloop.labels import (
+from judgeloop.sme_labels.labels import (
     LOOKBACK_MS, Cursor, HumanLabel, LabelBatch, changed_since_via_api, matches_name, next_cursor,
 )
 from judgeloop.mlflow_internals import mlflow_schema

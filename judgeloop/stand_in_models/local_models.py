@@ -249,7 +249,7 @@ def start_llama_server(stack, model_path, env: dict, log_dir: Path, host: str = 
     (for the model checks and the demo seeding ``judgeloop up`` does itself). Returns
     ``{"alias", "base_url", "process"}``. Raises LocalModelError or servers.StartupError.
     """
-    from judgeloop import servers
+    from judgeloop.stack import servers
 
     binary = find_llama_server(env)
     path = check_gguf(model_path)

@@ -170,8 +170,8 @@ class DatabricksWorkspace(Workspace):
     def open_labeling(self, experiment_id: str, trace_ids: list[str], mlflow_ui_url: str) -> LabelingReport:
         from mlflow.genai.databricks import review_queues as rq
 
-        from judgeloop import labeling
-        from judgeloop.store import set_experiment_tag
+        from judgeloop.sme_labels import labeling
+        from judgeloop.stack.store import set_experiment_tag
 
         judge = self.settings.judge_name
         queue = self._find_queue(experiment_id)
@@ -234,7 +234,7 @@ class DatabricksWorkspace(Workspace):
         Labels are read from the queue's traces only: a ``written`` trace outside it joins it first."""
         from mlflow.genai.databricks import review_queues as rq
 
-        from judgeloop import labels
+        from judgeloop.sme_labels import labels
 
         queue_id = self._queue_id(experiment_id)
         if queue_id is None:
@@ -303,7 +303,7 @@ class DatabricksWorkspace(Workspace):
 
     # SME labels ------------------------------------------------------------------------
     def _queue_id(self, experiment_id: str) -> str | None:
-        from judgeloop.store import get_experiment_tag
+        from judgeloop.stack.store import get_experiment_tag
 
         return get_experiment_tag(experiment_id, QUEUE_TAG)
 
@@ -318,7 +318,7 @@ class DatabricksWorkspace(Workspace):
         """
         from mlflow import MlflowClient
 
-        from judgeloop import labels
+        from judgeloop.sme_labels import labels
 
         state = json.loads(cursor.state) if cursor.state else {}
         queue_id = self._queue_id(experiment_id)

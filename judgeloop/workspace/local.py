@@ -13,12 +13,12 @@ class LocalWorkspace(Workspace):
         return None  # nothing to authenticate; the store is created on first use
 
     def open_labeling(self, experiment_id: str, trace_ids: list[str], mlflow_ui_url: str) -> LabelingReport:
-        from judgeloop import labeling
+        from judgeloop.sme_labels import labeling
 
         return labeling.open_session(self.settings, experiment_id, trace_ids, mlflow_ui_url)
 
     def review_queue(self, experiment_id: str, mlflow_ui_url: str) -> QueueState | None:
-        from judgeloop import labeling
+        from judgeloop.sme_labels import labeling
 
         queue = labeling.find_queue(self.settings, experiment_id)
         if queue is None:
@@ -31,7 +31,7 @@ class LocalWorkspace(Workspace):
         )
 
     def complete_labelled_items(self, experiment_id: str, current: list | None = None, written=()) -> int:
-        from judgeloop import labeling
+        from judgeloop.sme_labels import labeling
 
         # Labels are read from the whole store here: traces outside the queue need not join it.
         return labeling.complete_labelled_items(self.settings, experiment_id, current)
@@ -39,7 +39,7 @@ class LocalWorkspace(Workspace):
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         from mlflow.genai import label_schemas
 
-        from judgeloop import labeling
+        from judgeloop.sme_labels import labeling
 
         schema = label_schemas.get_label_schema(labeling.schema_name(self.settings), experiment_id=experiment_id)
         expected = labeling.describe_input(labeling.schema_input(self.settings))
@@ -55,7 +55,7 @@ class LocalWorkspace(Workspace):
     def dataset(self, experiment_id: str):
         from mlflow.genai import datasets
 
-        from judgeloop.store import get_experiment_tag, set_experiment_tag
+        from judgeloop.stack.store import get_experiment_tag, set_experiment_tag
 
         name = f"{self.settings.experiment_name}-eval"
         known = get_experiment_tag(experiment_id, DATASET_TAG)

@@ -1,6 +1,8 @@
 import dagster as dg
 
-from judgeloop import alignment, experts, gate, judges, labels, providers, usage
+from judgeloop.judging import alignment, gate, judges
+from judgeloop.model_calls import providers, usage
+from judgeloop.sme_labels import experts, labels
 from judgeloop.run_names import REALIGN_POOL
 from judgeloop_assets.metadata import agreement_metadata, carry_last_result, confusion_table, interval_table, move_to_table, usage_metadata
 from judgeloop_assets.failures import expected_failures
@@ -47,7 +49,7 @@ MEASURED_NOW = (
             blocking=True,
             description=(
                 "Blocks a new judge whose held-out kappa measures lower than the judge in use's (by more "
-                "than gate_margin, default 0) or that was not measured; rules in judgeloop.gate."
+                "than gate_margin, default 0) or that was not measured; rules in judgeloop.judging.gate."
             ),
         )
     ],
@@ -202,7 +204,7 @@ def decision_metadata(settings, result, decision, promoted) -> dict:
 def reference_chart(settings, experiment_id: str, result, promoted: int | None) -> dict:
     """The one picture to read first: every promoted version on today's held-out labels (stored
     scores, no judge call), with intervals and the experts' agreement as a band."""
-    from judgeloop import charts, reference
+    from judgeloop.judging import charts, reference
 
     measured = reference.measure(
         settings, experiment_id, result.used_labels, judges.all_lineages(experiment_id), promoted,

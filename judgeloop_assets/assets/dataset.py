@@ -1,6 +1,7 @@
 import dagster as dg
 
-from judgeloop import datasets, traces, workspace
+from judgeloop import workspace
+from judgeloop.tracing import datasets, traces
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 

@@ -1,6 +1,7 @@
 import dagster as dg
 
-from judgeloop import judges, providers
+from judgeloop.judging import judges
+from judgeloop.model_calls import providers
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 

@@ -1,6 +1,8 @@
 import dagster as dg
 
-from judgeloop import labeling, labels, review_progress, traces, workspace
+from judgeloop import workspace
+from judgeloop.sme_labels import labeling, labels, review_progress
+from judgeloop.tracing import traces
 from judgeloop_assets import metadata
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig

@@ -1,6 +1,7 @@
 import dagster as dg
 
-from judgeloop import live_agreement, usage
+from judgeloop.judging import live_agreement
+from judgeloop.model_calls import usage
 from judgeloop_assets.metadata import usage_metadata
 from judgeloop_assets.resources import JudgeloopConfig
 

@@ -1,6 +1,7 @@
 import dagster as dg
 
-from judgeloop import optimization, prompts, providers, usage
+from judgeloop.model_calls import providers, usage
+from judgeloop.prompt_optimization import optimization, prompts
 from judgeloop_assets.metadata import carry_last_result, usage_metadata
 from judgeloop.run_names import REALIGN_POOL
 from judgeloop_assets.failures import expected_failures

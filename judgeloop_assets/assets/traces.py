@@ -1,7 +1,9 @@
 import dagster as dg
 
-from judgeloop import judges, llm_limits, providers, traces
-from judgeloop.questions import load_questions
+from judgeloop.judging import judges
+from judgeloop.model_calls import llm_limits, providers
+from judgeloop.tracing import traces
+from judgeloop.tracing.questions import load_questions
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
 

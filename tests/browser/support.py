@@ -374,7 +374,7 @@ def stack_env(home: Path) -> dict:
 
 def start_stack(workdir: Path) -> Stack:
     """`judgeloop up --demo` on free ports, in its own process group (not yet waited for: see ``wait_ready``)."""
-    from judgeloop.servers import free_port
+    from judgeloop.stack.servers import free_port
 
     home = workdir / "home"
     mlflow_port = free_port(HOST)

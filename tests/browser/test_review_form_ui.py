@@ -37,9 +37,11 @@ class ReviewStore:
 def review_store(tmp_path_factory):
     import mlflow
 
-    from judgeloop import feedbackqa, labeling, production, servers
+    from judgeloop.sme_labels import labeling
+    from judgeloop.stack import servers
+    from judgeloop.tracing import feedbackqa, production
     from judgeloop.settings import load_settings
-    from judgeloop.store import connect
+    from judgeloop.stack.store import connect
 
     home = tmp_path_factory.mktemp("review-form") / "state"
     port = servers.free_port(HOST)
@@ -97,7 +99,7 @@ def _open_first_unreviewed(page, store: ReviewStore) -> str:
 def test_form_shows_rubric_enforces_the_scale_and_renders_the_answer(review_store, page):
     from playwright.sync_api import expect
 
-    from judgeloop import labeling, labels
+    from judgeloop.sme_labels import labeling, labels
 
     trace_id = _open_first_unreviewed(page, review_store)
     assert trace_id in review_store.passages, trace_id
@@ -141,8 +143,8 @@ def test_labels_imported_by_file_complete_their_queue_items(review_store, page, 
 
     from playwright.sync_api import expect
 
-    from judgeloop import labeling
-    from judgeloop.label_files import importing
+    from judgeloop.sme_labels import labeling
+    from judgeloop.sme_labels.label_files import importing
 
     def counts() -> tuple[int, int]:
         page.goto(review_store.review_link)

@@ -21,7 +21,7 @@ def queue_items(url: str, token: str, experiment_id: str, queue_id: str) -> list
 
 def answer(url: str, experiment_id: str, queue_id: str, trace_id: str, name: str, value, reviewer_token: str,
            comment: str = "") -> str:
-    from judgeloop.labels import log_label
+    from judgeloop.sme_labels.labels import log_label
 
     assessment_id = log_label(trace_id, name, value, REVIEWER_TOKENS[reviewer_token], comment or None)
     set_status(url, experiment_id, queue_id, trace_id, "COMPLETE", reviewer_token)

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from judgeloop.servers import Stack, free_port, wait_for_http
+from judgeloop.stack.servers import Stack, free_port, wait_for_http
 from tests.fake_databricks.workspace import FakeDatabricks, serve
 
 AGENTS_BOUNDARY = Path(__file__).resolve().parent / "agents_boundary"
