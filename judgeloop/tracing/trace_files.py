@@ -22,17 +22,14 @@ again (its expectations are added if that trace lacks them, which also finishes 
 stopped part-way).
 """
 
-import csv
 import hashlib
-import io
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from judgeloop.sme_labels.label_files.cells import unescape
-from judgeloop.sme_labels.label_files.formats import BadRow, LabelFileError, decode, detect_format
+from judgeloop.sme_labels.label_files.formats import BadRow, LabelFileError, Layout, decode, detect_format, parse_text
 from judgeloop.settings import Settings
 
 COLUMNS = ("question", "answer", "key", "expectations")
@@ -48,6 +45,9 @@ Progress = Callable[[str], None]
 
 class TraceFileError(LabelFileError):
     """The file as a whole cannot be read (missing, unknown format, bad header)."""
+
+
+LAYOUT = Layout(COLUMNS, REQUIRED, error=TraceFileError)  # read like a label file (``formats``)
 
 
 @dataclass(frozen=True)
@@ -126,75 +126,6 @@ def _check(line: int, fields: dict, from_csv: bool) -> TraceRow | BadRow:
     return TraceRow(line, question, answer, (key or "").strip() or derived_key(question, answer), expectations)
 
 
-def _read_csv(text: str) -> tuple[list[tuple[int, dict]], list[BadRow]]:
-    reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
-    previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    records, bad, header, previous_end = [], [], None, 0
-    try:
-        while True:
-            start = previous_end + 1
-            try:
-                record = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                previous_end = reader.line_num
-                if header is None:
-                    raise TraceFileError(f"line {start}: the header is not valid CSV ({exc})") from None
-                bad.append(BadRow(start, (f"malformed CSV ({exc})",)))
-                continue
-            previous_end = reader.line_num
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            if header is None:
-                header = [cell.strip().lower() for cell in record]
-                _check_header(header)
-                continue
-            if len(record) != len(header):
-                bad.append(BadRow(start, (f"malformed row: {len(record)} fields, the header has {len(header)} ({', '.join(header)})",)))
-                continue
-            records.append((start, dict(zip(header, (unescape(cell) for cell in record)))))
-    finally:
-        csv.field_size_limit(previous_limit)
-    if header is None:
-        raise TraceFileError(f"the file is empty: expected a header line {','.join(COLUMNS)}")
-    return records, bad
-
-
-def _check_header(header: list[str]) -> None:
-    unknown = [name for name in header if name not in COLUMNS]
-    missing = [name for name in REQUIRED if name not in header]
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    problems = [
-        *([f"unknown column(s) {', '.join(repr(n) for n in unknown)}"] if unknown else []),
-        *([f"missing column(s) {', '.join(missing)}"] if missing else []),
-        *([f"repeated column(s) {', '.join(repeated)}"] if repeated else []),
-    ]
-    if problems:
-        raise TraceFileError(f"line 1: {'; '.join(problems)} (expected columns: {','.join(COLUMNS)})")
-
-
-def _read_jsonl(text: str) -> tuple[list[tuple[int, dict]], list[BadRow]]:
-    records, bad = [], []
-    for number, line in enumerate(io.StringIO(text, newline=None), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            bad.append(BadRow(number, (f"malformed row: not valid JSON ({exc.msg} at column {exc.colno})",)))
-            continue
-        if not isinstance(record, dict):
-            bad.append(BadRow(number, (f"malformed row: expected a JSON object, got {type(record).__name__}",)))
-            continue
-        unknown = [k for k in record if k not in COLUMNS]
-        if unknown:
-            bad.append(BadRow(number, (f"unknown key(s) {', '.join(repr(k) for k in unknown)} (expected {', '.join(COLUMNS)})",)))
-            continue
-        records.append((number, record))
-    return records, bad
-
-
 def read_rows(path: str | Path, fmt: str | None = None) -> tuple[list[TraceRow], list[BadRow]]:
     """(good rows, bad rows with their line); raises TraceFileError for the file as a whole."""
     fmt = detect_format(path, fmt)
@@ -204,9 +135,9 @@ def read_rows(path: str | Path, fmt: str | None = None) -> tuple[list[TraceRow],
         raise TraceFileError(f"{path}: no such file") from None
     except OSError as exc:
         raise TraceFileError(f"{path}: cannot read it ({exc})") from None
-    records, bad = (_read_csv if fmt == "csv" else _read_jsonl)(decode(data, str(path)))
+    records, bad = parse_text(decode(data, str(path)), fmt, LAYOUT)
     good, first_line_of_key = [], {}
-    for line, fields in records:
+    for line, fields in ((record.line, record.fields) for record in records):
         checked = _check(line, fields, from_csv=fmt == "csv")
         if isinstance(checked, BadRow):
             bad.append(checked)

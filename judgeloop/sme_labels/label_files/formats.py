@@ -40,6 +40,21 @@ class BadRow:
         return f"line {self.line}: {'; '.join(self.reasons)}"
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The columns of one kind of file (labels here, traces in ``judgeloop.tracing.trace_files``),
+    which of them are required, any group of which one is required, and the error a file that
+    cannot be read as a whole raises. CSV and JSONL are read the same way for every kind."""
+
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    one_of: tuple[str, ...] = ()
+    error: type[Exception] = LabelFileError
+
+
+LABELS = Layout(COLUMNS, REQUIRED, TRACE_COLUMNS)
+
+
 def detect_format(path: str | Path, explicit: str | None = None) -> str:
     if explicit:
         if explicit not in FORMATS:
@@ -85,15 +100,15 @@ def decode(data: bytes, name: str) -> str:
         ) from None
 
 
-def parse_text(text: str, fmt: str) -> tuple[list[RawRow], list[BadRow]]:
+def parse_text(text: str, fmt: str, layout: Layout = LABELS) -> tuple[list[RawRow], list[BadRow]]:
     if fmt == "csv":
-        return _parse_csv(text)
+        return _parse_csv(text, layout)
     if fmt == "jsonl":
-        return _parse_jsonl(text)
-    raise LabelFileError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+        return _parse_jsonl(text, layout)
+    raise layout.error(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def _parse_csv(text: str) -> tuple[list[RawRow], list[BadRow]]:
+def _parse_csv(text: str, layout: Layout) -> tuple[list[RawRow], list[BadRow]]:
     # Lines end at \n only, as an editor counts them: a \r inside a quoted comment is part of
     # the comment, not a line break that would shift every later line number.
     reader = csv.reader(io.StringIO(text, newline="\n"), strict=True)
@@ -101,12 +116,12 @@ def _parse_csv(text: str) -> tuple[list[RawRow], list[BadRow]]:
     # can be longer than the text, and the comment limit is checked per row (``rows``).
     previous_limit = csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     try:
-        return _read_records(reader)
+        return _read_records(reader, layout)
     finally:
         csv.field_size_limit(previous_limit)
 
 
-def _read_records(reader) -> tuple[list[RawRow], list[BadRow]]:
+def _read_records(reader, layout: Layout) -> tuple[list[RawRow], list[BadRow]]:
     rows, bad = [], []
     header: list[str] | None = None
     previous_end = 0
@@ -119,7 +134,7 @@ def _read_records(reader) -> tuple[list[RawRow], list[BadRow]]:
         except csv.Error as exc:
             previous_end = reader.line_num
             if header is None:
-                raise LabelFileError(f"line {start}: the header is not valid CSV ({exc})") from None
+                raise layout.error(f"line {start}: the header is not valid CSV ({exc})") from None
             bad.append(BadRow(start, (f"malformed CSV ({exc})",)))
             continue
         previous_end = reader.line_num
@@ -127,7 +142,7 @@ def _read_records(reader) -> tuple[list[RawRow], list[BadRow]]:
             continue  # blank line
         if header is None:
             header = [cell.strip().lower() for cell in record]
-            _check_header(header)
+            _check_header(header, layout)
             continue
         if len(record) != len(header):
             bad.append(
@@ -136,15 +151,15 @@ def _read_records(reader) -> tuple[list[RawRow], list[BadRow]]:
             continue
         rows.append(RawRow(start, dict(zip(header, (unescape(cell) for cell in record)))))
     if header is None:
-        raise LabelFileError(f"the file is empty: expected a header line {','.join(COLUMNS)}")
+        raise layout.error(f"the file is empty: expected a header line {','.join(layout.columns)}")
     return rows, bad
 
 
-def _check_header(header: list[str]) -> None:
-    unknown = [name for name in header if name not in COLUMNS]
-    missing = [name for name in REQUIRED if name not in header]
-    if not any(name in header for name in TRACE_COLUMNS):
-        missing.insert(0, " or ".join(TRACE_COLUMNS))
+def _check_header(header: list[str], layout: Layout) -> None:
+    unknown = [name for name in header if name not in layout.columns]
+    missing = [name for name in layout.required if name not in header]
+    if layout.one_of and not any(name in header for name in layout.one_of):
+        missing.insert(0, " or ".join(layout.one_of))
     duplicated = sorted({name for name in header if header.count(name) > 1})
     problems = []
     if unknown:
@@ -154,10 +169,10 @@ def _check_header(header: list[str]) -> None:
     if duplicated:
         problems.append(f"repeated column(s) {', '.join(duplicated)}")
     if problems:
-        raise LabelFileError(f"line 1: {'; '.join(problems)} (expected columns: {','.join(COLUMNS)})")
+        raise layout.error(f"line 1: {'; '.join(problems)} (expected columns: {','.join(layout.columns)})")
 
 
-def _parse_jsonl(text: str) -> tuple[list[RawRow], list[BadRow]]:
+def _parse_jsonl(text: str, layout: Layout) -> tuple[list[RawRow], list[BadRow]]:
     rows, bad = [], []
     # Iterating a stream splits on line ends only; str.splitlines would also split on
     # U+2028 and friends, which JSON allows unescaped inside strings.
@@ -172,10 +187,10 @@ def _parse_jsonl(text: str) -> tuple[list[RawRow], list[BadRow]]:
         if not isinstance(record, dict):
             bad.append(BadRow(number, (f"malformed row: expected a JSON object, got {type(record).__name__}",)))
             continue
-        unknown = [key for key in record if key not in COLUMNS]
+        unknown = [key for key in record if key not in layout.columns]
         if unknown:
             bad.append(
-                BadRow(number, (f"malformed row: unknown key(s) {', '.join(repr(k) for k in unknown)} (expected {', '.join(COLUMNS)})",))
+                BadRow(number, (f"malformed row: unknown key(s) {', '.join(repr(k) for k in unknown)} (expected {', '.join(layout.columns)})",))
             )
             continue
         rows.append(RawRow(number, record))
