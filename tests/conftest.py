@@ -8,6 +8,10 @@ from judgeloop.stand_in_models.fake_llm import reset_calls
 
 # Synchronous trace export: no 'trace not found' races and no exit-time flush stall.
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
+# litellm's price table from its package, never fetched: judgeloop's entry points set this before
+# litellm is imported (stack.store.prepare_environment); a test that reaches litellm another way
+# (usage.price on its own) would otherwise try GitHub, retrying for seconds without a network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 REPO = Path(__file__).resolve().parent.parent
 
