@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from judgeloop.sme_labels.label_files.formats import BadRow, LabelFileError, Layout, decode, detect_format, parse_text
+from judgeloop.sme_labels.label_files.formats import BadRow, LabelFileError, Layout, detect_format, read_file
 from judgeloop.settings import Settings
 
 COLUMNS = ("question", "answer", "key", "expectations")
@@ -129,16 +129,11 @@ def _check(line: int, fields: dict, from_csv: bool) -> TraceRow | BadRow:
 def read_rows(path: str | Path, fmt: str | None = None) -> tuple[list[TraceRow], list[BadRow]]:
     """(good rows, bad rows with their line); raises TraceFileError for the file as a whole."""
     fmt = detect_format(path, fmt)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise TraceFileError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise TraceFileError(f"{path}: cannot read it ({exc})") from None
-    records, bad = parse_text(decode(data, str(path)), fmt, LAYOUT)
+    records, bad = read_file(path, fmt, LAYOUT)
     good, first_line_of_key = [], {}
-    for line, fields in ((record.line, record.fields) for record in records):
-        checked = _check(line, fields, from_csv=fmt == "csv")
+    for record in records:
+        line = record.line
+        checked = _check(line, record.fields, from_csv=fmt == "csv")
         if isinstance(checked, BadRow):
             bad.append(checked)
             continue

@@ -68,8 +68,8 @@ def detect_format(path: str | Path, explicit: str | None = None) -> str:
     return _EXTENSIONS[suffix]
 
 
-def read_file(path: str | Path, fmt: str | None = None) -> tuple[list[RawRow], list[BadRow]]:
-    """Records of a label file and the rows that are malformed as text."""
+def read_file(path: str | Path, fmt: str | None = None, layout: Layout = LABELS) -> tuple[list[RawRow], list[BadRow]]:
+    """Records of a file of ``layout`` (default: labels) and the rows that are malformed as text."""
     fmt = detect_format(path, fmt)
     # Bytes decoded as they are: reading as text would turn every \r and \r\n, also inside a
     # quoted comment, into \n, so a comment would not come back as it was exported.
@@ -79,10 +79,10 @@ def read_file(path: str | Path, fmt: str | None = None) -> tuple[list[RawRow], l
         try:
             data = Path(path).read_bytes()
         except FileNotFoundError:
-            raise LabelFileError(f"{path}: no such file") from None
+            raise layout.error(f"{path}: no such file") from None
         except OSError as exc:
-            raise LabelFileError(f"{path}: cannot read it ({exc})") from None
-    return parse_text(decode(data, str(path)), fmt)
+            raise layout.error(f"{path}: cannot read it ({exc})") from None
+    return parse_text(decode(data, str(path)), fmt, layout)
 
 
 def decode(data: bytes, name: str) -> str:
