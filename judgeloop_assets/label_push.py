@@ -14,7 +14,6 @@ failure) and never requests a second run for the same labels.
 
 from judgeloop.run_names import REALIGN_JOB
 
-NEWEST_LABEL_TAG = "judgeloop/newest_label_ms"
 
 
 def push_realignment(settings, experiment_id: str, url: str | None = None, min_new_labels: int = 1, force: bool = False):

@@ -178,7 +178,7 @@ def taken_up_to(found: Waiting, up_to: tuple[int, str]) -> Waiting:
     )
     return Waiting(
         [label for label in found.labels if label.key <= tuple(up_to)],
-        [r for r in found.rejected], batch, found.since,
+        list(found.rejected), batch, found.since,
     )
 
 
