@@ -10,7 +10,7 @@ read them from their own environment variables, so they never reach metadata or 
 from enum import Enum
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from typing import Annotated
 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -47,6 +47,10 @@ DEFAULT_AGENT_PROMPT = (
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JUDGELOOP_", extra="ignore")
+    # Read once per Settings object (one per command, sensor tick or run): each read probes a process.
+    _running_stack: dict | None = PrivateAttr(None)
+    # The workspace these settings point at, built once (``judgeloop.workspace.for_settings``).
+    _workspace: object = PrivateAttr(None)
 
     home: Path = Field(default_factory=_default_home, description="State folder (MLflow store, DAGSTER_HOME).")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default: sqlite under home.")
@@ -190,9 +194,12 @@ class Settings(BaseSettings):
         While it runs, commands in other shells go through its MLflow server instead of
         writing the sqlite file beside it (several writers on one sqlite file lock it).
         """
-        from judgeloop.stack.running_stack import read_state
+        from judgeloop.stack import running_stack
 
-        return read_state(self.resolved_home)  # a file it cannot read is refused, never skipped
+        if self._running_stack is None:
+            # A file it cannot read is refused, never skipped.
+            self._running_stack = running_stack.read_state(self.resolved_home)
+        return self._running_stack
 
     @property
     def resolved_tracking_uri(self) -> str:

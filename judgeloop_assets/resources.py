@@ -83,6 +83,13 @@ class _JudgeloopConfigBase(dg.ConfigurableResource):
             self._experiment_id = connect(settings)
         return settings, self._experiment_id
 
+    def workspace(self):
+        """The run's one workspace (local MLflow or Databricks), built with its settings and shared by
+        its steps and the core functions they call (``judgeloop.workspace.for_settings``)."""
+        from judgeloop.workspace import for_settings
+
+        return for_settings(self.settings())
+
     def ui_url(self, settings: Settings) -> str:
         return settings.resolved_mlflow_ui_url
 

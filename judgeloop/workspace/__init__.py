@@ -10,8 +10,9 @@ The assets, the sensor and the commands call a ``Workspace`` and never ask which
 - reading new SME labels incrementally (MLflow's assessments table locally, the review
   queue's items on Databricks).
 
-``for_settings`` picks the implementation from the tracking URI; ``check_ready`` raises a
-clear error naming the setting to fix before anything is written.
+``for_settings`` picks the implementation from the tracking URI, once per Settings object
+(``judgeloop_assets.resources`` hands a run's or a tick's one object to its assets and sensors);
+``check_ready`` raises a clear error naming the setting to fix before anything is written.
 """
 
 from abc import ABC, abstractmethod
@@ -104,10 +105,16 @@ class Workspace(ABC):
 
 
 def for_settings(settings: Settings) -> Workspace:
-    if is_databricks(settings):
-        from judgeloop.workspace.databricks import DatabricksWorkspace
+    """The workspace ``settings`` point at, built once per Settings object (one per command, sensor
+    tick or run) and handed to every caller: its clients, engine and caches are then shared, not
+    re-derived per call."""
+    if settings._workspace is None:
+        if is_databricks(settings):
+            from judgeloop.workspace.databricks import DatabricksWorkspace
 
-        return DatabricksWorkspace(settings)
-    from judgeloop.workspace.local import LocalWorkspace
+            settings._workspace = DatabricksWorkspace(settings)
+        else:
+            from judgeloop.workspace.local import LocalWorkspace
 
-    return LocalWorkspace(settings)
+            settings._workspace = LocalWorkspace(settings)
+    return settings._workspace

@@ -1,6 +1,5 @@
 import dagster as dg
 
-from judgeloop import workspace
 from judgeloop.tracing import datasets, traces
 from judgeloop_assets.failures import expected_failures
 from judgeloop_assets.resources import JudgeloopConfig
@@ -17,7 +16,7 @@ def eval_dataset(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig) 
     settings, experiment_id = judgeloop.connect()
     trace_ids = traces.tagged_trace_ids(experiment_id)
     context.log.info(f"{len(trace_ids)} tagged traces to merge")
-    place = workspace.for_settings(settings)
+    place = judgeloop.workspace()
     report = datasets.merge_traces(place, experiment_id, trace_ids, progress=context.log.info, settings=settings)
     with_expectations = 0
     if settings.expectations_path:

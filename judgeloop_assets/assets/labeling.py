@@ -1,6 +1,5 @@
 import dagster as dg
 
-from judgeloop import workspace
 from judgeloop.sme_labels import labeling, labels, review_progress
 from judgeloop.tracing import traces
 from judgeloop_assets import metadata
@@ -25,7 +24,7 @@ from judgeloop_assets.resources import JudgeloopConfig
 def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig):
     settings, experiment_id = judgeloop.connect()
     trace_ids = traces.tagged_trace_ids(experiment_id)
-    place = workspace.for_settings(settings)
+    place = judgeloop.workspace()
     report = place.open_labeling(experiment_id, trace_ids, judgeloop.ui_url(settings))
     context.log.info(f"queue {report.queue_name}: {report.items_added} items added, {report.pending} pending")
     used, rejected = labels.current_labels(settings, experiment_id)
