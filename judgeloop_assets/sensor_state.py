@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-import dagster as dg
-
 from judgeloop.timestamps import format_ms
 from judgeloop.settings import Settings
+from judgeloop_assets import sensor_rows
 
 
 def sensor_status(home: Path | None, settings: Settings, name: str) -> dict:
@@ -15,6 +14,16 @@ def sensor_status(home: Path | None, settings: Settings, name: str) -> dict:
         result["error"] = f"no Dagster instance: DAGSTER_HOME unset or missing, and no {settings.dagster_home}"
         return result
     try:
+        stored = sensor_rows.default_storage_file(home)
+        if stored is not None:  # the default sqlite storage: read without importing Dagster
+            state, tick = sensor_rows.read_sensor(stored, name)
+            if state is not None:
+                result["state"], result["cursor"] = state["status"], state["cursor"]
+            if tick is not None:
+                result["last_tick"] = {**tick, "time": format_ms(int(tick["timestamp"] * 1000))}
+            return result
+        import dagster as dg
+
         with dg.DagsterInstance.from_config(str(home)) as instance:
             states = [s for s in instance.all_instigator_state() if s.name == name and s.instigator_type.value == "SENSOR"]
             ticks = []
