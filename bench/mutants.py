@@ -204,8 +204,14 @@ MUTATIONS = (
     Mutation(
         "a second up takes the state folder",
         "judgeloop/commands/up.py",
-        (("        stack_lock.acquire()\n", ""),),
+        (("            stack_lock.acquire()\n", ""),),
         ("tests/test_one_stack_per_state_folder.py::test_a_second_up_on_a_folder_in_use_refuses_and_touches_nothing",),
+    ),
+    Mutation(
+        "sensor requests a second run for labels a push took while it counted",
+        "sensors/sme_labels_sensor.py",
+        (("    late = active_realign_runs(context.instance)\n", "    late = []\n"),),
+        ("tests/test_label_push.py::test_a_run_pushed_while_the_sensor_counts_is_taken_not_doubled",),
     ),
     Mutation(
         "sensor keeps a cursor from the future",

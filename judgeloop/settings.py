@@ -183,6 +183,13 @@ class Settings(BaseSettings):
             self.embedding_model = DATABRICKS_EMBEDDING_MODEL
         return self
 
+    def model_copy(self, *, update=None, deep: bool = False) -> "Settings":
+        # A copy points somewhere else (``judgeloop up`` hands its own URLs on): it reads the state
+        # file and builds its workspace itself, never sharing the original's.
+        copy = super().model_copy(update=update, deep=deep)
+        copy._running_stack, copy._workspace = None, None
+        return copy
+
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

@@ -154,6 +154,12 @@ def count_new_labels(context: dg.SensorEvaluationContext):
             f"{counted}; the last {state.failures} re-alignment(s) failed, retrying after "
             f"{time.strftime('%H:%M:%S', time.gmtime(state.retry_at))} UTC"
         )
+    late = active_realign_runs(context.instance)
+    if late:
+        # Launched by the label path while this tick read the labels (a push races the poll): the
+        # next tick takes it as its own instead of a second run for the same labels.
+        return skip(f"re-alignment run {late[0].run_id[:8]} was launched while this tick counted: {counted}; "
+                    "the next tick takes it")
     batch = found.batch
     run_key = f"sme-labels-{batch.cursor.updated_ms}-{batch.cursor.assessment_id}" + (
         f"-retry{state.failures}" if state.failures else ""

@@ -103,3 +103,28 @@ def test_labels_written_after_the_push_wait_for_the_next_run(store, instance):
     finish(instance, pushed)
     result = tick(instance, result.cursor)
     assert "2 new SME label(s) waiting" in result.skip_message
+
+
+def test_a_run_pushed_while_the_sensor_counts_is_taken_not_doubled(store, instance, monkeypatch):
+    """The label path's push and the sensor's poll race: a run launched after the tick looked for
+    runs but before it requests one is seen, and the next tick takes it as its own."""
+    from judgeloop.sme_labels import waiting
+
+    settings, experiment_id, trace_ids = store
+    monkeypatch.setenv("JUDGELOOP_LABEL_THRESHOLD", "5")
+    write(trace_ids[:5])
+    decision = decide_notify(settings, experiment_id)
+    counted = waiting.noticed_backdated
+    pushed = []
+
+    def push_meanwhile(*args, **kwargs):  # runs after the tick read the labels
+        if not pushed:
+            pushed.append(add_run(instance, dg.DagsterRunStatus.QUEUED, decision.tags))
+        return counted(*args, **kwargs)
+
+    monkeypatch.setattr(waiting, "noticed_backdated", push_meanwhile)
+    result = tick(instance, None)
+    assert pushed and not result.run_requests, "the sensor requested a second run for the pushed run's labels"
+    result = tick(instance, result.cursor)
+    assert not result.run_requests
+    assert [event.metadata["new_labels"].value for event in result.asset_events] == [5]  # taken as its own
