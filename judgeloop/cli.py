@@ -5,7 +5,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from judgeloop.commands import demo, evaluate_judge, labels_io, status, traces_io, up
+    from judgeloop.commands import demo, evaluate_judge, judges_file, labels_io, status, traces_io, up
 
     parser = argparse.ArgumentParser(prog="judgeloop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     traces_io.register(commands)
     status.register(commands)
     evaluate_judge.register(commands)
+    judges_file.register(commands)
     return parser
 
 

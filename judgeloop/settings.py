@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     mlflow_ui_url: str | None = Field(None, description="MLflow UI base URL for links; default: the tracking server.")
     experiment_name: str = "judgeloop"
 
+    judges_file: Path | None = Field(
+        None,
+        description="TOML or YAML file listing several judges (one per quality dimension); unset: the one judge "
+        "the judge_* settings describe (judgeloop.judging.judge_specs).",
+    )
     judge_name: str = "answer_quality"
     judge_instructions: str = DEFAULT_INSTRUCTIONS
     feedback_type: FeedbackType = FeedbackType.LIKERT
@@ -187,8 +192,17 @@ class Settings(BaseSettings):
         # A copy points somewhere else (``judgeloop up`` hands its own URLs on): it reads the state
         # file and builds its workspace itself, never sharing the original's.
         copy = super().model_copy(update=update, deep=deep)
-        copy._running_stack, copy._workspace = None, None
+        copy._forget_what_was_read()
         return copy
+
+    def _forget_what_was_read(self) -> None:
+        self._running_stack, self._workspace = None, None
+
+    def workspace_built_once(self, build):
+        """The workspace for these settings: ``build(self)`` the first time, the same object after."""
+        if self._workspace is None:
+            self._workspace = build(self)
+        return self._workspace
 
     @property
     def resolved_home(self) -> Path:

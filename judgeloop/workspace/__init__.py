@@ -108,13 +108,14 @@ def for_settings(settings: Settings) -> Workspace:
     """The workspace ``settings`` point at, built once per Settings object (one per command, sensor
     tick or run) and handed to every caller: its clients, engine and caches are then shared, not
     re-derived per call."""
-    if settings._workspace is None:
-        if is_databricks(settings):
-            from judgeloop.workspace.databricks import DatabricksWorkspace
+    return settings.workspace_built_once(_build)
 
-            settings._workspace = DatabricksWorkspace(settings)
-        else:
-            from judgeloop.workspace.local import LocalWorkspace
 
-            settings._workspace = LocalWorkspace(settings)
-    return settings._workspace
+def _build(settings: Settings) -> Workspace:
+    if is_databricks(settings):
+        from judgeloop.workspace.databricks import DatabricksWorkspace
+
+        return DatabricksWorkspace(settings)
+    from judgeloop.workspace.local import LocalWorkspace
+
+    return LocalWorkspace(settings)
