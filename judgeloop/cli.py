@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         from judgeloop.stack import tracking_auth
         from judgeloop.stack.running_stack import StateFileError
+        from judgeloop.judging.judge_specs import JudgesFileError
         from judgeloop.workspace import WorkspaceNotReadyError
 
-        if isinstance(exc, (WorkspaceNotReadyError, StateFileError)):  # its message names what to fix
+        if isinstance(exc, (WorkspaceNotReadyError, StateFileError, JudgesFileError)):  # its message names what to fix
             print(f"judgeloop: {exc}", file=sys.stderr)
             return 2
 

@@ -260,7 +260,29 @@ RUN_CONFIG_FIELDS = ("experiment_name", "judge_name", "judge_model", "reflection
 
 
 def load_settings(**overrides) -> Settings:
-    """Settings from the environment, with explicit overrides (None means "not overridden")."""
+    """Settings from the environment, with explicit overrides (None means "not overridden").
+
+    A judges file (``judges_file``) of one judge sets the judge (its name, rubric, scale, model,
+    threshold and margin win over the JUDGELOOP_JUDGE_* settings); a file of several is refused
+    by name, since the graph aligns one judge per deployment (``judgeloop judges`` lists them).
+    """
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if settings.judges_file is None:
+        return settings
+    from judgeloop.judging import judge_specs
+
+    specs = judge_specs.parse(settings.judges_file)
+    if len(specs) > 1:
+        raise judge_specs.JudgesFileError(
+            f"judges file {settings.judges_file}: lists {len(specs)} judges ({', '.join(s.name for s in specs)}); "
+            "the graph aligns one judge per deployment: keep one judge in the file, or run one deployment "
+            "(experiment) per judge"
+        )
+    return judge_specs.settings_for(settings, specs[0])
+
+
+def settings_without_judges_file(**overrides) -> Settings:
+    """Settings as the environment gives them, the judges file not applied (``judgeloop judges`` reads it whole)."""
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 

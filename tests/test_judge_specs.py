@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from judgeloop.judging import judge_specs, judges
-from judgeloop.settings import FeedbackType, load_settings
+from judgeloop.settings import FeedbackType, load_settings, settings_without_judges_file
 
 TWO_JUDGES_TOML = '''
 [[judges]]
@@ -47,7 +47,7 @@ def _file(tmp_path, name, text):
 
 def test_a_toml_file_of_two_judges_gives_each_its_own_settings(home, tmp_path, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_JUDGES_FILE", str(_file(tmp_path, "judges.toml", TWO_JUDGES_TOML)))
-    settings = load_settings()
+    settings = settings_without_judges_file()
     quality, acceptable = judge_specs.load(settings)
     assert (quality.name, acceptable.name) == ("answer_quality", "answer_acceptable")
     per_judge = judge_specs.settings_for(settings, acceptable)
@@ -64,7 +64,7 @@ def test_a_toml_file_of_two_judges_gives_each_its_own_settings(home, tmp_path, m
 
 def test_a_yaml_file_reads_the_same_way(home, tmp_path, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_JUDGES_FILE", str(_file(tmp_path, "judges.yaml", TWO_JUDGES_YAML)))
-    quality, tone = judge_specs.load(load_settings())
+    quality, tone = judge_specs.load(settings_without_judges_file())
     assert tone.feedback_type == FeedbackType.CATEGORICAL and tone.categories == ("rude", "neutral", "warm")
     assert quality.feedback_type == FeedbackType.LIKERT
 
@@ -92,7 +92,7 @@ def test_a_bad_field_is_one_error_naming_the_judge_and_the_field(home, tmp_path,
     path = _file(tmp_path, "judges.toml", TWO_JUDGES_TOML.replace(*replace))
     monkeypatch.setenv("JUDGELOOP_JUDGES_FILE", str(path))
     with pytest.raises(judge_specs.JudgesFileError) as error:
-        judge_specs.load(load_settings())
+        judge_specs.load(settings_without_judges_file())
     assert str(error.value).startswith(f"judges file {path}: ")
     assert expected in str(error.value), str(error.value)
     if "model" in expected:
@@ -109,13 +109,27 @@ def test_a_bad_field_is_one_error_naming_the_judge_and_the_field(home, tmp_path,
 def test_an_unusable_file_is_named(home, tmp_path, monkeypatch, name, text, expected):
     monkeypatch.setenv("JUDGELOOP_JUDGES_FILE", str(_file(tmp_path, name, text)))
     with pytest.raises(judge_specs.JudgesFileError, match=expected):
-        judge_specs.load(load_settings())
+        load_settings()  # every command, sensor and run loads its settings so: refused before anything runs
 
 
 def test_the_judges_command_lists_them_and_refuses_a_bad_file(home, tmp_path, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_JUDGES_FILE", str(_file(tmp_path, "judges.toml", TWO_JUDGES_TOML)))
-    listed = subprocess.run([sys.executable, "-m", "judgeloop.cli", "judges"], capture_output=True, text=True, check=True)
+    listed = subprocess.run([sys.executable, "-m", "judgeloop.cli", "judges"], capture_output=True, text=True)
     assert "answer_acceptable: pass_fail" in listed.stdout and "threshold 10" in listed.stdout
+    assert listed.returncode == 2 and "one judge per deployment" in listed.stdout
     monkeypatch.setenv("JUDGELOOP_JUDGES_FILE", str(_file(tmp_path, "bad.toml", TWO_JUDGES_TOML.replace("weight = 2", "weight = -1"))))
     refused = subprocess.run([sys.executable, "-m", "judgeloop.cli", "judges"], capture_output=True, text=True)
     assert refused.returncode == 2 and "field 'weight'" in refused.stderr
+
+
+def test_a_file_of_one_judge_sets_the_loops_judge_and_several_are_refused_by_name(home, tmp_path, monkeypatch):
+    one = TWO_JUDGES_TOML[TWO_JUDGES_TOML.index("[[judges]]", 10):]  # answer_acceptable alone
+    monkeypatch.setenv("JUDGELOOP_JUDGES_FILE", str(_file(tmp_path, "one.toml", one)))
+    monkeypatch.setenv("JUDGELOOP_JUDGE_NAME", "ignored_when_a_file_names_the_judge")
+    settings = load_settings()
+    assert (settings.judge_name, settings.feedback_type, settings.label_threshold) == ("answer_acceptable", FeedbackType.PASS_FAIL, 10)
+    monkeypatch.setenv("JUDGELOOP_JUDGES_FILE", str(_file(tmp_path, "two.toml", TWO_JUDGES_TOML)))
+    with pytest.raises(judge_specs.JudgesFileError, match=r"lists 2 judges \(answer_quality, answer_acceptable\)"):
+        load_settings()
+    refused = subprocess.run([sys.executable, "-m", "judgeloop.cli", "status"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "lists 2 judges" in refused.stderr and "Traceback" not in refused.stderr

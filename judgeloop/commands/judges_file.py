@@ -3,7 +3,7 @@
 import json
 import sys
 
-from judgeloop.settings import load_settings
+from judgeloop.settings import settings_without_judges_file
 
 
 def register(commands) -> None:
@@ -17,7 +17,7 @@ def register(commands) -> None:
 def run(args) -> int:
     from judgeloop.judging import judge_specs
 
-    settings = load_settings()
+    settings = settings_without_judges_file()
     try:
         specs = judge_specs.load(settings)
     except judge_specs.JudgesFileError as exc:
@@ -37,4 +37,8 @@ def run(args) -> int:
         ) if value is not None]
         extras.append(f"weight {spec.weight:g}")
         print(f"  {spec.name}: {spec.feedback_type.value} ({scale}); {'; '.join(extras)}")
+    if len(specs) > 1:
+        print("The graph aligns one judge per deployment: with this file the loop refuses to start; keep one "
+              "judge in it, or run one deployment (experiment) per judge.")
+        return 2
     return 0

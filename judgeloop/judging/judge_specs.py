@@ -148,7 +148,8 @@ def from_settings(settings: Settings) -> JudgeSpec:
 
 
 def load(settings: Settings) -> list[JudgeSpec]:
-    """The deployment's judges: the judges file's, or the one the single-judge settings describe."""
+    """The deployment's judges: the judges file's, or the one the single-judge settings describe
+    (``settings`` as ``settings_without_judges_file`` gives them)."""
     if settings.judges_file is None:
         return [from_settings(settings)]
     return parse(Path(settings.judges_file).expanduser())
