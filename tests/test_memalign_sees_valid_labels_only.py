@@ -11,10 +11,12 @@ from judgeloop.settings import load_settings
 from judgeloop.stack.store import connect
 from judgeloop_assets.definitions import FOUNDATION
 from judgeloop_assets.resources import JudgeloopConfig
+from tests.support import accept_any_split
 
 
 def test_edited_label_is_aligned_on_the_edited_value_only(home, instance, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "20")
+    accept_any_split(monkeypatch)  # 20 random trace ids hold out fewer than 3 about 1 run in 60
     settings = load_settings()
     experiment_id = connect(settings)
     demo.seed(settings, experiment_id)
