@@ -240,10 +240,23 @@ def test_export_to_stdout(store, capsys):
     code, out, _ = run(capsys, "labels", "export", "--format", "jsonl")
     assert code == 0
     assert [json.loads(line) for line in out.splitlines()] == [
-        {"trace_id": t1, "value": 2, "comment": "meh", "reviewer": "r1", "trace_key": "WHO-0"}
+        {"trace_id": t1, "value": 2, "comment": "meh", "reviewer": "r1", "trace_key": "WHO-0", "judge": "answer_quality"}
     ]
     code, out, _ = run(capsys, "labels", "export", "-")
-    assert out.splitlines() == ["trace_id,value,comment,reviewer,trace_key", f"{t1},2,meh,r1,WHO-0"]
+    assert out.splitlines() == ["trace_id,value,comment,reviewer,trace_key,judge", f"{t1},2,meh,r1,WHO-0,answer_quality"]
+
+
+def test_a_row_for_another_judge_is_refused_naming_its_line(store, tmp_path, capsys):
+    """A label counts for the judge of its name only: a file's judge column must name this judge."""
+    settings, experiment_id, (t1, t2, *_) = store
+    path = tmp_path / "labels.csv"
+    path.write_text(f"trace_id,value,reviewer,judge\n{t1},3,r1,answer_quality\n{t2},1,r1,tone\n")
+    code, _, err = run(capsys, "labels", "import", str(path))
+    assert code != 0 and "line 3" in err and "judge 'tone' is not this deployment's judge 'answer_quality'" in err
+    assert labels.current_labels(settings, experiment_id)[0] == []  # nothing written
+    path.write_text(f"trace_id,value,reviewer,judge\n{t1},3,r1,answer_quality\n{t2},1,r1,\n")  # empty: this judge
+    code, _, _ = run(capsys, "labels", "import", str(path))
+    assert code == 0 and len(labels.current_labels(settings, experiment_id)[0]) == 2
 
 
 @pytest.mark.parametrize(

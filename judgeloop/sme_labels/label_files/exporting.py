@@ -24,6 +24,7 @@ def export_rows(settings: Settings, experiment_id: str) -> list[dict]:
             "comment": label.comment,
             "reviewer": label.reviewer,
             "trace_key": keys.get(label.trace_id),
+            "judge": settings.judge_name,
         }
         for label in current
     ]

@@ -12,7 +12,8 @@ from judgeloop.sme_labels.label_files.cells import escape, unescape
 
 # trace_key: a key the trace carries itself (see ``traces``), so a file can be imported into a
 # store that holds the same traces under other trace ids. Either it or trace_id names the trace.
-COLUMNS = ("trace_id", "value", "comment", "reviewer", "trace_key")
+# ``judge``: the judge (quality dimension) a label is for; a file without it means the deployment's judge.
+COLUMNS = ("trace_id", "value", "comment", "reviewer", "trace_key", "judge")
 REQUIRED = ("value", "reviewer")
 TRACE_COLUMNS = ("trace_id", "trace_key")
 FORMATS = ("csv", "jsonl")

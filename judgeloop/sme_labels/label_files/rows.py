@@ -36,6 +36,19 @@ class LabelRow(BaseModel):
     comment: str | None
     reviewer: str
     trace_key: str | None = None  # set when the trace was found by its key, not its id
+    judge: str | None = None  # the file's judge column; None means the deployment's judge
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge(cls, raw, info: ValidationInfo):
+        # A label counts for the judge of its name only: a row for another judge is refused, not
+        # written under this one.
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        expected = info.context["settings"].judge_name
+        if not isinstance(raw, str) or raw.strip() != expected:
+            raise ValueError(f"judge {str(raw)[:80]!r} is not this deployment's judge {expected!r}")
+        return raw.strip()
 
     @field_validator("trace_id", "reviewer", mode="before")
     @classmethod
@@ -75,7 +88,7 @@ class LabelRow(BaseModel):
     @classmethod
     def from_raw(cls, settings: Settings, raw: RawRow, found_by_key: str | None = None) -> "LabelRow":
         """``found_by_key``: the trace id the row's trace key named, used in place of its trace_id."""
-        fields = {key: raw.fields.get(key) for key in ("trace_id", "value", "comment", "reviewer")}
+        fields = {key: raw.fields.get(key) for key in ("trace_id", "value", "comment", "reviewer", "judge")}
         extra = {}
         if found_by_key is not None:
             extra = {"trace_id": found_by_key, "trace_key": raw.fields.get("trace_key")}
