@@ -105,9 +105,11 @@ def measure(args, through: str) -> dict:
             options = {"tracking_uri": url, "backend_store_uri": backend}
         settings = load_settings(home=home, experiment_name="judgeloop-bench", judge_name=JUDGE_NAME, **options)
         experiment_id = connect(settings)
+        # Beside a server whose database is known, labels go into the database (store.writing_into_the_database).
+        writers = importing.writers_for(settings.resolved_backend_store_uri or settings.resolved_tracking_uri)
         path = Path(tmp) / "labels.csv"
         write_file(path, store["trace_ids"])
-        log(f"[{through}] label file: {path.stat().st_size / 1e6:.1f} MB, {importing.writers_for(settings)} writer(s)")
+        log(f"[{through}] label file: {path.stat().st_size / 1e6:.1f} MB, {writers} writer(s)")
 
         started = time.perf_counter()
         dry = importing.import_labels(settings, experiment_id, path, dry_run=True)
@@ -140,7 +142,7 @@ def measure(args, through: str) -> dict:
         "none lost or duplicated": stored == args.rows,
     }
     print(f"label import {'through an MLflow server (judgeloop up)' if through == 'server' else 'into the sqlite store directly'}, "
-          f"{args.rows:,} rows (batch {importing.BATCH_SIZE}, {importing.writers_for(settings)} writer(s))")
+          f"{args.rows:,} rows (batch {importing.BATCH_SIZE}, {writers} writer(s))")
     print(f"  dry run (read + validate + plan)   {dry_s:8.1f} s   {args.rows / dry_s:8.0f} rows/s")
     print(f"  import (the same + write)          {import_s:8.1f} s   {rate:8.0f} labels/s   {report.summary()}")
     print(f"  re-import (all unchanged)          {again_s:8.1f} s   {args.rows / again_s:8.0f} rows/s   {again.summary()}")
@@ -152,7 +154,7 @@ def measure(args, through: str) -> dict:
     print(f"{'PASS' if goals['none lost or duplicated'] else 'FAIL'} [{through}] stored: {stored:,} current label(s) for {args.rows:,} rows")
     result = {
         "bench": "label_import", "through": through, "rows": args.rows, "batch_size": importing.BATCH_SIZE,
-        "writers": importing.writers_for(settings), "dry_run_s": round(dry_s, 2), "import_s": round(import_s, 2),
+        "writers": writers, "dry_run_s": round(dry_s, 2), "import_s": round(import_s, 2),
         "reimport_s": round(again_s, 2), "labels_per_s": round(rate, 1), "own_share": round(own_share, 3),
         "written": report.written, "stored": stored, "progress_lines": len(write_lines), "target_labels_per_s": args.target,
         "goals": goals, "load_avg": [round(x, 2) for x in os.getloadavg()],

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from judgeloop.sme_labels import duplicate_labels, labels, waiting
-from judgeloop.stack import servers
 from judgeloop.tracing import feedbackqa, production
 from judgeloop.settings import load_settings
 from judgeloop.stack.store import connect
 from tests.conftest import feedbackqa_root
 from tests.e2e_support import JUDGELOOP, clean_env
+from tests.local_mlflow_server import mlflow_server
 
 REVIEWERS = [f"rater-{i}" for i in range(1, 11)]
 SUMMARY = re.compile(r"written (\d+), edited (\d+), unchanged (\d+), rejected (\d+)")
@@ -23,23 +23,10 @@ SUMMARY = re.compile(r"written (\d+), edited (\d+), unchanged (\d+), rejected (\
 @pytest.fixture
 def server(home, tmp_path, monkeypatch):
     """A local `mlflow server` on a sqlite store in the state folder; this process uses it too."""
-    home.mkdir(parents=True, exist_ok=True)
-    backend = f"sqlite:///{home / 'mlflow.db'}"
-    port = servers.free_port()
-    url = f"http://127.0.0.1:{port}"
-    stack = servers.Stack()
-    env = clean_env(home, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    try:
-        process = stack.start(
-            "mlflow", servers.mlflow_command("127.0.0.1", port, backend, home / "mlartifacts", False, workers=2),
-            env, tmp_path / "logs",
-        )
-        servers.wait_for_http(f"{url}/health", process, timeout=180)
+    with mlflow_server(home, tmp_path / "logs") as (url, backend):
         monkeypatch.setenv("JUDGELOOP_TRACKING_URI", url)
         monkeypatch.setenv("JUDGELOOP_BACKEND_STORE_URI", backend)
         yield url, backend
-    finally:
-        stack.stop()
 
 
 def write_file(path, trace_ids, value_of) -> None:

@@ -530,3 +530,44 @@ def test_line_numbers_are_physical_lines(store, tmp_path, capsys):
     code, out, err = run(capsys, "labels", "import", str(path))
     assert code != 0
     assert "line 5" in out + err and "line 4" not in out + err
+
+
+
+def test_an_import_beside_a_server_writes_into_its_database(home, tmp_path, monkeypatch):
+    """Beside a running judgeloop up (running.json names the sqlite file behind its MLflow server)
+    the labels go into the database through MLflow's own store, not one HTTP request each."""
+    from mlflow.store.tracking.rest_store import RestStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from judgeloop.sme_labels.label_files import importing
+    from judgeloop.stack.store import connect
+    from judgeloop.tracing import feedbackqa, production
+    from tests.conftest import feedbackqa_root
+    from tests.local_mlflow_server import mlflow_server
+
+    with mlflow_server(home, tmp_path / "logs") as (url, backend):
+        # What running.json hands a shell beside `judgeloop up`.
+        monkeypatch.setenv("JUDGELOOP_TRACKING_URI", url)
+        monkeypatch.setenv("JUDGELOOP_BACKEND_STORE_URI", backend)
+        settings = load_settings()
+        assert (settings.resolved_tracking_uri, settings.resolved_backend_store_uri) == (url, backend)
+        experiment_id = connect(settings)
+        items = feedbackqa.load_items(feedbackqa_root(), "WHO", limit=6)
+        trace_ids = list(production.seed_traces(experiment_id, items).values())
+        writes = {"server": 0, "database": 0}
+        for store, where in ((RestStore, "server"), (SqlAlchemyStore, "database")):
+            original = store.create_assessment
+
+            def counting(self, assessment, _original=original, _where=where):
+                writes[_where] += 1
+                return _original(self, assessment)
+
+            monkeypatch.setattr(store, "create_assessment", counting)
+        path = tmp_path / "labels.csv"
+        path.write_text("trace_id,value,comment,reviewer\n" + "".join(f"{t},3,,r1\n" for t in trace_ids))
+        report = importing.import_labels(settings, experiment_id, path)
+        assert report.written == len(trace_ids)
+        assert writes == {"server": 0, "database": len(trace_ids)}
+        assert mlflow.get_tracking_uri() == url  # the process's store is given back
+        assert len(labels.current_labels(settings, experiment_id)[0]) == len(trace_ids)  # read through the server too
+        assert importing.writers_for(backend) == 1  # sqlite: one writer

@@ -91,6 +91,34 @@ def connect(settings: Settings, calls_models: bool = True) -> str:
     return experiment_id
 
 
+@contextmanager
+def writing_into_the_database(settings: Settings):
+    """Inside the block, MLflow writes go into the database behind the tracking server (yields its
+    URI), when that database is known (``backend_store_uri``: what ``judgeloop up`` announces in
+    running.json for its sqlite file, or ``JUDGELOOP_DATABASE_URL``); otherwise nothing changes
+    (yields None).
+
+    For bulk label writes (``labels import``): through the server each label is an HTTP request
+    that costs this 2-core machine about 13 ms of CPU between client and server (68 labels/s at
+    load 4); into the database, MLflow's own store writes the same rows at 300/s. A sqlite file is
+    shared safely with the server's workers (WAL, MLflow's 20 s busy timeout, ``retry_locked``).
+    """
+    import mlflow
+
+    backend = settings.resolved_backend_store_uri
+    if not (backend and settings.resolved_tracking_uri.startswith(("http://", "https://"))):
+        yield None
+        return
+    if sqlite_store.use_wal(backend):  # False unless a sqlite file
+        sqlite_store.commit_without_fsync()
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(backend)
+    try:
+        yield backend
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def ensure_experiment(settings: Settings, name: str) -> str:
     """The id of experiment ``name``, created on first use next to the main one."""
     import mlflow
