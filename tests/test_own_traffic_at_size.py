@@ -137,7 +137,7 @@ def test_own_traffic_at_size_runs_the_loop_without_expectations(home, server, tm
     assert main(["labels", "import", str(labels_file)]) == 0
     rate = 3000 / (time.monotonic() - started)
     assert "written 3000" in capsys.readouterr().out
-    lap(f"3,000 labels through the server ({rate:.0f} labels/s, load {open('/proc/loadavg').read().split()[0]})")
+    lap(f"3,000 labels beside the server, into its database ({rate:.0f} labels/s, load {open('/proc/loadavg').read().split()[0]})")
 
     fired = tick(instance, "sme_labels_sensor")
     assert len(fired.run_requests) == 1, fired.skip_message
