@@ -295,6 +295,12 @@ MUTATIONS += (
         (("            learner, withdrawn = withdraw(previous, changed)", "            learner, withdrawn = previous, []"),),
         ("tests/test_corrected_labels.py::test_a_corrected_label_withdraws_the_guideline_learned_from_its_old_value",),
     ),
+    Mutation(
+        "held-out traces reordered by priority",
+        "judgeloop/sme_labels/queue_order.py",
+        (("        heldout_order(heldout_ids, seed),\n", "        alignment_order(heldout_ids, priority or {}, questions or {}, seed),\n"),),
+        ("tests/test_queue_order.py::test_heldout_stream_order_is_the_same_whatever_the_priorities",),
+    ),
 )
 
 OWN_TRAFFIC = (

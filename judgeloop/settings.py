@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     demo_items: int = 40
 
     reviewers: Annotated[list[str], NoDecode] = Field(default_factory=list, description="SMEs assigned to the review queue.")
+    queue_order: Literal["active", "insertion"] = Field(
+        "active",
+        description="Review queue order: active (held-out traces at random, alignment traces where the judge "
+        "is likely wrong, one per question per round) or insertion (as tagged).",
+    )
+    queue_window: int = Field(
+        20, ge=0, description="Pending items the review queue shows at a time (topped up and re-ranked); 0 = every trace."
+    )
 
     heldout_fraction: float = 0.34
     min_alignment_labels: int = 4
