@@ -5,6 +5,7 @@ learns from labels named like the judge, and a mismatch fails silently.
 """
 
 import re
+from dataclasses import dataclass
 
 from judgeloop.settings import FeedbackType, Settings
 from judgeloop.workspace import LabelingReport
@@ -151,7 +152,7 @@ def find_queue(settings: Settings, experiment_id: str):
         return None
 
 
-def complete_labelled_items(settings: Settings, experiment_id: str, current: list | None = None) -> int:
+def complete_labelled_items(settings: Settings, experiment_id: str, current: list | None = None, top_up: bool = True) -> int:
     """Mark pending queue items complete when their trace has a label that counts.
 
     The review form completes an item on Submit; labels written any other way (a label file,
@@ -184,28 +185,88 @@ def complete_labelled_items(settings: Settings, experiment_id: str, current: lis
             queue.queue_id, item_id=trace_id, status="complete", completed_by=label.reviewer or "import"
         )
         done += 1
+    if done and top_up and settings.queue_window:
+        # Completed items leave the pending window: the next traces in the queue's order take their place.
+        fill_window(settings, experiment_id, queue.queue_id)
     return done
 
 
 def open_session(settings: Settings, experiment_id: str, trace_ids: list[str], mlflow_ui_url: str) -> LabelingReport:
-    """Schema + queue (re-used), with every given trace queued exactly once."""
-    from mlflow.genai import review_queues
-
+    """Schema + queue (re-used), holding the first ``queue_window`` unlabelled traces in the queue's
+    order (``queue_ranking``), each at most once; every trace when the window is 0."""
     schema = ensure_schema(settings, experiment_id)
     queue = ensure_queue(settings, experiment_id, schema.schema_id)
-    present = {item.item_id for item in queue_items(queue.queue_id)}
-    missing = [tid for tid in dict.fromkeys(trace_ids) if tid not in present]
-    for start in range(0, len(missing), 100):
-        review_queues.add_items_to_review_queue(queue.queue_id, item_ids=missing[start : start + 100])
-    complete_labelled_items(settings, experiment_id)
+    complete_labelled_items(settings, experiment_id, top_up=False)
+    change = fill_window(settings, experiment_id, queue.queue_id, trace_ids)
     return LabelingReport(
         schema_id=schema.schema_id,
         schema_name=schema.name,
         queue_id=queue.queue_id,
         queue_name=queue.name,
         url=review_url(mlflow_ui_url, experiment_id, queue.queue_id),
-        items_added=len(missing),
+        items_added=len(change.added),
         pending=len(queue_items(queue.queue_id, status="pending")),
         complete=len(queue_items(queue.queue_id, status="complete")),
         reviewers=list(queue.users or []),
+        order_rule=change.rule,
+        window=settings.queue_window,
     )
+
+
+@dataclass(frozen=True)
+class WindowChange:
+    added: list[str]  # queued now, in the queue's order
+    removed: list[str]  # pending items taken out because the new order no longer puts them on top
+    rule: str
+
+
+def fill_window(
+    settings: Settings, experiment_id: str, queue_id: str, trace_ids: list[str] | None = None, rerank: bool = False
+) -> WindowChange:
+    """Bring the queue's pending items up to ``queue_window``, next in the queue's order.
+
+    ``rerank`` (after a newly promoted judge): the pending items of ``trace_ids`` that are no
+    longer among the order's first ``queue_window`` leave the queue and the new top joins, so
+    experts see where the judge now in use is likely wrong. Items that are not among
+    ``trace_ids`` (default: the tagged traces) are never removed. Window 0: every trace is queued
+    (labelled ones too, completed right away), in the queue's order.
+    """
+    from mlflow.genai import review_queues
+
+    from judgeloop.sme_labels import queue_ranking
+    from judgeloop.tracing import traces
+
+    if trace_ids is None:
+        trace_ids = traces.tagged_trace_ids(experiment_id)
+    ranking = queue_ranking.rank(settings, experiment_id, trace_ids)
+    items = queue_items(queue_id)
+    present = {item.item_id: str(getattr(item.status, "value", item.status)).lower() for item in items}
+    universe = set(trace_ids)
+    removed: list[str] = []
+    if settings.queue_window == 0:
+        labelled = [t for t in dict.fromkeys(trace_ids) if t not in set(ranking.order)]
+        wanted = [t for t in ranking.order + labelled if t not in present]
+    else:
+        pending = [t for t, status in present.items() if status == "pending" and t in universe]
+        fresh = [t for t in ranking.order if t not in present or t in pending]
+        if rerank:
+            top = set(fresh[: settings.queue_window])
+            removed = [t for t in pending if t not in top]
+            if removed:
+                review_queues.remove_items_from_review_queue(queue_id, item_ids=removed)
+            pending = [t for t in pending if t in top]
+        room = max(0, settings.queue_window - len(pending))
+        wanted = [t for t in fresh if t not in present][:room]
+    for start in range(0, len(wanted), 100):
+        review_queues.add_items_to_review_queue(queue_id, item_ids=wanted[start : start + 100])
+    if settings.queue_window == 0 and wanted:
+        complete_labelled_items(settings, experiment_id, top_up=False)
+    return WindowChange(added=wanted, removed=removed, rule=ranking.rule)
+
+
+def refresh_window(settings: Settings, experiment_id: str, rerank: bool = False) -> WindowChange | None:
+    """Top the judge's review queue up (and re-rank it after a promotion); None before it exists."""
+    queue = find_queue(settings, experiment_id)
+    if queue is None:
+        return None
+    return fill_window(settings, experiment_id, queue.queue_id, rerank=rerank)

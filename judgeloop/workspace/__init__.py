@@ -36,6 +36,8 @@ class LabelingReport:
     pending: int
     complete: int
     reviewers: list[str]
+    order_rule: str = ""  # the order items join the queue in (``queue_ranking.rule_text``)
+    window: int = 0  # pending items shown at a time; 0 = every trace
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class Workspace(ABC):
         outside the review form: a label file, the demo's ratings); returns how many were completed.
         ``written``: the traces just labelled, which join the queue first where labels are read from
         the queue's traces only (Databricks)."""
+
+    def refresh_queue(self, experiment_id: str, rerank: bool = False):
+        """Top the review queue's pending window up in the queue's order (re-ranked with ``rerank``,
+        after a newly promoted judge). Where the queue holds every trace, nothing to do."""
+        return None
 
     # Evaluation dataset -----------------------------------------------------------------
     @abstractmethod

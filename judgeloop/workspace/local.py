@@ -36,6 +36,11 @@ class LocalWorkspace(Workspace):
         # Labels are read from the whole store here: traces outside the queue need not join it.
         return labeling.complete_labelled_items(self.settings, experiment_id, current)
 
+    def refresh_queue(self, experiment_id: str, rerank: bool = False):
+        from judgeloop.sme_labels import labeling
+
+        return labeling.refresh_window(self.settings, experiment_id, rerank=rerank)
+
     def check_label_names(self, experiment_id: str) -> LabelNameCheck:
         from mlflow.genai import label_schemas
 

@@ -1,5 +1,7 @@
 import dagster as dg
 
+from judgeloop import workspace
+
 from judgeloop.judging import alignment, gate, judges
 from judgeloop.model_calls import providers, usage
 from judgeloop.sme_labels import experts, labels
@@ -73,6 +75,10 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
         judges.promote(experiment_id, result.new_version)
     promoted = judges.promoted_version(experiment_id)
     context.log.info(f"gate {'passed' if passed else 'FAILED'}: {reason}; judge in use: v{promoted}")
+    # The review queue follows the judge now in use: topped up after the labels this run took,
+    # its pending window re-ranked when a new judge was promoted.
+    newly_promoted = bool(passed and result.new_version is not None)
+    window = workspace.for_settings(settings).refresh_queue(experiment_id, rerank=newly_promoted)
 
     metadata = decision_metadata(settings, result, decision, promoted)
     metadata.update(reference_chart(settings, experiment_id, result, promoted))
@@ -97,6 +103,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
             "llm_calls": sum(result.llm_calls.values()),
             **{f"llm_{k}": v for k, v in result.llm_calls.items()},
             "judge_scores_reused": result.scores_reused,
+            **({"queue_items_added": len(window.added), "queue_items_reranked_out": len(window.removed)} if window else {}),
             "mlflow_judges": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}/judges"),
         }
     )

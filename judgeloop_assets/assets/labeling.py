@@ -40,6 +40,10 @@ def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "items_added": report.items_added,
             "items_pending": report.pending,
             "items_complete": report.complete,
+            # The order traces join the queue in, and how many wait at a time (topped up, re-ranked
+            # after a promotion); a Databricks queue holds every trace (window 0).
+            "queue_order": report.order_rule or settings.queue_order,
+            "queue_window": report.window,
             "reviewers": ", ".join(report.reviewers) or "anyone with access",
             "experiment_id": experiment_id,
             "rubric_on_form": labeling.instruction(settings),

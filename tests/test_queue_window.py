@@ -1,0 +1,77 @@
+"""The review queue shows a short pending window in the active order, re-ranked after a
+re-alignment promotes a new judge; its held-out items are never reordered by priority."""
+
+from mlflow.genai import review_queues
+
+from judgeloop.judging import judges, split
+from judgeloop.settings import load_settings
+from judgeloop.sme_labels import labeling, labels, queue_order, queue_ranking
+from judgeloop.stack.store import connect
+from judgeloop.tracing import demo, feedbackqa, traces
+from tests.support import materialize, metadata
+
+WINDOW = 15
+
+
+def pending_ids(queue_id: str) -> list[str]:
+    return [item.item_id for item in labeling.queue_items(queue_id, status="pending")]
+
+
+def test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_order(home, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_QUEUE_WINDOW", str(WINDOW))
+    monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")  # the aligned judge is promoted
+    settings = load_settings()
+    experiment_id = connect(settings)
+    by_key = demo.seed(settings, experiment_id)
+    foundation = materialize(instance)
+    assert foundation.success
+    session = metadata(foundation, "labeling_session")
+    assert session["queue_order"].startswith("active:") and "one trace per normalized question" in session["queue_order"]
+    assert session["queue_window"] == WINDOW and session["items_added"] == WINDOW == session["items_pending"]
+
+    tagged = traces.tagged_trace_ids(experiment_id)
+    heldout_stream = queue_order.heldout_order([t for t in tagged if split.is_heldout(t, settings.heldout_fraction)])
+    queue = labeling.find_queue(settings, experiment_id)
+    before = pending_ids(queue.queue_id)
+    first_order = queue_ranking.rank(settings, experiment_id, tagged).order
+    assert set(before) == set(first_order[:WINDOW])
+
+    # Experts label the window's first items in the review form (label + item completed, no judgeloop code runs).
+    rating = {trace_id: item.ratings[0].rating for item in demo.items(settings) for key, trace_id in by_key.items() if key == item.key}
+    labelled = first_order[:12]
+    for trace_id in labelled:
+        labels.log_label(trace_id, settings.judge_name, feedbackqa.to_scale(rating[trace_id], settings), "alice", "form")
+        review_queues.set_review_queue_item_status(queue.queue_id, item_id=trace_id, status="complete", completed_by="alice")
+    stale = [t for t in before if t not in labelled]
+    assert len(pending_ids(queue.queue_id)) == WINDOW - len(labelled)
+
+    run = materialize(instance, ["aligned_judge"])
+    assert run.success
+    aligned = metadata(run, "aligned_judge")
+    assert aligned["promoted"] is True and judges.promoted_version(experiment_id) == aligned["judge_version"]
+    new_order = queue_ranking.rank(settings, experiment_id, tagged).order
+    after = pending_ids(queue.queue_id)
+    # The window is the new order's top, topped up to its size; items the new order put lower left.
+    assert set(after) == set(new_order[:WINDOW]) and len(after) == WINDOW
+    reranked_out = [t for t in stale if t not in after]
+    assert reranked_out, "the re-ranked window kept every stale item: nothing shows it followed the new order"
+    assert aligned["queue_items_reranked_out"] == len(reranked_out)
+    # Held-out items come in the held-out stream's own order, whatever the new priorities.
+    queued_heldout = [t for t in labelled + new_order[:WINDOW] if split.is_heldout(t, settings.heldout_fraction)]
+    assert queued_heldout == heldout_stream[: len(queued_heldout)]
+
+
+def test_insertion_order_and_window_zero_queue_every_trace(home, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_QUEUE_ORDER", "insertion")
+    monkeypatch.setenv("JUDGELOOP_QUEUE_WINDOW", "0")
+    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "12")
+    settings = load_settings()
+    experiment_id = connect(settings)
+    demo.seed(settings, experiment_id)
+    result = materialize(instance)
+    assert result.success
+    session = metadata(result, "labeling_session")
+    assert session["queue_order"].startswith("insertion") and session["queue_window"] == 0
+    queue = labeling.find_queue(settings, experiment_id)
+    queued = [i.item_id for i in labeling.queue_items(queue.queue_id)]
+    assert sorted(queued) == sorted(traces.tagged_trace_ids(experiment_id)) and session["items_added"] == 12
