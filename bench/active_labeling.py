@@ -17,7 +17,8 @@ Budgets count alignment labels: held-out labels are the same for both orders.
 Prints kappa per budget for both orders (mean over seeds with a 95% t-interval), the labels
 active needs to reach random's kappa at 100, PASS/FAIL for "<= 50 active labels reach random@100"
 and "never below random at any budget (within noise: the paired difference's interval reaches 0)",
-and one JSON line.
+a third PASS/FAIL saying whether labels teach the judge at all on the pool (without that, the
+first two compare noise), and one JSON line.
 
 Pool: the FeedbackQA sample shipped in the package (WHO and CDC, 329 answers, two real expert
 ratings each), or ``--pool FILE.jsonl`` with one record per expert rating:
@@ -236,6 +237,14 @@ def main() -> int:
     print(f"{'PASS' if reach_pass else 'FAIL'}: <= {args.goal} active labels reach random@{args.target_budget}")
     print(f"{'PASS' if never_below_pass else 'FAIL'}: active never below random at any budget (within noise)"
           + (f"; below at {below}" if below else ""))
+    # Whether the comparison means anything: labels must teach the judge at all on this pool
+    # (random order's kappa at the target above its kappa at the first budget, beyond noise).
+    first = rows[0]["labels"]
+    rise = interval([y - x for x, y in zip(results["random"][first], results["random"][args.target_budget])])
+    learns = rise[1] > 0
+    print(f"{'PASS' if learns else 'FAIL'}: the judge learns from the labels (random@{args.target_budget} - random@{first}: "
+          f"{rise[0]:+.3f} [{rise[1]:+.3f}, {rise[2]:+.3f}]; base judge {base_mean[0]:.3f})"
+          + ("" if learns else ": with no learning curve the two lines above compare noise, not orders"))
     seconds = round(time.monotonic() - started, 1)
     print(json.dumps({
         "benchmark": "active_labeling", "pool": pool_name, "answers": len(ids), "labels": len(used), "seeds": args.seeds,
@@ -244,6 +253,7 @@ def main() -> int:
         "rows": [{"labels": row["labels"], **{k: [round(v, 4) for v in row[k]] for k in ("random", "active", "difference")}} for row in rows],
         "random_at_target": round(target, 4) if target is not None else None, "target_budget": args.target_budget,
         "active_labels_needed": needed, "reach_pass": reach_pass, "never_below_pass": never_below_pass,
+        "learns": learns, "random_rise": [round(v, 4) for v in rise],
         "seconds": seconds, "loadavg": open("/proc/loadavg").read().split()[:3],
     }))
     return 0 if reach_pass and never_below_pass else 1

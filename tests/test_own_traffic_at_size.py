@@ -117,7 +117,9 @@ def test_own_traffic_at_size_runs_the_loop_without_expectations(home, server, tm
     assert foundation.success
     assert metadata(foundation, "tagged_traces")["traces_tagged"] == 2 * PER_WAY
     assert metadata(foundation, "eval_dataset")["record_count"] == 2 * PER_WAY
-    assert metadata(foundation, "labeling_session")["items_added"] == 2 * PER_WAY
+    # The review queue shows a pending window of the traces in the queue's order, not all 2,000.
+    window = load_settings().queue_window
+    assert metadata(foundation, "labeling_session")["items_added"] == window == metadata(foundation, "labeling_session")["items_pending"]
     lap("foundation")
     server()
     settings = load_settings()
@@ -163,7 +165,9 @@ def test_own_traffic_at_size_runs_the_loop_without_expectations(home, server, tm
     assert len(new.run_requests) == 1 and new.run_requests[0].tags["judgeloop/new_traces"] == "20"
     traffic = materialize(instance, TRAFFIC)
     assert traffic.success and metadata(traffic, "tagged_traces")["traces_tagged"] == 20
-    assert metadata(traffic, "labeling_session")["items_added"] == 20
+    # The window is full: new traces wait for their turn in the queue's order.
+    assert metadata(traffic, "labeling_session")["items_added"] == 0
+    assert metadata(traffic, "labeling_session")["items_pending"] == window
     lap("20 new traces")
 
     assert traces.orphan_scores(experiment_id, settings.judge_name) == 0
