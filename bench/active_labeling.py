@@ -159,7 +159,10 @@ def main() -> int:
     consensus = {t: labels.normalize(settings, l.value) for t, l in experts.consensus_by_trace(settings, grouped).items()}
     raw: dict = {}
     cleaned = alignment.cleaned_traces(settings, experiment_id, grouped, used, raw_out=raw)
-    ids = sorted(cleaned)
+    # Splits, shuffles and tie-breaks go by the pool's own keys, not by the store's random trace
+    # ids, so a run on the same pool and seeds is repeatable.
+    key_of = {trace_ids[entry["key"]]: entry["key"] for entry in pool}
+    ids = sorted(cleaned, key=key_of.get)
     pool_name = str(args.pool) if args.pool else "shipped FeedbackQA sample (" + ", ".join(feedbackqa.bundled_domains()) + ")"
     print(f"pool: {pool_name}: {len(ids)} answers, {len(used)} expert labels ({len(rejected)} rejected)", flush=True)
 
@@ -185,8 +188,10 @@ def main() -> int:
         while remaining and len(chosen) < length:
             labelled = [queue_priority.Labelled(t, words[t], queue_priority.position_on_scale(scale, consensus[t])) for t in chosen]
             candidates = [queue_priority.Candidate(t, words[t], base_score=base_position.get(t)) for t in remaining]
-            priority = queue_priority.priorities(candidates, labelled, span)
-            batch = queue_order.alignment_order(remaining, priority, questions, seed)[: args.rerank_every]
+            priority = {key_of[t]: p for t, p in queue_priority.priorities(candidates, labelled, span).items()}
+            by_key = {key_of[t]: t for t in remaining}
+            ranked = queue_order.alignment_order(list(by_key), priority, {key_of[t]: questions[t] for t in remaining}, seed)
+            batch = [by_key[k] for k in ranked[: args.rerank_every]]
             chosen.extend(batch)
             taken = set(batch)
             remaining = [t for t in remaining if t not in taken]
@@ -195,7 +200,7 @@ def main() -> int:
     results: dict[str, dict[int, list[float]]] = {"random": {b: [] for b in budgets}, "active": {b: [] for b in budgets}}
     base_kappas = []
     for seed in range(args.seeds):
-        heldout = [t for t in ids if split.heldout_score(f"bench-seed-{seed}:{t}") < settings.heldout_fraction]
+        heldout = [t for t in ids if split.heldout_score(f"bench-seed-{seed}:{key_of[t]}") < settings.heldout_fraction]
         align_ids = [t for t in ids if t not in set(heldout)]
         usable_budgets = [b for b in budgets if b <= len(align_ids)]
         base_kappas.append(kappa_on(base_scores, heldout))
