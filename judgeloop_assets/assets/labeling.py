@@ -1,6 +1,6 @@
 import dagster as dg
 
-from judgeloop.sme_labels import labeling, labels, review_progress
+from judgeloop.sme_labels import labeling, labels, queue_order, review_progress
 from judgeloop.tracing import traces
 from judgeloop_assets import metadata
 from judgeloop_assets.failures import expected_failures
@@ -42,7 +42,7 @@ def labeling_session(context: dg.AssetExecutionContext, judgeloop: JudgeloopConf
             "items_complete": report.complete,
             # The order traces join the queue in, and how many wait at a time (topped up, re-ranked
             # after a promotion); a Databricks queue holds every trace (window 0).
-            "queue_order": report.order_rule or settings.queue_order,
+            "queue_order": report.order_rule or queue_order.order_rule(queue_order.INSERTION, settings.heldout_fraction),
             "queue_window": report.window,
             "reviewers": ", ".join(report.reviewers) or "anyone with access",
             "experiment_id": experiment_id,
