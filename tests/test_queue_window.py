@@ -75,3 +75,26 @@ def test_insertion_order_and_window_zero_queue_every_trace(home, instance, monke
     queue = labeling.find_queue(settings, experiment_id)
     queued = [i.item_id for i in labeling.queue_items(queue.queue_id)]
     assert sorted(queued) == sorted(traces.tagged_trace_ids(experiment_id)) and session["items_added"] == 12
+
+
+def test_released_labels_land_on_traces_outside_the_window_and_the_window_is_topped_up(home, instance, monkeypatch):
+    monkeypatch.setenv("JUDGELOOP_QUEUE_WINDOW", "5")
+    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "12")
+    settings = load_settings()
+    experiment_id = connect(settings)
+    demo.seed(settings, experiment_id)
+    assert materialize(instance).success
+    queue = labeling.find_queue(settings, experiment_id)
+    window = pending_ids(queue.queue_id)
+    assert len(window) == 5
+
+    release = demo.release_labels(settings, experiment_id, 12)  # the demo's raters, in item order
+    used, _ = labels.current_labels(settings, experiment_id)
+    labelled = {label.trace_id for label in used}
+    assert release.written == 12 and len(used) == 12
+    assert labelled - set(window), "every released label fell inside the window: nothing shows labels land outside it"
+    after = pending_ids(queue.queue_id)
+    assert len(after) == 5 and not set(after) & labelled  # topped up with unlabelled traces only
+    kept = [t for t in window if t not in labelled]
+    order = queue_ranking.rank(settings, experiment_id, traces.tagged_trace_ids(experiment_id)).order
+    assert set(after) == set(kept) | set([t for t in order if t not in kept][: 5 - len(kept)])  # the next in the order
