@@ -109,8 +109,5 @@ def order_rule(rule: str, heldout_fraction: float) -> str:
         return "insertion: traces in the order they were tagged"
     return (
         f"active: held-out traces ({heldout_fraction:.0%} of the queue) in seeded random order, never by priority; "
-        "alignment traces by priority (novelty: 1 - word overlap with the nearest labelled trace; "
-        "neighbour disagreement: spread of the nearest labelled traces' values; judge gap: judge in use's "
-        "score vs those neighbours' weighted value; base vs judge-in-use score difference), "
-        "one trace per normalized question per round"
+        "alignment traces by priority, one trace per normalized question per round"
     )

@@ -47,13 +47,13 @@ def rank(settings: Settings, experiment_id: str, trace_ids: list[str], used: lis
         questions[trace_id] = _question_text(question)
         texts[trace_id] = queue_priority.words(f"{question} {answer}")
     scale = agreement.scale_values(settings)
-    versions = [v for v in {_base_version(experiment_id), in_use} if v is not None]
+    base = _base_version(experiment_id)
+    versions = [v for v in {base, in_use} if v is not None]
     stored = scores.stored_scores(settings, experiment_id, candidates_ids, versions) if versions else {}
 
     def position(version, trace_id):
         return queue_priority.position_on_scale(scale, stored.get(version, {}).get(trace_id)) if version else None
 
-    base = _base_version(experiment_id)
     candidates = [
         queue_priority.Candidate(
             t, texts.get(t, frozenset()),
