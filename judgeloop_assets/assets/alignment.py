@@ -1,7 +1,5 @@
 import dagster as dg
 
-from judgeloop import workspace
-
 from judgeloop.judging import alignment, gate, judges
 from judgeloop.model_calls import providers, usage
 from judgeloop.sme_labels import experts, labels
@@ -78,7 +76,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     # The review queue follows the judge now in use: topped up after the labels this run took,
     # its pending window re-ranked when a new judge was promoted.
     newly_promoted = bool(passed and result.new_version is not None)
-    window = workspace.for_settings(settings).refresh_queue(experiment_id, rerank=newly_promoted)
+    window = judgeloop.workspace().refresh_queue(experiment_id, rerank=newly_promoted)
 
     metadata = decision_metadata(settings, result, decision, promoted)
     metadata.update(reference_chart(settings, experiment_id, result, promoted))
