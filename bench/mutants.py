@@ -301,6 +301,12 @@ MUTATIONS += (
         (("        heldout_order(heldout_ids, seed),\n", "        alignment_order(heldout_ids, priority or {}, questions or {}, seed),\n"),),
         ("tests/test_queue_order.py::test_heldout_stream_order_is_the_same_whatever_the_priorities",),
     ),
+    Mutation(
+        "review queue window not re-ranked after a promotion",
+        "judgeloop_assets/assets/alignment.py",
+        (("refresh_queue(experiment_id, rerank=newly_promoted)", "refresh_queue(experiment_id, rerank=False)"),),
+        ("tests/test_queue_window.py::test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_order",),
+    ),
 )
 
 OWN_TRAFFIC = (

@@ -20,45 +20,46 @@ def pending_ids(queue_id: str) -> list[str]:
 def test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_order(home, instance, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_QUEUE_WINDOW", str(WINDOW))
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")  # the aligned judge is promoted
+    # The window starts in another order (insertion), so a re-ranked window must differ from it.
+    monkeypatch.setenv("JUDGELOOP_QUEUE_ORDER", "insertion")
     settings = load_settings()
     experiment_id = connect(settings)
     by_key = demo.seed(settings, experiment_id)
-    foundation = materialize(instance)
-    assert foundation.success
-    session = metadata(foundation, "labeling_session")
-    assert session["queue_order"].startswith("active:") and "one trace per normalized question" in session["queue_order"]
-    assert session["queue_window"] == WINDOW and session["items_added"] == WINDOW == session["items_pending"]
-
+    assert materialize(instance).success
     tagged = traces.tagged_trace_ids(experiment_id)
-    heldout_stream = queue_order.heldout_order([t for t in tagged if split.is_heldout(t, settings.heldout_fraction)])
     queue = labeling.find_queue(settings, experiment_id)
     before = pending_ids(queue.queue_id)
-    first_order = queue_ranking.rank(settings, experiment_id, tagged).order
-    assert set(before) == set(first_order[:WINDOW])
+    assert set(before) == set(tagged[:WINDOW])
 
-    # Experts label the window's first items in the review form (label + item completed, no judgeloop code runs).
-    rating = {trace_id: item.ratings[0].rating for item in demo.items(settings) for key, trace_id in by_key.items() if key == item.key}
-    labelled = first_order[:12]
+    # Experts label nine of the window's items in the review form (label + item completed; no
+    # judgeloop code runs), on both sides of the split so a re-alignment can run.
+    rating = {by_key[item.key]: item.ratings[0].rating for item in demo.items(settings)}
+    heldout = [t for t in before if split.is_heldout(t, settings.heldout_fraction)]
+    aligning = [t for t in before if not split.is_heldout(t, settings.heldout_fraction)]
+    labelled = heldout[:3] + aligning[:6]
+    assert len(labelled) == 9
     for trace_id in labelled:
         labels.log_label(trace_id, settings.judge_name, feedbackqa.to_scale(rating[trace_id], settings), "alice", "form")
         review_queues.set_review_queue_item_status(queue.queue_id, item_id=trace_id, status="complete", completed_by="alice")
     stale = [t for t in before if t not in labelled]
-    assert len(pending_ids(queue.queue_id)) == WINDOW - len(labelled)
 
+    monkeypatch.setenv("JUDGELOOP_QUEUE_ORDER", "active")
     run = materialize(instance, ["aligned_judge"])
     assert run.success
     aligned = metadata(run, "aligned_judge")
     assert aligned["promoted"] is True and judges.promoted_version(experiment_id) == aligned["judge_version"]
+    settings = load_settings()
     new_order = queue_ranking.rank(settings, experiment_id, tagged).order
     after = pending_ids(queue.queue_id)
-    # The window is the new order's top, topped up to its size; items the new order put lower left.
+    # The window is the new order's top, topped up to its size; stale items the new order puts lower left.
     assert set(after) == set(new_order[:WINDOW]) and len(after) == WINDOW
     reranked_out = [t for t in stale if t not in after]
-    assert reranked_out, "the re-ranked window kept every stale item: nothing shows it followed the new order"
-    assert aligned["queue_items_reranked_out"] == len(reranked_out)
-    # Held-out items come in the held-out stream's own order, whatever the new priorities.
-    queued_heldout = [t for t in labelled + new_order[:WINDOW] if split.is_heldout(t, settings.heldout_fraction)]
-    assert queued_heldout == heldout_stream[: len(queued_heldout)]
+    assert reranked_out and aligned["queue_items_reranked_out"] == len(reranked_out)
+    # Held-out items come in the held-out stream's own order (seeded, never by priority).
+    heldout_stream = queue_order.heldout_order([t for t in tagged if split.is_heldout(t, settings.heldout_fraction)])
+    unlabelled_stream = [t for t in heldout_stream if t not in labelled]
+    queued_heldout = [t for t in new_order[:WINDOW] if split.is_heldout(t, settings.heldout_fraction)]
+    assert queued_heldout == unlabelled_stream[: len(queued_heldout)]
 
 
 def test_insertion_order_and_window_zero_queue_every_trace(home, instance, monkeypatch):
@@ -83,7 +84,11 @@ def test_released_labels_land_on_traces_outside_the_window_and_the_window_is_top
     settings = load_settings()
     experiment_id = connect(settings)
     demo.seed(settings, experiment_id)
-    assert materialize(instance).success
+    foundation = materialize(instance)
+    assert foundation.success
+    session = metadata(foundation, "labeling_session")  # the demo's defaults: active order
+    assert session["queue_order"].startswith("active:") and "one trace per normalized question" in session["queue_order"]
+    assert session["queue_window"] == 5 and session["items_added"] == 5 == session["items_pending"]
     queue = labeling.find_queue(settings, experiment_id)
     window = pending_ids(queue.queue_id)
     assert len(window) == 5
