@@ -42,6 +42,9 @@ def test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_or
         labels.log_label(trace_id, settings.judge_name, feedbackqa.to_scale(rating[trace_id], settings), "alice", "form")
         review_queues.set_review_queue_item_status(queue.queue_id, item_id=trace_id, status="complete", completed_by="alice")
     stale = [t for t in before if t not in labelled]
+    # One more is labelled outside the form (MLflow's Traces tab): its item stays "pending" until judgeloop looks.
+    elsewhere = stale.pop()
+    labels.log_label(elsewhere, settings.judge_name, feedbackqa.to_scale(rating[elsewhere], settings), "bob", "traces tab")
 
     monkeypatch.setenv("JUDGELOOP_QUEUE_ORDER", "active")
     run = materialize(instance, ["aligned_judge"])
@@ -55,6 +58,8 @@ def test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_or
     assert set(after) == set(new_order[:WINDOW]) and len(after) == WINDOW
     reranked_out = [t for t in stale if t not in after]
     assert reranked_out and aligned["queue_items_reranked_out"] == len(reranked_out)
+    statuses = {item.item_id: str(getattr(item.status, "value", item.status)) for item in labeling.queue_items(queue.queue_id)}
+    assert statuses[elsewhere] == "complete"  # labelled, so done: not re-ranked out of the queue
     # Held-out items come in the held-out stream's own order (seeded, never by priority).
     heldout_stream = queue_order.heldout_order([t for t in tagged if split.is_heldout(t, settings.heldout_fraction)])
     unlabelled_stream = [t for t in heldout_stream if t not in labelled]

@@ -244,11 +244,13 @@ def fill_window(
     universe = set(trace_ids)
     removed: list[str] = []
     if settings.queue_window == 0:
-        labelled = [t for t in dict.fromkeys(trace_ids) if t not in set(ranking.order)]
+        ordered = set(ranking.order)
+        labelled = [t for t in dict.fromkeys(trace_ids) if t not in ordered]
         wanted = [t for t in ranking.order + labelled if t not in present]
     else:
         pending = [t for t, status in present.items() if status == "pending" and t in universe]
-        fresh = [t for t in ranking.order if t not in present or t in pending]
+        waiting = set(pending)
+        fresh = [t for t in ranking.order if t not in present or t in waiting]
         if rerank:
             top = set(fresh[: settings.queue_window])
             removed = [t for t in pending if t not in top]
@@ -269,4 +271,6 @@ def refresh_window(settings: Settings, experiment_id: str, rerank: bool = False)
     queue = find_queue(settings, experiment_id)
     if queue is None:
         return None
+    # A pending item labelled elsewhere (MLflow's Traces tab) is done, not re-ranked out.
+    complete_labelled_items(settings, experiment_id, top_up=False)
     return fill_window(settings, experiment_id, queue.queue_id, rerank=rerank)
