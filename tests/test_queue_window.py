@@ -22,6 +22,9 @@ def test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_or
     monkeypatch.setenv("JUDGELOOP_GATE_MARGIN", "2.0")  # the aligned judge is promoted
     # The window starts in another order (insertion), so a re-ranked window must differ from it.
     monkeypatch.setenv("JUDGELOOP_QUEUE_ORDER", "insertion")
+    # 100 traces: the active order's top then leaves out some of the insertion window's items
+    # whatever the random trace ids are (all of them ranking on top has odds around 1e-4).
+    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "100")
     settings = load_settings()
     experiment_id = connect(settings)
     by_key = demo.seed(settings, experiment_id)
@@ -31,16 +34,19 @@ def test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_or
     before = pending_ids(queue.queue_id)
     assert set(before) == set(tagged[:WINDOW])
 
-    # Experts label nine of the window's items in the review form (label + item completed; no
-    # judgeloop code runs), on both sides of the split so a re-alignment can run.
+    # Experts label six alignment and up to three held-out items of the window in the review form
+    # (label + item completed; no judgeloop code runs); held-out traces outside the window make up
+    # the three a re-alignment needs (labelled in MLflow's Traces tab).
     rating = {by_key[item.key]: item.ratings[0].rating for item in demo.items(settings)}
-    heldout = [t for t in before if split.is_heldout(t, settings.heldout_fraction)]
-    aligning = [t for t in before if not split.is_heldout(t, settings.heldout_fraction)]
-    labelled = heldout[:3] + aligning[:6]
-    assert len(labelled) == 9
-    for trace_id in labelled:
+    heldout = [t for t in before if split.is_heldout(t, settings.heldout_fraction)][:3]
+    aligning = [t for t in before if not split.is_heldout(t, settings.heldout_fraction)][:6]
+    outside = [t for t in tagged if t not in before and split.is_heldout(t, settings.heldout_fraction)][: 3 - len(heldout)]
+    assert len(aligning) == 6
+    for trace_id in heldout + aligning + outside:
         labels.log_label(trace_id, settings.judge_name, feedbackqa.to_scale(rating[trace_id], settings), "alice", "form")
-        review_queues.set_review_queue_item_status(queue.queue_id, item_id=trace_id, status="complete", completed_by="alice")
+        if trace_id not in outside:
+            review_queues.set_review_queue_item_status(queue.queue_id, item_id=trace_id, status="complete", completed_by="alice")
+    labelled = heldout + aligning + outside
     stale = [t for t in before if t not in labelled]
     # One more is labelled outside the form (MLflow's Traces tab): its item stays "pending" until judgeloop looks.
     elsewhere = stale.pop()
