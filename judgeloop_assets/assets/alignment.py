@@ -75,8 +75,14 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
     context.log.info(f"gate {'passed' if passed else 'FAILED'}: {reason}; judge in use: v{promoted}")
     # The review queue follows the judge now in use: topped up after the labels this run took,
     # its pending window re-ranked when a new judge was promoted.
+    # A queue that cannot be refreshed now is refreshed by the next run: it never fails this one.
     newly_promoted = bool(passed and result.new_version is not None)
-    window = judgeloop.workspace().refresh_queue(experiment_id, rerank=newly_promoted)
+    window, queue_problem = None, None
+    try:
+        window = judgeloop.workspace().refresh_queue(experiment_id, rerank=newly_promoted)
+    except Exception as exc:
+        queue_problem = f"{type(exc).__name__}: {exc}"[:300]
+        context.log.warning(f"review queue not refreshed: {queue_problem}")
 
     metadata = decision_metadata(settings, result, decision, promoted)
     metadata.update(reference_chart(settings, experiment_id, result, promoted))
@@ -102,6 +108,7 @@ def aligned_judge(context: dg.AssetExecutionContext, judgeloop: JudgeloopConfig)
             **{f"llm_{k}": v for k, v in result.llm_calls.items()},
             "judge_scores_reused": result.scores_reused,
             **({"queue_items_added": len(window.added), "queue_items_reranked_out": len(window.removed)} if window else {}),
+            **({"queue_not_refreshed": queue_problem} if queue_problem else {}),
             "mlflow_judges": dg.MetadataValue.url(f"{judgeloop.ui_url(settings)}/#/experiments/{experiment_id}/judges"),
         }
     )
