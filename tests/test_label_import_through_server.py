@@ -1,6 +1,7 @@
-"""`labels import` through a tracking server (as under `judgeloop up`) keeps several labels in
-flight, and still writes every label exactly once, reports progress per batch, and a re-import
-writes nothing."""
+"""`labels import` through a tracking server whose database this shell cannot reach (a team's
+remote server) keeps several labels in flight, and still writes every label exactly once, reports
+progress per batch, and a re-import writes nothing. (Beside `judgeloop up`, whose database is
+known, the labels go into the database instead: tests/test_label_import_export.py.)"""
 
 import threading
 import time
@@ -21,7 +22,9 @@ REVIEWERS = [f"rater-{i}" for i in range(1, 7)]
 @pytest.mark.slow
 def test_labels_go_through_a_server_several_at_a_time_each_once(home, server, tmp_path, monkeypatch):  # noqa: F811
     url, backend = server
+    monkeypatch.delenv("JUDGELOOP_BACKEND_STORE_URI")  # only the server's URL is known here
     settings = load_settings()
+    assert settings.resolved_backend_store_uri is None
     experiment_id = connect(settings)
     items = feedbackqa.load_items(feedbackqa_root(), "WHO", limit=10)
     trace_ids = list(production.seed_traces(experiment_id, items).values())
