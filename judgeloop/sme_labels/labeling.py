@@ -187,7 +187,7 @@ def complete_labelled_items(settings: Settings, experiment_id: str, current: lis
         done += 1
     if done and top_up and settings.queue_window:
         # Completed items leave the pending window: the next traces in the queue's order take their place.
-        fill_window(settings, experiment_id, queue.queue_id)
+        fill_window(settings, experiment_id, queue.queue_id, current=current)
     return done
 
 
@@ -196,8 +196,9 @@ def open_session(settings: Settings, experiment_id: str, trace_ids: list[str], m
     order (``queue_ranking``), each at most once; every trace when the window is 0."""
     schema = ensure_schema(settings, experiment_id)
     queue = ensure_queue(settings, experiment_id, schema.schema_id)
-    complete_labelled_items(settings, experiment_id, top_up=False)
-    change = fill_window(settings, experiment_id, queue.queue_id, trace_ids)
+    current = _current_labels(settings, experiment_id)  # read once: completing items changes no label
+    complete_labelled_items(settings, experiment_id, current, top_up=False)
+    change = fill_window(settings, experiment_id, queue.queue_id, trace_ids, current=current)
     return LabelingReport(
         schema_id=schema.schema_id,
         schema_name=schema.name,
@@ -221,7 +222,8 @@ class WindowChange:
 
 
 def fill_window(
-    settings: Settings, experiment_id: str, queue_id: str, trace_ids: list[str] | None = None, rerank: bool = False
+    settings: Settings, experiment_id: str, queue_id: str, trace_ids: list[str] | None = None, rerank: bool = False,
+    current: list | None = None,
 ) -> WindowChange:
     """Bring the queue's pending items up to ``queue_window``, next in the queue's order.
 
@@ -229,7 +231,8 @@ def fill_window(
     longer among the order's first ``queue_window`` leave the queue and the new top joins, so
     experts see where the judge now in use is likely wrong. Items that are not among
     ``trace_ids`` (default: the tagged traces) are never removed. Window 0: every trace is queued
-    (labelled ones too, completed right away), in the queue's order.
+    (labelled ones too, completed right away), in the queue's order. ``current``: the usable labels,
+    when the caller already read them.
     """
     from mlflow.genai import review_queues
 
@@ -238,7 +241,9 @@ def fill_window(
 
     if trace_ids is None:
         trace_ids = traces.tagged_trace_ids(experiment_id)
-    ranking = queue_ranking.rank(settings, experiment_id, trace_ids)
+    if current is None:
+        current = _current_labels(settings, experiment_id)
+    ranking = queue_ranking.rank(settings, experiment_id, trace_ids, current)
     items = queue_items(queue_id)
     present = {item.item_id: str(getattr(item.status, "value", item.status)).lower() for item in items}
     universe = set(trace_ids)
@@ -262,7 +267,7 @@ def fill_window(
     for start in range(0, len(wanted), 100):
         review_queues.add_items_to_review_queue(queue_id, item_ids=wanted[start : start + 100])
     if settings.queue_window == 0 and wanted:
-        complete_labelled_items(settings, experiment_id, top_up=False)
+        complete_labelled_items(settings, experiment_id, current, top_up=False)
     return WindowChange(added=wanted, removed=removed, rule=ranking.rule)
 
 
@@ -271,6 +276,13 @@ def refresh_window(settings: Settings, experiment_id: str, rerank: bool = False)
     queue = find_queue(settings, experiment_id)
     if queue is None:
         return None
+    current = _current_labels(settings, experiment_id)
     # A pending item labelled elsewhere (MLflow's Traces tab) is done, not re-ranked out.
-    complete_labelled_items(settings, experiment_id, top_up=False)
-    return fill_window(settings, experiment_id, queue.queue_id, rerank=rerank)
+    complete_labelled_items(settings, experiment_id, current, top_up=False)
+    return fill_window(settings, experiment_id, queue.queue_id, rerank=rerank, current=current)
+
+
+def _current_labels(settings: Settings, experiment_id: str) -> list:
+    from judgeloop.sme_labels import labels
+
+    return labels.current_labels(settings, experiment_id)[0]
