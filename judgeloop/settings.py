@@ -274,7 +274,7 @@ def load_settings(**overrides) -> Settings:
     threshold and margin win over the JUDGELOOP_JUDGE_* settings); a file of several is refused
     by name, since the graph aligns one judge per deployment (``judgeloop judges`` lists them).
     """
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = settings_without_judges_file(**overrides)
     if settings.judges_file is None:
         return settings
     from judgeloop.judging import judge_specs
