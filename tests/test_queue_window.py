@@ -13,6 +13,16 @@ from tests.support import materialize, metadata
 WINDOW = 15
 
 
+def demo_foundation(instance, monkeypatch, items: int):
+    """``items`` FeedbackQA traces seeded and the foundation materialized: (settings, experiment id,
+    trace id by item key, the run's result)."""
+    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", str(items))
+    settings = load_settings()
+    experiment_id = connect(settings)
+    by_key = demo.seed(settings, experiment_id)
+    return settings, experiment_id, by_key, materialize(instance)
+
+
 def pending_ids(queue_id: str) -> list[str]:
     return [item.item_id for item in labeling.queue_items(queue_id, status="pending")]
 
@@ -24,11 +34,8 @@ def test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_or
     monkeypatch.setenv("JUDGELOOP_QUEUE_ORDER", "insertion")
     # 100 traces: the active order's top then leaves out some of the insertion window's items
     # whatever the random trace ids are (all of them ranking on top has odds around 1e-4).
-    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "100")
-    settings = load_settings()
-    experiment_id = connect(settings)
-    by_key = demo.seed(settings, experiment_id)
-    assert materialize(instance).success
+    settings, experiment_id, by_key, foundation = demo_foundation(instance, monkeypatch, 100)
+    assert foundation.success
     tagged = traces.tagged_trace_ids(experiment_id)
     queue = labeling.find_queue(settings, experiment_id)
     before = pending_ids(queue.queue_id)
@@ -76,11 +83,7 @@ def test_the_pending_window_reranks_after_a_realignment_and_keeps_the_heldout_or
 def test_insertion_order_and_window_zero_queue_every_trace(home, instance, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_QUEUE_ORDER", "insertion")
     monkeypatch.setenv("JUDGELOOP_QUEUE_WINDOW", "0")
-    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "12")
-    settings = load_settings()
-    experiment_id = connect(settings)
-    demo.seed(settings, experiment_id)
-    result = materialize(instance)
+    settings, experiment_id, _, result = demo_foundation(instance, monkeypatch, 12)
     assert result.success
     session = metadata(result, "labeling_session")
     assert session["queue_order"].startswith("insertion") and session["queue_window"] == 0
@@ -91,11 +94,7 @@ def test_insertion_order_and_window_zero_queue_every_trace(home, instance, monke
 
 def test_released_labels_land_on_traces_outside_the_window_and_the_window_is_topped_up(home, instance, monkeypatch):
     monkeypatch.setenv("JUDGELOOP_QUEUE_WINDOW", "5")
-    monkeypatch.setenv("JUDGELOOP_DEMO_ITEMS", "12")
-    settings = load_settings()
-    experiment_id = connect(settings)
-    demo.seed(settings, experiment_id)
-    foundation = materialize(instance)
+    settings, experiment_id, _, foundation = demo_foundation(instance, monkeypatch, 12)
     assert foundation.success
     session = metadata(foundation, "labeling_session")  # the demo's defaults: active order
     assert session["queue_order"].startswith("active:") and "one trace per normalized question" in session["queue_order"]
